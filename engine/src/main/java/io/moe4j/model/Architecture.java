@@ -1,0 +1,76 @@
+package io.moe4j.model;
+
+import io.moe4j.kernels.ops.Rope;
+
+/**
+ * What distinguishes one decoder architecture from another, as data. The forward pass ({@link Transformer})
+ * reads these switches; optional tensors (biases, sinks, shared experts) are used when the file has them.
+ *
+ * @param name               the value of {@code general.architecture}
+ * @param ropeStyle          which dimensions RoPE pairs up
+ * @param qkNorm             RMSNorm of queries and keys before RoPE
+ * @param gating             how router logits become expert weights
+ * @param normalizeTopK      whether the k selected weights are rescaled to sum to 1 (metadata
+ *                           {@code <arch>.expert_weights_norm} overrides it)
+ * @param activation         the gated activation of every feed-forward block
+ * @param ffnNormTensor      the per-layer tensor that normalises the FFN input
+ * @param slidingWindowPeriod 0: no sliding window; p &gt; 0: layer i uses the window when i % p &lt; p - 1
+ */
+public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gating gating, boolean normalizeTopK,
+                           Activation activation, String ffnNormTensor, int slidingWindowPeriod) {
+
+    public enum QkNorm {
+        NONE,
+        /** one weight vector of head size, applied to every head (Qwen3) */
+        PER_HEAD,
+        /** one weight vector over the whole projection (OLMoE) */
+        WHOLE
+    }
+
+    public enum Gating {
+        /** softmax over all experts, then the top k of the probabilities */
+        SOFTMAX_THEN_TOP_K,
+        /** top k of the logits, then softmax over those k (gpt-oss) */
+        TOP_K_THEN_SOFTMAX
+    }
+
+    public enum Activation {
+        SWIGLU,
+        /** gpt-oss: clamped SwiGLU with alpha 1.702, limit 7 and (up + 1) */
+        SWIGLU_CLAMPED
+    }
+
+    /** The common case: Llama-style blocks with NORM RoPE, softmax routing and renormalised top-k weights. */
+    public static Architecture llamaLike(String name) {
+        return new Architecture(name, Rope.Style.NORM, QkNorm.NONE, Gating.SOFTMAX_THEN_TOP_K, true, Activation.SWIGLU,
+                "ffn_norm", 0);
+    }
+
+    public Architecture withRope(Rope.Style style) {
+        return new Architecture(name, style, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod);
+    }
+
+    public Architecture withQkNorm(QkNorm norm) {
+        return new Architecture(name, ropeStyle, norm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod);
+    }
+
+    public Architecture withGating(Gating g, boolean normalize) {
+        return new Architecture(name, ropeStyle, qkNorm, g, normalize, activation, ffnNormTensor, slidingWindowPeriod);
+    }
+
+    public Architecture withActivation(Activation a) {
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, a, ffnNormTensor, slidingWindowPeriod);
+    }
+
+    public Architecture withFfnNormTensor(String tensor) {
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, tensor, slidingWindowPeriod);
+    }
+
+    public Architecture withSlidingWindowPeriod(int period) {
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, period);
+    }
+
+    public boolean usesSlidingWindow(int layer) {
+        return slidingWindowPeriod > 0 && layer % slidingWindowPeriod < slidingWindowPeriod - 1;
+    }
+}

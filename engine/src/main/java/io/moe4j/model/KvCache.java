@@ -1,0 +1,59 @@
+package io.moe4j.model;
+
+import io.moe4j.kernels.ops.KvBuffer;
+
+/**
+ * Keys and values of one sequence for every layer. Positions [0, length) are filled; the cache grows as tokens are
+ * added, up to {@code capacity} (the context size).
+ */
+public final class KvCache {
+    final KvBuffer[] keys;
+    final KvBuffer[] values;
+    private final int capacity;
+    private final KvBuffer.Type type;
+    private int length;
+
+    public KvCache(ModelConfig cfg, int capacity, KvBuffer.Type type) {
+        if (capacity <= 0) throw new IllegalArgumentException("context size must be positive, got " + capacity);
+        this.capacity = capacity;
+        this.type = type;
+        int n = cfg.blockCount();
+        keys = new KvBuffer[n];
+        values = new KvBuffer[n];
+        for (int i = 0; i < n; i++) {
+            keys[i] = KvBuffer.create(type, cfg.kvDim());
+            values[i] = KvBuffer.create(type, cfg.kvDim());
+        }
+    }
+
+    public int length() {
+        return length;
+    }
+
+    public int capacity() {
+        return capacity;
+    }
+
+    public KvBuffer.Type type() {
+        return type;
+    }
+
+    /** Forgets positions from {@code newLength} on (to reuse a shared prefix, or to start over with 0). */
+    public void truncate(int newLength) {
+        if (newLength < 0 || newLength > length) {
+            throw new IllegalArgumentException("cannot truncate a cache of " + length + " positions to " + newLength);
+        }
+        length = newLength;
+    }
+
+    void advance(int n) {
+        length += n;
+    }
+
+    /** Bytes held by keys and values of all layers. */
+    public long bytes() {
+        long b = 0;
+        for (int i = 0; i < keys.length; i++) b += keys[i].bytes() + values[i].bytes();
+        return b;
+    }
+}

@@ -1,0 +1,87 @@
+package io.moe4j.model;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moe4j.SharedData;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/** One case of ../shared/golden/manifest.json with its files, as the acceptance rules of the golden README use it. */
+record GoldenCase(String id, JsonNode json, Path golden) {
+
+    static List<GoldenCase> all() {
+        Path golden = SharedData.golden();
+        try {
+            JsonNode manifest = new ObjectMapper().readTree(golden.resolve("manifest.json").toFile());
+            List<GoldenCase> cases = new ArrayList<>();
+            for (JsonNode c : manifest.get("cases")) cases.add(new GoldenCase(c.get("id").asText(), c, golden));
+            return cases;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    static GoldenCase byId(String id) {
+        return all().stream().filter(c -> c.id.equals(id)).findFirst().orElseThrow();
+    }
+
+    Path modelPath() {
+        return golden.resolve(json.get("model_file").asText()).normalize();
+    }
+
+    int[] promptTokens() {
+        return ints(json.get("prompt_token_ids"));
+    }
+
+    int[] positions() {
+        return ints(json.get("positions"));
+    }
+
+    int vocab() {
+        return json.get("n_vocab").asInt();
+    }
+
+    float[] floats(String field) {
+        return readFloats(golden.resolve(json.get(field).asText()));
+    }
+
+    double number(String field) {
+        return json.get(field).asDouble();
+    }
+
+    /** L = max(1, max|logit| / 5) of the golden README. */
+    double logitScale() {
+        float max = 0;
+        for (float f : floats("logits_file_kv_f32")) max = Math.max(max, Math.abs(f));
+        return Math.max(1.0, max / 5.0);
+    }
+
+    static int[] ints(JsonNode arr) {
+        int[] r = new int[arr.size()];
+        for (int i = 0; i < r.length; i++) r[i] = arr.get(i).asInt();
+        return r;
+    }
+
+    static float[] readFloats(Path p) {
+        try {
+            byte[] b = Files.readAllBytes(p);
+            float[] f = new float[b.length / 4];
+            ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+            return f;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return id;
+    }
+}

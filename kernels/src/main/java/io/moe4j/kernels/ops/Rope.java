@@ -1,0 +1,86 @@
+package io.moe4j.kernels.ops;
+
+/**
+ * Rotary position embedding over the first {@code nRot} dimensions of each head, with llama.cpp's semantics:
+ * NORM rotates adjacent pairs (2i, 2i+1), NEOX rotates (i, i + nRot/2). Frequencies may be scaled linearly or by
+ * YaRN (ramp between interpolated and extrapolated frequencies, magnitude corrected by 1 + 0.1 ln(factor)).
+ */
+public final class Rope {
+    public enum Style { NORM, NEOX }
+
+    public enum Scaling { NONE, LINEAR, YARN }
+
+    private final Style style;
+    private final int nRot;
+    /** Per pair i: the frequency used at position 1, already blended for YaRN. */
+    private final double[] freq;
+    private final float mscale;
+
+    /**
+     * @param factor      context extension factor (ignored for NONE)
+     * @param originalCtx the context the model was trained with (YaRN only)
+     */
+    public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx) {
+        this(style, nRot, base, scaling, factor, originalCtx, 32.0, 1.0, 1.0);
+    }
+
+    public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx,
+                double betaFast, double betaSlow, double attnFactor) {
+        if (nRot <= 0 || nRot % 2 != 0) throw new IllegalArgumentException("rope dimension must be even and positive: " + nRot);
+        this.style = style;
+        this.nRot = nRot;
+        int half = nRot / 2;
+        this.freq = new double[half];
+        double freqScale = scaling == Scaling.NONE ? 1.0 : 1.0 / factor;
+        double lo = 0, hi = 0;
+        if (scaling == Scaling.YARN) {
+            lo = Math.max(0, Math.floor(yarnCorrDim(nRot, originalCtx, betaFast, base)));
+            hi = Math.min(nRot - 1, Math.ceil(yarnCorrDim(nRot, originalCtx, betaSlow, base)));
+        }
+        for (int i = 0; i < half; i++) {
+            double extrap = Math.pow(base, -2.0 * i / nRot);
+            double interp = freqScale * extrap;
+            freq[i] = switch (scaling) {
+                case NONE -> extrap;
+                case LINEAR -> interp;
+                case YARN -> {
+                    double y = (i - lo) / Math.max(0.001, hi - lo);
+                    double ramp = 1.0 - Math.min(1.0, Math.max(0.0, y));
+                    yield interp * (1 - ramp) + extrap * ramp;
+                }
+            };
+        }
+        this.mscale = (float) (scaling == Scaling.YARN ? attnFactor * (1.0 + 0.1 * Math.log(factor)) : attnFactor);
+    }
+
+    private static double yarnCorrDim(int nRot, int originalCtx, double beta, double base) {
+        return nRot * Math.log(originalCtx / (beta * 2 * Math.PI)) / (2 * Math.log(base));
+    }
+
+    /**
+     * Rotates {@code nHeads} heads of {@code headDim} floats starting at {@code off} for position {@code pos}.
+     * {@code cos}/{@code sin} are caller-owned scratch arrays of at least nRot/2 floats.
+     */
+    public void apply(float[] x, int off, int nHeads, int headDim, int pos, float[] cos, float[] sin) {
+        int half = nRot / 2;
+        for (int i = 0; i < half; i++) {
+            double theta = pos * freq[i];
+            cos[i] = (float) Math.cos(theta) * mscale;
+            sin[i] = (float) Math.sin(theta) * mscale;
+        }
+        for (int h = 0; h < nHeads; h++) {
+            int b = off + h * headDim;
+            for (int i = 0; i < half; i++) {
+                int i0 = style == Style.NORM ? b + 2 * i : b + i;
+                int i1 = style == Style.NORM ? i0 + 1 : i0 + half;
+                float x0 = x[i0], x1 = x[i1];
+                x[i0] = x0 * cos[i] - x1 * sin[i];
+                x[i1] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+
+    public int nRot() {
+        return nRot;
+    }
+}
