@@ -102,7 +102,7 @@ public final class GgufFile implements AutoCloseable {
 
         this.alignment = metadata.has("general.alignment") ? metadata.getLong("general.alignment") : DEFAULT_ALIGNMENT;
         if (alignment <= 0 || alignment > (1 << 20) || Long.bitCount(alignment) != 1) {
-            throw new ModelFormatException(name + ": general.alignment = " + alignment + " is not a power of two between 1 and 2^20");
+            throw new ModelFormatException(name + ": general.alignment = " + alignment + " is invalid: it must be a power of two from 1 to 2^20");
         }
 
         List<long[]> pending = new ArrayList<>(); // {offset, nDims, dims..., type}
@@ -123,7 +123,8 @@ public final class GgufFile implements AutoCloseable {
                 long dimAt = pos;
                 long dim = readI64("dimension " + d + " of tensor '" + tname + "'");
                 if (dim <= 0 || dim > MAX_ELEMENTS) {
-                    throw error(dimAt, "tensor '" + tname + "' dimension " + d + " is " + Long.toUnsignedString(dim) + ", expected 1 to 2^50");
+                    throw error(dimAt, "tensor '" + tname + "' dimension " + d + " is " + Long.toUnsignedString(dim)
+                            + (dim < 0 ? " (" + dim + " as a signed number)" : "") + ", expected 1 to 2^50");
                 }
                 elements = multiplyChecked(elements, dim, tname, dimAt);
                 rec[2 + d] = dim;
