@@ -34,11 +34,11 @@ class GgufWriterTest {
     Path dir;
 
     private static GgufValue v(GgufValueType t, Object value) {
-        return new GgufValue(t, null, value);
+        return GgufValue.scalar(t, value);
     }
 
     private static GgufValue arr(GgufValueType et, Object values) {
-        return new GgufValue(GgufValueType.ARRAY, et, values);
+        return GgufValue.array(et, values);
     }
 
     private static Map<String, GgufValue> arch() {
