@@ -15,6 +15,8 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Comparator;
+import java.util.HashMap;
+import java.util.TreeMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -33,6 +35,12 @@ public final class GgufFile implements AutoCloseable {
     static final int MAX_NESTING = 4;
     /** Tensor element counts beyond this are absurd for any model (2^50 elements). */
     static final long MAX_ELEMENTS = 1L << 50;
+    /** Sanity limits that keep a corrupt count or length from allocating gigabytes of heap before it is found out. */
+    static final long MAX_TENSORS = 1L << 20;
+    static final long MAX_KEYS = 1L << 20;
+    static final long MAX_ARRAY_LENGTH = 1L << 26;
+    static final long MAX_STRING_BYTES = 1L << 26;
+    static final long MAX_NAME_BYTES = 1L << 16;
 
     private static final ValueLayout.OfInt I32 = ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -57,6 +65,8 @@ public final class GgufFile implements AutoCloseable {
         this.arena = arena;
         this.file = file;
 
+        if (file.byteSize() == 0) throw error(0, "empty file (0 bytes), not a GGUF file");
+        if (file.byteSize() < 4) throw error(0, "truncated: " + file.byteSize() + " bytes, too short for the GGUF magic");
         int magic = readI32("magic");
         if (magic != MAGIC) {
             throw error(0, String.format("not a GGUF file: magic is 0x%08X, expected 0x%08X (\"GGUF\")", magic, MAGIC));
@@ -69,31 +79,39 @@ public final class GgufFile implements AutoCloseable {
             throw error(4, "unsupported GGUF version " + Integer.toUnsignedString(v) + " (supported: 2, 3)");
         }
         this.version = v;
-        long tensorCount = readCount("tensor count", 8 + 4 + 8 + 4 + 8);
-        long kvCount = readCount("metadata key/value count", 8 + 4 + 1);
+        // Only checked against sanity limits here (nothing is allocated by count): a truncation is reported more
+        // precisely where it is met.
+        long tensorCount = readCount("tensor count", 1, MAX_TENSORS);
+        long kvCount = readCount("metadata key/value count", 1, MAX_KEYS);
 
         Map<String, GgufValue> kv = new LinkedHashMap<>();
+        String prevKey = null;
         for (long i = 0; i < kvCount; i++) {
             long at = pos;
-            String key = readString("metadata key #" + i);
+            String key = readString("metadata key #" + i + (prevKey == null ? "" : " (after '" + prevKey + "')"), MAX_NAME_BYTES);
             if (key.isEmpty()) throw error(at, "metadata key #" + i + " is empty");
+            prevKey = key;
             long typeAt = pos;
-            GgufValueType type = GgufValueType.byId(Integer.toUnsignedLong(readI32("type of '" + key + "'")));
-            if (type == null) throw error(typeAt, "metadata key '" + key + "' has unknown value type " + file.get(I32, typeAt));
+            GgufValueType type = GgufValueType.byId(Integer.toUnsignedLong(readI32("value type of metadata key '" + key + "'")));
+            if (type == null) {
+                throw error(typeAt, "metadata key '" + key + "' has unknown value type " + Integer.toUnsignedString(file.get(I32, typeAt)));
+            }
             if (kv.put(key, readValue(type, key, 0)) != null) throw error(at, "duplicate metadata key '" + key + "'");
         }
         this.metadata = new GgufMetadata(name, kv);
 
         this.alignment = metadata.has("general.alignment") ? metadata.getLong("general.alignment") : DEFAULT_ALIGNMENT;
         if (alignment <= 0 || alignment > (1 << 20) || Long.bitCount(alignment) != 1) {
-            throw new ModelFormatException(name + ": general.alignment = " + alignment + " is not a power of two between 1 and 2^20");
+            throw new ModelFormatException(name + ": general.alignment = " + alignment + " is invalid: it must be a power of two from 1 to 2^20");
         }
 
         List<long[]> pending = new ArrayList<>(); // {offset, nDims, dims..., type}
         List<String> names = new ArrayList<>();
+        Map<String, Integer> seen = new HashMap<>();
         for (long i = 0; i < tensorCount; i++) {
             long at = pos;
-            String tname = readString("name of tensor #" + i);
+            String tname = readString("name of tensor #" + i, MAX_NAME_BYTES);
+            if (tname.isEmpty()) throw error(at, "the name of tensor #" + i + " is empty");
             int nDims = readI32("dimension count of tensor '" + tname + "'");
             if (nDims < 1 || nDims > MAX_DIMS) {
                 throw error(at, "tensor '" + tname + "' has " + Integer.toUnsignedString(nDims) + " dimensions, expected 1 to " + MAX_DIMS);
@@ -105,7 +123,8 @@ public final class GgufFile implements AutoCloseable {
                 long dimAt = pos;
                 long dim = readI64("dimension " + d + " of tensor '" + tname + "'");
                 if (dim <= 0 || dim > MAX_ELEMENTS) {
-                    throw error(dimAt, "tensor '" + tname + "' dimension " + d + " is " + Long.toUnsignedString(dim) + ", expected 1 to 2^50");
+                    throw error(dimAt, "tensor '" + tname + "' dimension " + d + " is " + Long.toUnsignedString(dim)
+                            + (dim < 0 ? " (" + dim + " as a signed number)" : "") + ", expected 1 to 2^50");
                 }
                 elements = multiplyChecked(elements, dim, tname, dimAt);
                 rec[2 + d] = dim;
@@ -120,6 +139,8 @@ public final class GgufFile implements AutoCloseable {
                         + ", not a multiple of the block size " + type.blockSize);
             }
             rec[0] = readI64("data offset of tensor '" + tname + "'");
+            Integer first = seen.putIfAbsent(tname, (int) i);
+            if (first != null) throw error(at, "duplicate tensor name '" + tname + "' (tensors #" + first + " and #" + i + ")");
             names.add(tname);
             pending.add(rec);
         }
@@ -140,19 +161,22 @@ public final class GgufFile implements AutoCloseable {
             for (long d : dims) elements *= d;
             long size = type.bytesFor(elements);
             long offset = rec[0];
-            if (offset < 0 || offset % alignment != 0) {
+            if (offset < 0 || offset > file.byteSize() - dataStart) {
                 throw new ModelFormatException(name + ": tensor '" + tname + "' data offset " + Long.toUnsignedString(offset)
+                        + " is past the end of the file (tensor data starts at byte " + dataStart + ", the file has "
+                        + file.byteSize() + " bytes): the file is truncated or the offset is wrong");
+            }
+            if (offset % alignment != 0) {
+                throw new ModelFormatException(name + ": tensor '" + tname + "' data offset " + offset
                         + " is not a multiple of the alignment " + alignment);
             }
             long end = dataStart + offset + size;
-            if (offset > file.byteSize() || end > file.byteSize() || end < 0) {
+            if (end > file.byteSize()) {
                 throw new ModelFormatException(name + ": tensor '" + tname + "' (" + type + ", " + size + " bytes at data offset "
                         + offset + ") ends at byte " + end + ", past the end of the file (" + file.byteSize()
                         + " bytes): the file is truncated or the offset is wrong");
             }
-            if (!type.supported) {
-                // Listed, not rejected: inspect can still show such a file. Kernels refuse it when it is used.
-            }
+            // Types without kernels (!type.supported) are listed, not rejected: inspect can still show such a file.
             GgufTensor t = new GgufTensor(tname, dims, type, offset, size, file.asSlice(dataStart + offset, size));
             if (byName.put(tname, t) != null) throw new ModelFormatException(name + ": duplicate tensor name '" + tname + "'");
         }
@@ -207,6 +231,40 @@ public final class GgufFile implements AutoCloseable {
         return file.byteSize();
     }
 
+    /** The whole file's read-only mapping; every tensor's {@code data()} is a slice of it. */
+    public MemorySegment mapping() {
+        return file;
+    }
+
+    /**
+     * A one-line summary for logs and error messages, e.g. {@code model.gguf: GGUF v3, 26 metadata keys, 23 tensors
+     * (F32 x 7, Q8_0 x 16), 2.2 MiB of tensor data, alignment 32}.
+     */
+    public String describe() {
+        Map<GgmlType, Integer> byType = new TreeMap<>();
+        long bytes = 0;
+        for (GgufTensor t : tensors.values()) {
+            byType.merge(t.type(), 1, Integer::sum);
+            bytes += t.byteSize();
+        }
+        StringBuilder sb = new StringBuilder();
+        sb.append(path.getFileName()).append(": GGUF v").append(version).append(", ").append(metadata.keys().size())
+                .append(" metadata keys, ").append(tensors.size()).append(" tensors");
+        if (!byType.isEmpty()) {
+            sb.append(" (");
+            boolean firstType = true;
+            for (Map.Entry<GgmlType, Integer> e : byType.entrySet()) {
+                if (!firstType) sb.append(", ");
+                sb.append(e.getKey()).append(" x ").append(e.getValue());
+                firstType = false;
+            }
+            sb.append(')');
+        }
+        sb.append(", ").append(String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / 1048576.0)).append(" of tensor data, alignment ")
+                .append(alignment);
+        return sb.toString();
+    }
+
     public GgufTensor tensor(String tensorName) {
         return tensors.get(tensorName);
     }
@@ -229,8 +287,8 @@ public final class GgufFile implements AutoCloseable {
     }
 
     private void need(long n, String what) {
-        if (n < 0 || pos + n > file.byteSize()) {
-            throw error(pos, "truncated: reading " + what + " needs " + n + " bytes, only " + (file.byteSize() - pos) + " left");
+        if (n > file.byteSize() - pos) {
+            throw error(pos, "truncated: " + what + " needs " + n + " bytes, only " + (file.byteSize() - pos) + " are left");
         }
     }
 
@@ -248,23 +306,34 @@ public final class GgufFile implements AutoCloseable {
         return v;
     }
 
-    /** A u64 count, rejected when even the smallest encoding of that many items cannot fit in the bytes left. */
-    private long readCount(String what, long minItemBytes) {
+    /**
+     * A u64 count of items taking at least {@code minItemBytes} each: absurd (corrupt) when negative or over
+     * {@code max}, truncated when the bytes left cannot hold that many items.
+     */
+    private long readCount(String what, long minItemBytes, long max) {
         long at = pos;
         long n = readI64(what);
         long left = file.byteSize() - pos;
-        if (n < 0 || n > left / minItemBytes) {
-            throw error(at, what + " " + Long.toUnsignedString(n) + " is absurd: the " + left + " bytes left hold at most " + left / minItemBytes);
+        if (n < 0 || n > max) {
+            throw error(at, what + " is " + Long.toUnsignedString(n) + ", which is absurd (the limit is " + max + ")");
+        }
+        if (n > left / minItemBytes) {
+            throw error(at, what + " is " + n + ", more than the " + left + " bytes left can hold (at most "
+                    + left / minItemBytes + "): the file is truncated or the count is corrupt");
         }
         return n;
     }
 
-    private String readString(String what) {
+    /** A string: its length is absurd when negative or over {@code max}, truncated when past the end of the file. */
+    private String readString(String what, long max) {
         long at = pos;
         long len = readI64("length of " + what);
         long left = file.byteSize() - pos;
-        if (len < 0 || len > left || len > Integer.MAX_VALUE - 8) {
-            throw error(at, "length of " + what + " is " + Long.toUnsignedString(len) + " bytes, but only " + left + " bytes are left");
+        if (len < 0 || len > max) {
+            throw error(at, "length of " + what + " is " + Long.toUnsignedString(len) + " bytes, which is absurd (the limit is " + max + ")");
+        }
+        if (len > left) {
+            throw error(at, what + " is " + len + " bytes long, only " + left + " bytes are left: the file is truncated or the length is corrupt");
         }
         byte[] bytes = file.asSlice(pos, len).toArray(ValueLayout.JAVA_BYTE);
         pos += len;
@@ -272,70 +341,88 @@ public final class GgufFile implements AutoCloseable {
     }
 
     private GgufValue readValue(GgufValueType type, String key, int depth) {
+        String what = "value of '" + key + "'";
         return switch (type) {
-            case UINT8 -> { need(1, key); yield new GgufValue(type, null, (long) (file.get(ValueLayout.JAVA_BYTE, pos++) & 0xFF)); }
-            case INT8 -> { need(1, key); yield new GgufValue(type, null, (long) file.get(ValueLayout.JAVA_BYTE, pos++)); }
-            case UINT16 -> { need(2, key); long v = file.get(I16, pos) & 0xFFFF; pos += 2; yield new GgufValue(type, null, v); }
-            case INT16 -> { need(2, key); long v = file.get(I16, pos); pos += 2; yield new GgufValue(type, null, v); }
-            case UINT32 -> new GgufValue(type, null, Integer.toUnsignedLong(readI32(key)));
-            case INT32 -> new GgufValue(type, null, (long) readI32(key));
-            case UINT64, INT64 -> new GgufValue(type, null, readI64(key));
-            case FLOAT32 -> { need(4, key); float v = file.get(F32, pos); pos += 4; yield new GgufValue(type, null, v); }
-            case FLOAT64 -> { need(8, key); double v = file.get(F64, pos); pos += 8; yield new GgufValue(type, null, v); }
-            case BOOL -> {
-                need(1, key);
-                byte b = file.get(ValueLayout.JAVA_BYTE, pos);
-                if (b != 0 && b != 1) throw error(pos, "metadata key '" + key + "' has BOOL value " + b + ", expected 0 or 1");
-                pos++;
-                yield new GgufValue(type, null, b == 1);
-            }
-            case STRING -> new GgufValue(type, null, readString("value of '" + key + "'"));
             case ARRAY -> readArray(key, depth);
+            case STRING -> new GgufValue(type, null, readString(what, MAX_STRING_BYTES));
+            case FLOAT32 -> { need(4, what); float v = file.get(F32, pos); pos += 4; yield new GgufValue(type, null, v); }
+            case FLOAT64 -> { need(8, what); double v = file.get(F64, pos); pos += 8; yield new GgufValue(type, null, v); }
+            case BOOL -> new GgufValue(type, null, readBool(key, what));
+            default -> new GgufValue(type, null, readInteger(type, what));
         };
+    }
+
+    /** An integer value as a long: signed types sign-extended, unsigned ones zero-extended (u64: its bit pattern). */
+    private long readInteger(GgufValueType type, String what) {
+        need(type.minBytes, what);
+        long v = switch (type) {
+            case UINT8 -> file.get(ValueLayout.JAVA_BYTE, pos) & 0xFFL;
+            case INT8 -> file.get(ValueLayout.JAVA_BYTE, pos);
+            case UINT16 -> file.get(I16, pos) & 0xFFFFL;
+            case INT16 -> file.get(I16, pos);
+            case UINT32 -> file.get(I32, pos) & 0xFFFF_FFFFL;
+            case INT32 -> file.get(I32, pos);
+            case UINT64, INT64 -> file.get(I64, pos);
+            default -> throw new IllegalStateException(type.toString());
+        };
+        pos += type.minBytes;
+        return v;
+    }
+
+    private boolean readBool(String key, String what) {
+        need(1, what);
+        byte b = file.get(ValueLayout.JAVA_BYTE, pos);
+        if (b != 0 && b != 1) throw error(pos, "metadata key '" + key + "' has BOOL value " + b + ", expected 0 or 1");
+        pos++;
+        return b == 1;
     }
 
     private GgufValue readArray(String key, int depth) {
         if (depth >= MAX_NESTING) throw error(pos, "metadata key '" + key + "' nests arrays deeper than " + MAX_NESTING);
         long typeAt = pos;
-        GgufValueType et = GgufValueType.byId(Integer.toUnsignedLong(readI32("array type of '" + key + "'")));
-        if (et == null) throw error(typeAt, "metadata key '" + key + "' is an array of unknown value type " + file.get(I32, typeAt));
-        int n = (int) readCount("element count of '" + key + "'", et.minBytes);
+        GgufValueType et = GgufValueType.byId(Integer.toUnsignedLong(readI32("element type of array '" + key + "'")));
+        if (et == null) {
+            throw error(typeAt, "metadata key '" + key + "' is an array of unknown value type " + Integer.toUnsignedString(file.get(I32, typeAt)));
+        }
+        int n = (int) readCount("element count of array '" + key + "'", et.minBytes, MAX_ARRAY_LENGTH);
+        String what = "array '" + key + "' (" + n + " x " + et + ")";
         Object values = switch (et) {
             case UINT8, INT8, UINT16, INT16, UINT32, INT32 -> {
                 int[] a = new int[n];
-                for (int i = 0; i < n; i++) a[i] = (int) (long) (Long) readValue(et, key, depth).value();
+                for (int i = 0; i < n; i++) a[i] = (int) readInteger(et, what);
                 yield a;
             }
             case UINT64, INT64 -> {
-                long[] a = new long[n];
-                for (int i = 0; i < n; i++) a[i] = readI64(key);
+                need(8L * n, what);
+                long[] a = file.asSlice(pos, 8L * n).toArray(I64);
+                pos += 8L * n;
                 yield a;
             }
             case FLOAT32 -> {
-                need(4L * n, key);
+                need(4L * n, what);
                 float[] a = file.asSlice(pos, 4L * n).toArray(F32);
                 pos += 4L * n;
                 yield a;
             }
             case FLOAT64 -> {
-                need(8L * n, key);
+                need(8L * n, what);
                 double[] a = file.asSlice(pos, 8L * n).toArray(F64);
                 pos += 8L * n;
                 yield a;
             }
             case BOOL -> {
                 boolean[] a = new boolean[n];
-                for (int i = 0; i < n; i++) a[i] = (Boolean) readValue(et, key, depth).value();
+                for (int i = 0; i < n; i++) a[i] = readBool(key + "[" + i + "]", what);
                 yield a;
             }
             case STRING -> {
                 String[] a = new String[n];
-                for (int i = 0; i < n; i++) a[i] = readString("element " + i + " of '" + key + "'");
+                for (int i = 0; i < n; i++) a[i] = readString("element " + i + " of " + what, MAX_STRING_BYTES);
                 yield a;
             }
             case ARRAY -> {
                 GgufValue[] a = new GgufValue[n];
-                for (int i = 0; i < n; i++) a[i] = readArray(key, depth + 1);
+                for (int i = 0; i < n; i++) a[i] = readArray(key + "[" + i + "]", depth + 1);
                 yield a;
             }
         };

@@ -36,6 +36,20 @@ public record GgufValue(GgufValueType type, GgufValueType elementType, Object va
         return new GgufValue(GgufValueType.ARRAY, GgufValueType.INT32, v);
     }
 
+    /** A scalar of any non-array type, e.g. {@code GgufValue.scalar(GgufValueType.UINT64, 1L << 40)}. */
+    public static GgufValue scalar(GgufValueType type, Object value) {
+        if (type == GgufValueType.ARRAY) throw new ModelFormatException("GgufValue.scalar: use GgufValue.array for ARRAY values");
+        return new GgufValue(type, null, value);
+    }
+
+    /**
+     * An array, e.g. {@code GgufValue.array(GgufValueType.UINT8, new int[] {...})}; the Java array is the one
+     * documented above for that element type (GgufValue[] of ARRAY values for nested arrays).
+     */
+    public static GgufValue array(GgufValueType elementType, Object values) {
+        return new GgufValue(GgufValueType.ARRAY, elementType, values);
+    }
+
     public int arrayLength() {
         return switch (value) {
             case int[] a -> a.length;
