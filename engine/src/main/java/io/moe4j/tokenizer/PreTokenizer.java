@@ -47,8 +47,9 @@ final class PreTokenizer {
         STARCODER("\\p{N}", GPT2_RE),
         FALCON("[\\p{P}\\$\\+<=>\\^~\\|`]+", GPT2_RE, "[0-9][0-9][0-9]"),
         DEEPSEEK_CODER("[\r\n]", "\\s?\\p{L}+", "\\s?\\p{P}+", "[一-龥ࠀ-一가-퟿]+", "\\p{N}"),
+        // (code points that Unicode normalization folds into others, e.g. U+1F7D, are written as unicode escapes)
         DEEPSEEK_LLM("[\r\n]",
-                "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
+                "\\s?[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\u1F7Dᾀ-ᾴᾶ-ᾼ\u1FBEῂ-ῄῆ-ῌῐ-\u1FD3ῖ-\u1FDBῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\u2126ℨ\u212A-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]+",
                 "\\s?[!-/:-~！-／：-～‘-‟　-。]+",
                 "\\s+$",
                 "[一-龥ࠀ-一가-퟿]+",
@@ -134,8 +135,13 @@ final class PreTokenizer {
 
     static synchronized PreTokenizer of(Type type) {
         PreTokenizer p = INSTANCES[type.ordinal()];
-        if (p == null) INSTANCES[type.ordinal()] = p = new PreTokenizer(type);
+        if (p == null) INSTANCES[type.ordinal()] = p = new PreTokenizer(type, type.regexes, true);
         return p;
+    }
+
+    /** A splitter for any llama.cpp regex list; {@code allowCustom = false} runs even the GPT-2/LLaMA-3 regexes as regexes. */
+    static PreTokenizer ofRegexes(List<String> regexes, boolean allowCustom) {
+        return new PreTokenizer(null, regexes, allowCustom);
     }
 
     private enum Kind { GPT2_CUSTOM, LLAMA3_CUSTOM, COLLAPSED, PLAIN }
@@ -148,15 +154,15 @@ final class PreTokenizer {
     private final boolean needsCollapsed;
     private final boolean needsPlain;
 
-    private PreTokenizer(Type type) {
+    private PreTokenizer(Type type, List<String> regexes, boolean allowCustom) {
         this.type = type;
         List<Step> s = new ArrayList<>();
         boolean collapsed = false;
         boolean plain = false;
-        for (String re : type.regexes) {
-            if (re.equals(GPT2_RE)) {
+        for (String re : regexes) {
+            if (allowCustom && re.equals(GPT2_RE)) {
                 s.add(new Step(Kind.GPT2_CUSTOM, null));
-            } else if (re.equals(LLAMA3_RE) || re.equals(LLAMA3_RE_ORIGINAL)) {
+            } else if (allowCustom && (re.equals(LLAMA3_RE) || re.equals(LLAMA3_RE_ORIGINAL))) {
                 s.add(new Step(Kind.LLAMA3_CUSTOM, null));
             } else if (usesCategories(re)) {
                 s.add(new Step(Kind.COLLAPSED, Pattern.compile(collapseRegex(re))));

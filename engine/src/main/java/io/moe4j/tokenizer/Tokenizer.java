@@ -523,7 +523,7 @@ public abstract sealed class Tokenizer permits SpmTokenizer, BpeTokenizer {
 
     abstract void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out);
 
-    /** How a NORMAL token renders (its text decoded). */
+    /** How a NORMAL token renders (its text decoded). Called from this class's constructor: no instance state. */
     abstract byte[] normalPiece(String text);
 
     final void checkId(int id) {
