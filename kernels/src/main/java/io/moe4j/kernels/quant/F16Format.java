@@ -54,9 +54,10 @@ final class F16Format implements BlockFormat, BlockQuantizer {
      * 8 halves at {@code off} as floats, exactly. The Vector API has no half-to-float conversion, so this is the
      * bit trick: the half's exponent and mantissa shifted into a float's place make a float 2^112 too small
      * (the bias difference), also for half subnormals, so one exact multiply fixes it. Infinity and NaN (half
-     * exponent 31) need the float exponent all ones instead; the sign bit is put back last.
+     * exponent 31) need the float exponent all ones instead; the sign bit is put back last. (A signalling NaN
+     * keeps its payload as is, where Float.float16ToFloat would set the quiet bit: a NaN either way.)
      */
-    private static FloatVector toFloats(MemorySegment src, long off) {
+    static FloatVector toFloats(MemorySegment src, long off) {
         IntVector h = (IntVector) ShortVector.fromMemorySegment(S128, src, off, LE).convertShape(S2I, I256, 0);
         IntVector mag = h.and(0x7fff);
         IntVector shifted = mag.lanewise(LSHL, 13);
