@@ -13,7 +13,6 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.S128;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.EQ;
 import static jdk.incubator.vector.VectorOperators.LSHL;
@@ -46,7 +45,7 @@ final class F16Format implements BlockFormat, BlockQuantizer {
             a0 = toFloats(src, offset + 2L * i).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
             a1 = toFloats(src, offset + 2L * i + 16).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
         }
-        float s = a0.add(a1).reduceLanes(ADD);
+        float s = QuantSupport.sumLanes(a0.add(a1));
         for (; i < n; i++) s += Float.float16ToFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
         return s;
     }

@@ -10,7 +10,6 @@ import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
@@ -81,7 +80,7 @@ final class MXFP4Format implements BlockFormat, BlockQuantizer {
             s1 = widen(hi, 1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
             acc = s0.add(s1).fma(FloatVector.broadcast(F256, scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF)), acc);
         }
-        return acc.reduceLanes(ADD);
+        return QuantSupport.sumLanes(acc);
     }
 
     private static FloatVector widen(ByteVector v, int part) {

@@ -15,7 +15,6 @@ import static io.moe4j.kernels.quant.QuantSupport.LE_LONG;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
@@ -136,7 +135,7 @@ final class Q4_KFormat implements BlockFormat, BlockQuantizer {
                 accM = sx.fma(FloatVector.broadcast(F256, dmin * (sm >>> 8)), accM);
             }
         }
-        return accQ.sub(accM).reduceLanes(ADD);
+        return QuantSupport.sumLanes(accQ.sub(accM));
     }
 
     /** 8 unpacked nibbles as floats. */

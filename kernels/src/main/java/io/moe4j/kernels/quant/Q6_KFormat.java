@@ -14,7 +14,6 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
@@ -112,7 +111,7 @@ final class Q6_KFormat implements BlockFormat, BlockQuantizer {
                 acc = s.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, p + SCALES + g)), acc);
             }
         }
-        return acc.reduceLanes(ADD);
+        return QuantSupport.sumLanes(acc);
     }
 
     /**

@@ -48,6 +48,14 @@ final class QuantSupport {
             && !Boolean.getBoolean("moe4j.kernels.scalar");
 
     /** The high nibble of every byte (0..15): a 16-bit shift, masked, where a byte shift costs several instructions. */
+    /**
+     * The sum of the 8 lanes in one fixed order. {@code reduceLanes(ADD)} may add lanes in a different order in
+     * the interpreter than in JIT-compiled code, which would make a token's logits depend on when it ran.
+     */
+    static float sumLanes(FloatVector v) {
+        return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+    }
+
     static ByteVector highNibbles(ByteVector v) {
         return v.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F);
     }
