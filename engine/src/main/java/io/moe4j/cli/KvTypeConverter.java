@@ -4,7 +4,7 @@ import io.moe4j.kernels.ops.KvBuffer;
 import picocli.CommandLine;
 
 /** Parses {@code f32} / {@code f16} for {@code --kv-type}. */
-final class KvTypeConverter implements CommandLine.ITypeConverter<KvBuffer.Type> {
+public final class KvTypeConverter implements CommandLine.ITypeConverter<KvBuffer.Type> {
     @Override
     public KvBuffer.Type convert(String value) {
         return switch (value.toLowerCase()) {

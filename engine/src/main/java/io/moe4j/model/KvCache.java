@@ -46,6 +46,25 @@ public final class KvCache {
         length = newLength;
     }
 
+    /**
+     * For benchmarks: appends {@code n} positions of random keys and values (as if {@code n} tokens had been
+     * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt.
+     */
+    public void appendRandom(int n, long seed) {
+        if (length + n > capacity) throw new ContextOverflowException(length, n, capacity);
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        float[] row = new float[keys[0].width()];
+        for (int l = 0; l < keys.length; l++) {
+            for (int p = length; p < length + n; p++) {
+                for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian();
+                keys[l].write(p, row, 0);
+                for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian();
+                values[l].write(p, row, 0);
+            }
+        }
+        length += n;
+    }
+
     void advance(int n) {
         length += n;
     }

@@ -17,6 +17,7 @@ final class MoeBlock {
                         RoutingObserver observer) {
         int nEmbd = cfg.embeddingLength();
         int nExp = cfg.expertCount(), k = cfg.expertUsedCount();
+        long t0 = Profile.now();
         float[] logits = new float[n * nExp];
         MatMul.mul(lw.router(), x, 0, n, logits, 0);
         FeedForwardBlock.addBias(logits, n, nExp, lw.routerBias(), 0);
@@ -33,6 +34,8 @@ final class MoeBlock {
             if (observer != null) observer.onRouting(layer, t, logits, t * nExp, selected[t], weights[t]);
         }
 
+        long tRouted = Profile.now();
+        if (tRouted != 0) Profile.routerNanos += tRouted - t0;
         // Expert by expert (ascending id), so each token sums its experts in the same order whatever the batch.
         for (int e = 0; e < nExp; e++) {
             int m = tokensPerExpert[e];
@@ -53,10 +56,12 @@ final class MoeBlock {
             }
             float[] out = new float[m * nEmbd];
             FeedForwardBlock.run(lw.experts(), e, in, m, out, cfg.arch().activation());
+            long tc = Profile.now();
             for (int r = 0; r < m; r++) {
                 int base = rows[r] * nEmbd;
                 for (int i = 0; i < nEmbd; i++) residual[base + i] += w[r] * out[r * nEmbd + i];
             }
+            if (tc != 0) Profile.combineNanos += Profile.now() - tc;
         }
 
         if (lw.sharedExpert() != null) {

@@ -79,6 +79,7 @@ public final class Transformer {
             n += in.tokens().length;
         }
         if (n == 0) throw new IllegalArgumentException("no tokens to evaluate");
+        long tStart = Profile.now();
         // Flatten: token t belongs to cache caches[t] at position positions[t].
         KvCache[] caches = new KvCache[n];
         int[] positions = new int[n];
@@ -123,6 +124,7 @@ public final class Transformer {
             in.cache().advance(len);
             first += len;
         }
+        if (tStart != 0) Profile.forwardNanos += Profile.now() - tStart;
         return result;
     }
 

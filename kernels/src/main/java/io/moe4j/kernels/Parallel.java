@@ -1,17 +1,30 @@
 package io.moe4j.kernels;
 
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
- * Splits index ranges over a fixed pool of worker threads. The thread count defaults to the available cores and
- * can be set once at start-up ({@link #setThreads}).
+ * A persistent pool of worker threads for the per-token path: {@link #threads()} - 1 daemon workers plus the
+ * calling thread, started once. A dispatch publishes the job with one volatile write; workers spin on it (then park
+ * after about a millisecond without work, so an idle engine burns no CPU), and the caller spins until every worker
+ * has finished: no ForkJoin, no futures, no allocation beyond the job object.
+ *
+ * <p>The thread count defaults to the available cores and can be changed ({@link #setThreads}). A dispatch issued
+ * while the pool is busy (from inside a task, or from a second thread) runs on the calling thread alone; results never
+ * depend on how work is split, because every kernel computes each output element in a fixed order.
  */
 public final class Parallel {
+
+    /** Work on part of an index range, run by worker {@code worker} (0 is the calling thread). */
+    @FunctionalInterface
+    public interface RangeTask {
+        void run(int worker, int from, int to);
+    }
+
     private static volatile int threads = Runtime.getRuntime().availableProcessors();
-    private static volatile ExecutorService pool;
+    private static volatile Pool pool;
 
     private Parallel() {
     }
@@ -29,47 +42,184 @@ public final class Parallel {
         return threads;
     }
 
-    private static ExecutorService pool() {
-        ExecutorService p = pool;
-        if (p == null) {
-            synchronized (Parallel.class) {
-                if (pool == null) {
-                    pool = Executors.newFixedThreadPool(threads, r -> {
-                        Thread t = new Thread(r, "moe4j-worker");
-                        t.setDaemon(true);
-                        return t;
-                    });
-                }
-                p = pool;
-            }
+    private static Pool pool() {
+        Pool p = pool;
+        if (p != null) return p;
+        synchronized (Parallel.class) {
+            if (pool == null) pool = new Pool(threads);
+            return pool;
         }
-        return p;
     }
 
     /** Runs {@code body.accept(i)} for i in [0, n), in contiguous chunks, one per thread. */
     public static void forRange(int n, IntConsumer body) {
-        int t = Math.min(threads, n);
-        if (t <= 1) {
-            for (int i = 0; i < n; i++) body.accept(i);
+        split(n, 1, (w, from, to) -> {
+            for (int i = from; i < to; i++) body.accept(i);
+        });
+    }
+
+    /**
+     * Splits [0, n) into one contiguous part per thread, part boundaries on multiples of {@code grain} (the last part
+     * takes the remainder), and runs them in parallel.
+     */
+    public static void split(int n, int grain, RangeTask task) {
+        if (n <= 0) return;
+        int t = threads;
+        int units = (n + grain - 1) / grain;
+        if (t <= 1 || units <= 1) {
+            task.run(0, 0, n);
             return;
         }
-        Future<?>[] futures = new Future<?>[t - 1];
-        for (int k = 1; k < t; k++) {
-            int from = (int) ((long) n * k / t), to = (int) ((long) n * (k + 1) / t);
-            futures[k - 1] = pool().submit(() -> {
-                for (int i = from; i < to; i++) body.accept(i);
-            });
+        int parts = Math.min(t, units);
+        run(parts, new Job() {
+            @Override
+            void work(int worker, int parts) {
+                if (worker >= parts) return;
+                int from = (int) ((long) units * worker / parts) * grain;
+                int to = Math.min(n, (int) ((long) units * (worker + 1) / parts) * grain);
+                if (from < to) task.run(worker, from, to);
+            }
+        });
+    }
+
+    /**
+     * Runs [0, n) in chunks of {@code chunk} indices (the last one shorter) handed out to the threads as they become
+     * free: for work whose cost varies, or when a core may be shared with other programs.
+     */
+    public static void dynamic(int n, int chunk, RangeTask task) {
+        if (n <= 0) return;
+        int chunks = (n + chunk - 1) / chunk;
+        int t = threads;
+        if (t <= 1 || chunks <= 1) {
+            task.run(0, 0, n);
+            return;
         }
-        int end = n / t;
-        for (int i = 0; i < end; i++) body.accept(i);
-        for (Future<?> f : futures) {
+        AtomicInteger next = new AtomicInteger();
+        run(Math.min(t, chunks), new Job() {
+            @Override
+            void work(int worker, int parts) {
+                for (int c; (c = next.getAndIncrement()) < chunks; ) {
+                    task.run(worker, c * chunk, Math.min(n, (c + 1) * chunk));
+                }
+            }
+        });
+    }
+
+    /** A chunk size that gives each of the threads about {@code perThread} chunks of [0, n), a multiple of {@code grain}. */
+    public static int chunkFor(int n, int perThread, int grain) {
+        int c = n / Math.max(1, threads * perThread);
+        return Math.max(grain, (c + grain - 1) / grain * grain);
+    }
+
+    private static void run(int parts, Job job) {
+        Pool p = pool();
+        if (!p.tryRun(job, parts)) {
+            for (int w = 0; w < parts; w++) job.work(w, parts);
+        }
+    }
+
+    /** One dispatch: {@code work(w, parts)} is called once for every worker w in [0, parts). */
+    private abstract static class Job {
+        abstract void work(int worker, int parts);
+    }
+
+    private static final class Pool {
+        private static final long SPIN_NANOS = 2_000_000;
+
+        private final Worker[] workers;
+        private final AtomicInteger pending = new AtomicInteger();
+        private final AtomicReference<Throwable> failure = new AtomicReference<>();
+        private final java.util.concurrent.atomic.AtomicBoolean busy = new java.util.concurrent.atomic.AtomicBoolean();
+        private volatile Job job;
+        private volatile int parts;
+        private volatile long epoch;
+        private volatile boolean stopped;
+
+        Pool(int threads) {
+            workers = new Worker[threads - 1];
+            for (int i = 0; i < workers.length; i++) {
+                workers[i] = new Worker(i + 1);
+                workers[i].start();
+            }
+        }
+
+        boolean tryRun(Job j, int nParts) {
+            if (workers.length == 0 || Thread.currentThread() instanceof Worker || !busy.compareAndSet(false, true)) {
+                return false;
+            }
             try {
-                f.get();
-            } catch (Exception e) {
-                Throwable c = e.getCause() != null ? e.getCause() : e;
-                if (c instanceof RuntimeException re) throw re;
-                if (c instanceof Error err) throw err;
-                throw new RuntimeException(c);
+                job = j;
+                parts = nParts;
+                pending.set(workers.length);
+                epoch++; // publishes job and parts
+                for (Worker w : workers) {
+                    if (w.sleeping) LockSupport.unpark(w);
+                }
+                Throwable own = null;
+                try {
+                    j.work(0, nParts);
+                } catch (Throwable t) {
+                    own = t;
+                }
+                while (pending.get() != 0) Thread.onSpinWait();
+                job = null;
+                Throwable t = own != null ? own : failure.getAndSet(null);
+                failure.set(null);
+                if (t instanceof RuntimeException re) throw re;
+                if (t instanceof Error e) throw e;
+                if (t != null) throw new RuntimeException(t);
+                return true;
+            } finally {
+                busy.set(false);
+            }
+        }
+
+        void shutdown() {
+            stopped = true;
+            epoch++;
+            for (Worker w : workers) LockSupport.unpark(w);
+        }
+
+        private final class Worker extends Thread {
+            private final int id;
+            volatile boolean sleeping;
+
+            Worker(int id) {
+                super("moe4j-worker-" + id);
+                this.id = id;
+                setDaemon(true);
+            }
+
+            @Override
+            public void run() {
+                long seen = 0;
+                while (true) {
+                    long e = epoch;
+                    if (e == seen) {
+                        long spinStart = System.nanoTime();
+                        int spins = 0;
+                        while ((e = epoch) == seen) {
+                            if ((++spins & 1023) == 0 && System.nanoTime() - spinStart > SPIN_NANOS) {
+                                sleeping = true;
+                                if ((e = epoch) == seen) LockSupport.park(this);
+                                sleeping = false;
+                                spinStart = System.nanoTime();
+                            } else {
+                                Thread.onSpinWait();
+                            }
+                        }
+                    }
+                    seen = e;
+                    if (stopped) return;
+                    try {
+                        Job j = job;
+                        if (j != null && id < parts) j.work(id, parts);
+                    } catch (Throwable t) {
+                        failure.compareAndSet(null, t);
+                    } finally {
+                        pending.decrementAndGet();
+                    }
+                }
             }
         }
     }

@@ -1,0 +1,107 @@
+package io.moe4j.bench;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.moe4j.cli.KvTypeConverter;
+import io.moe4j.cli.ThreadsOption;
+import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.ops.KvBuffer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = {"Measure prefill and decode speed of a model against the machine: decode tokens/s versus the "
+                + "memory-bandwidth roofline (read bandwidth / weight bytes per token), prefill GFLOP/s versus the FP32 FMA peak."})
+public final class BenchCommand implements Callable<Integer> {
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL", required = true, description = "GGUF model file")
+    Path model;
+    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", defaultValue = "512", description = "prefill tokens (default: ${DEFAULT-VALUE})")
+    int pp;
+    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N", defaultValue = "128", description = "decoded tokens (default: ${DEFAULT-VALUE})")
+    int tg;
+    @Option(names = {"-d", "--depth"}, paramLabel = "N", defaultValue = "4096",
+            description = "also decode after N context positions (0: skip; default: ${DEFAULT-VALUE})")
+    int depth;
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "repetitions, median reported (default: ${DEFAULT-VALUE})")
+    int reps;
+    @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
+    KvBuffer.Type kvType;
+    @Option(names = "--probe-mib", defaultValue = "1024", description = "size of the bandwidth probe's buffer in MiB (default: ${DEFAULT-VALUE})")
+    int probeMib;
+    @Option(names = "--json", paramLabel = "FILE", description = "also write the figures as flat JSON")
+    Path json;
+    @Mixin
+    ThreadsOption threads;
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        threads.apply();
+        PrintWriter out = spec.commandLine().getOut();
+        PrintWriter err = spec.commandLine().getErr();
+        int t = Parallel.threads();
+        err.printf("machine: %s, %d threads (%s)%n", Machine.cpuName(), t, Machine.cpuFlagsSummary());
+        ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType), s -> {
+            err.println(s);
+            err.flush();
+        });
+        long rss = Machine.peakRssBytes(); // before the probe's buffer
+        double bw = Machine.readBandwidthGBs((long) probeMib << 20, 7);
+        double fma = Machine.fmaPeakGflops(3);
+        double nominal = Machine.nominalFmaPeakGflops(t);
+        err.printf("read bandwidth %.1f GB/s, FP32 FMA peak %.0f GFLOP/s measured (%.0f nominal at %.2f GHz)%n", bw, fma, nominal, Machine.clockGHz());
+        Map<String, Object> m = new LinkedHashMap<>(ModelBench.flat(r, t, bw, fma, nominal, rss));
+        m.put("machine", Machine.cpuName());
+        m.put("date", java.time.LocalDate.now().toString());
+        m.put("java", System.getProperty("java.version"));
+        printTable(out, m);
+        if (json != null) writeJson(json, m);
+        return 0;
+    }
+
+    static void printTable(PrintWriter out, Map<String, Object> m) {
+        out.printf("%-34s %s%n", "model", m.get("model"));
+        out.printf("%-34s %s (%s), %d threads%n", "machine", m.get("machine"), m.get("date"), (Integer) m.get("threads"));
+        out.printf("%-34s %.2f B total, %.2f B active%n", "parameters", (Long) m.get("total_params") / 1e9, (Long) m.get("active_params") / 1e9);
+        out.printf("%-34s %.1f MB%n", "weight bytes per token", (Long) m.get("weight_bytes_per_token") / 1e6);
+        out.printf("%-34s %.2f tokens/s, %.1f GFLOP/s = %.0f%% of FP32 FMA peak (%.0f GFLOP/s)%n", "prefill " + m.get("pp_tokens") + " tokens",
+                d(m, "pp_tokens_per_s"), d(m, "pp_gflops"), 100 * d(m, "pp_peak_fraction"), d(m, "fma_peak_gflops"));
+        out.printf("%-34s %.2f tokens/s (best %.2f), %.1f GB/s%n", "decode " + m.get("tg_tokens") + " tokens", d(m, "tg_tokens_per_s"),
+                d(m, "tg_best_tokens_per_s"), d(m, "achieved_gbs"));
+        if ((Integer) m.get("tg_depth") > 0) {
+            out.printf("%-34s %.2f tokens/s (+%.1f MB of KV cache per token)%n", "decode at depth " + m.get("tg_depth"),
+                    d(m, "tg_depth_tokens_per_s"), (Long) m.get("kv_bytes_per_token_at_depth") / 1e6);
+        }
+        out.printf("%-34s %.1f GB/s -> roofline %.2f tokens/s%n", "read bandwidth (probe)", d(m, "read_bandwidth_gbs"), d(m, "roofline_tokens_per_s"));
+        out.printf("%-34s %.1f%%%n", "fraction of roofline", 100 * d(m, "roofline_fraction"));
+        if (Boolean.TRUE.equals(m.get("moe"))) {
+            out.printf("%-34s %.2f%% of decode time%n", "router, top-k and combine", 100 * d(m, "router_topk_combine_fraction"));
+        }
+        out.printf("%-34s %.2f GB%n", "peak RSS", (Long) m.get("peak_rss_bytes") / 1e9);
+        out.flush();
+    }
+
+    private static double d(Map<String, Object> m, String k) {
+        return ((Number) m.get(k)).doubleValue();
+    }
+
+    static void writeJson(Path file, Object value) {
+        try {
+            new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValue(file.toFile(), value);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+package io.moe4j.bench;
+
+import io.moe4j.generate.Session;
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.model.KvCache;
+import io.moe4j.model.ModelConfig;
+import io.moe4j.model.ModelStats;
+import io.moe4j.model.ModelWeights;
+import io.moe4j.kernels.WeightMatrix;
+import io.moe4j.model.Profile;
+import io.moe4j.model.Transformer;
+
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.Consumer;
+
+/**
+ * Measures one model: prefill of {@code pp} tokens, decode of {@code tg} tokens at an empty context and at a given
+ * depth, against the weight bytes one decoded token reads. Tokens are random ids (speed does not depend on them).
+ */
+public final class ModelBench {
+
+    public record Options(int pp, int tg, int depth, int reps, KvBuffer.Type kvType) {
+    }
+
+    /** Figures of one model; rates are the median of the repetitions. */
+    public record Result(String model, String arch, boolean moe, long totalParams, long activeParams, long weightBytesPerToken,
+                         int ppTokens, double ppTokensPerS, double ppGflops,
+                         int tgTokens, double tgTokensPerS, double tgBestTokensPerS,
+                         int depth, double tgDepthTokensPerS, long kvBytesPerTokenAtDepth,
+                         double routerFraction, double combineFraction, long loadNanos) {
+    }
+
+    private ModelBench() {
+    }
+
+    public static Result run(Path model, Options o, Consumer<String> log) {
+        long t0 = System.nanoTime();
+        try (GgufFile f = GgufFile.open(model)) {
+            Transformer tf = Transformer.of(f);
+            ModelConfig cfg = tf.config();
+            ModelStats stats = ModelStats.of(f, cfg);
+            f.mapping().load(); // weights into memory: the first tokens must not measure the disk
+            long loadNanos = System.nanoTime() - t0;
+            log.accept(String.format("loaded %s (%.2f GB) in %.1f s", model.getFileName(), f.fileSize() / 1e9, loadNanos / 1e9));
+            SplittableRandom rnd = new SplittableRandom(1234);
+            int vocab = tf.vocabSize();
+
+            // Warm-up: compile the kernels for batches and single tokens.
+            Session warm = new Session(tf, new KvCache(cfg, 64, o.kvType()));
+            warm.feed(randomTokens(rnd, vocab, 16));
+            for (int i = 0; i < 8; i++) warm.feed(rnd.nextInt(vocab));
+
+            double[] pp = new double[o.reps()];
+            for (int r = 0; r < o.reps() && o.pp() > 0; r++) {
+                Session s = new Session(tf, new KvCache(cfg, o.pp() + 1, o.kvType()));
+                int[] tokens = randomTokens(rnd, vocab, o.pp());
+                long a = System.nanoTime();
+                s.feed(tokens);
+                pp[r] = o.pp() / ((System.nanoTime() - a) * 1e-9);
+                log.accept(String.format("  prefill %d tokens: %.2f tokens/s", o.pp(), pp[r]));
+            }
+
+            double[] tg = new double[o.reps()];
+            long router = 0, combine = 0, forward = 0;
+            for (int r = 0; r < o.reps() && o.tg() > 0; r++) {
+                Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType()));
+                Profile.reset();
+                Profile.enable(true);
+                long a = System.nanoTime();
+                for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
+                long ns = System.nanoTime() - a;
+                Profile.enable(false);
+                router += Profile.routerNanos();
+                combine += Profile.combineNanos();
+                forward += Profile.forwardNanos();
+                tg[r] = o.tg() / (ns * 1e-9);
+                log.accept(String.format("  decode %d tokens: %.2f tokens/s", o.tg(), tg[r]));
+            }
+
+            double[] tgDepth = new double[o.reps()];
+            for (int r = 0; r < o.reps() && o.tg() > 0 && o.depth() > 0; r++) {
+                KvCache cache = new KvCache(cfg, o.depth() + o.tg() + 1, o.kvType());
+                cache.appendRandom(o.depth(), 99 + r);
+                Session s = new Session(tf, cache);
+                long a = System.nanoTime();
+                for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
+                tgDepth[r] = o.tg() / ((System.nanoTime() - a) * 1e-9);
+                log.accept(String.format("  decode %d tokens at depth %d: %.2f tokens/s", o.tg(), o.depth(), tgDepth[r]));
+            }
+
+            long kvBytes = (long) cfg.blockCount() * 2 * cfg.kvDim() * (o.kvType() == KvBuffer.Type.F16 ? 2 : 4);
+            double ppFlops = prefillFlops(cfg, stats, tf, o.pp());
+            double ppRate = median(pp);
+            return new Result(model.getFileName().toString(), cfg.arch().name(), cfg.isMoe(), stats.totalParams(),
+                    stats.activeParams(), stats.decodeBytesPerToken(), o.pp(), ppRate,
+                    ppRate > 0 ? ppFlops / (o.pp() / ppRate) / 1e9 : 0, o.tg(), median(tg),
+                    Arrays.stream(tg).max().orElse(0), o.depth(), median(tgDepth), kvBytes * o.depth(),
+                    forward > 0 ? (double) router / forward : 0, forward > 0 ? (double) combine / forward : 0, loadNanos);
+        }
+    }
+
+    /**
+     * Useful floating-point operations of a prefill of {@code n} tokens: 2 per multiply-add of every matrix product
+     * a token needs (attention projections, router, shared and k routed experts; the output head for the last token
+     * only, as the prefill computes only its logits) plus the attention itself (q·k and p·v over the causal context).
+     */
+    static double prefillFlops(ModelConfig cfg, ModelStats stats, Transformer tf, int n) {
+        ModelWeights w = tf.weights();
+        double perToken = 0;
+        for (ModelWeights.Layer l : w.layers) {
+            perToken += macs(l.wq()) + macs(l.wk()) + macs(l.wv()) + macs(l.wo());
+            if (l.dense() != null) perToken += macs(l.dense());
+            if (l.router() != null) perToken += macs(l.router());
+            if (l.experts() != null) perToken += macs(l.experts()) * cfg.expertUsedCount() / cfg.expertCount();
+            if (l.sharedExpert() != null) perToken += macs(l.sharedExpert());
+        }
+        double attention = 0;
+        for (int l = 0; l < cfg.blockCount(); l++) {
+            for (int p = 0; p < n; p++) attention += 4.0 * cfg.qDim() * (p - cfg.attentionStart(l, p) + 1);
+        }
+        return 2.0 * perToken * n + 2.0 * macs(w.output) + attention;
+    }
+
+    private static double macs(WeightMatrix m) {
+        return (double) m.rows() * m.cols();
+    }
+
+    private static double macs(ModelWeights.FeedForward f) {
+        return macs(f.gate()) + macs(f.up()) + macs(f.down());
+    }
+
+    static int[] randomTokens(SplittableRandom r, int vocab, int n) {
+        int[] t = new int[n];
+        for (int i = 0; i < n; i++) t[i] = r.nextInt(vocab);
+        return t;
+    }
+
+    static double median(double[] v) {
+        double[] s = Arrays.stream(v).filter(x -> x > 0).sorted().toArray();
+        if (s.length == 0) return 0;
+        return s.length % 2 == 1 ? s[s.length / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    }
+
+    /** The flat key/value view of a result, as the JSON output writes it. */
+    static Map<String, Object> flat(Result r, int threads, double bandwidth, double fmaPeak, double nominalPeak, long rss) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("model", r.model());
+        m.put("arch", r.arch());
+        m.put("moe", r.moe());
+        m.put("threads", threads);
+        m.put("total_params", r.totalParams());
+        m.put("active_params", r.activeParams());
+        m.put("pp_tokens", r.ppTokens());
+        m.put("pp_tokens_per_s", r.ppTokensPerS());
+        m.put("pp_gflops", r.ppGflops());
+        m.put("fma_peak_gflops", Math.max(fmaPeak, nominalPeak));
+        m.put("fma_peak_measured_gflops", fmaPeak);
+        m.put("fma_peak_nominal_gflops", nominalPeak);
+        m.put("pp_peak_fraction", r.ppGflops() / Math.max(fmaPeak, nominalPeak));
+        m.put("tg_tokens", r.tgTokens());
+        m.put("tg_tokens_per_s", r.tgTokensPerS());
+        m.put("tg_best_tokens_per_s", r.tgBestTokensPerS());
+        m.put("tg_depth", r.depth());
+        m.put("tg_depth_tokens_per_s", r.tgDepthTokensPerS());
+        m.put("weight_bytes_per_token", r.weightBytesPerToken());
+        m.put("achieved_gbs", r.tgTokensPerS() * r.weightBytesPerToken() / 1e9);
+        m.put("read_bandwidth_gbs", bandwidth);
+        m.put("roofline_tokens_per_s", bandwidth * 1e9 / r.weightBytesPerToken());
+        m.put("roofline_fraction", r.tgTokensPerS() * r.weightBytesPerToken() / 1e9 / bandwidth);
+        m.put("kv_bytes_per_token_at_depth", r.kvBytesPerTokenAtDepth());
+        m.put("router_topk_combine_fraction", r.routerFraction() + r.combineFraction());
+        m.put("peak_rss_bytes", rss);
+        return m;
+    }
+}
