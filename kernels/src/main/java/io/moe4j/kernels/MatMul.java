@@ -2,11 +2,39 @@ package io.moe4j.kernels;
 
 import io.moe4j.kernels.quant.BlockFormat;
 import io.moe4j.kernels.quant.BlockFormats;
+import io.moe4j.kernels.quant.FloatTiles;
+import io.moe4j.kernels.quant.KernelScratch;
 
-/** Weight matrix times activations: the operation that dominates inference time. */
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Weight matrix times activations: the operation that dominates inference time.
+ *
+ * <p>Two paths, one arithmetic. For 1-3 tokens (decode) the fused decode-and-dot kernel of the weight type runs row
+ * after row, reading the matrix as one sequential stream (what the memory-bandwidth roofline needs). For 4 tokens or
+ * more (prefill, batches) a block of up to 16 rows is decoded once into a float panel and multiplied by the tokens
+ * 4 × 4 at a time ({@link FloatTiles}), so each weight is read from memory once per batch and each decoded weight
+ * feeds several FMAs. Both compute every output element in the order {@link BlockFormat} fixes, so a token's result
+ * does not depend on the path, the batch or the thread split (batch invariance).
+ *
+ * <p>Rows are handed out to the threads of {@link Parallel} in chunks; several independent products can share one
+ * dispatch ({@link #mulAll}), e.g. the query, key and value projections, or the experts of a MoE layer.
+ */
 public final class MatMul {
     private MatMul() {
     }
+
+    /** One product of a batch: {@code out[outOffset + t * w.rows() + r] = dot(w row r, x[xOffset + t * w.cols() ..])}. */
+    public record Task(WeightMatrix w, float[] x, int xOffset, int n, float[] out, int outOffset) {
+        public Task {
+            if (n < 0) throw new IllegalArgumentException("negative token count " + n);
+            if (xOffset < 0 || (long) xOffset + (long) n * w.cols() > x.length) throw new IllegalArgumentException("input too short");
+            if (outOffset < 0 || (long) outOffset + (long) n * w.rows() > out.length) throw new IllegalArgumentException("output too short");
+        }
+    }
+
+    /** From this many tokens on, the panel (matrix × matrix) kernels run; below it, the fused row kernels. */
+    static final int PANEL_MIN_TOKENS = 4;
 
     /**
      * out[t][r] = dot(w.row(r), x[t]) for t in [0, nTokens): {@code x} holds nTokens rows of {@code w.cols()}
@@ -14,16 +42,106 @@ public final class MatMul {
      * {@code outOffset}. Each output element's reduction runs in the same order whatever nTokens is.
      */
     public static void mul(WeightMatrix w, float[] x, int xOffset, int nTokens, float[] out, int outOffset) {
-        BlockFormat f = BlockFormats.of(w.type());
-        int cols = w.cols(), rows = w.rows();
-        long rowBytes = w.rowBytes();
-        Parallel.forRange(rows, r -> {
-            long off = r * rowBytes;
-            for (int t = 0; t < nTokens; t++) {
-                out[outOffset + t * rows + r] = f.dot(w.data(), off, x, xOffset + t * cols, cols);
+        mulAll(new Task(w, x, xOffset, nTokens, out, outOffset));
+    }
+
+    /** Runs independent products in one parallel dispatch. */
+    public static void mulAll(Task... tasks) {
+        int nt = tasks.length;
+        int[] first = new int[nt + 1];
+        // Panel tasks read their tokens in lane-group order: converted once here, shared by all threads.
+        float[][] lx = new float[nt][];
+        int[] lxOff = new int[nt];
+        for (int j = 0; j < nt; j++) {
+            Task t = tasks[j];
+            int units = t.n == 0 || t.w.rows() == 0 ? 0 : (t.w.rows() + unitRows(t) - 1) / unitRows(t);
+            first[j + 1] = first[j] + units;
+            if (units > 0 && t.n >= PANEL_MIN_TOKENS) {
+                int same = -1;
+                for (int i = 0; i < j; i++) {
+                    Task o = tasks[i];
+                    if (lx[i] != null && o.x == t.x && o.xOffset == t.xOffset && o.n == t.n && o.w.cols() == t.w.cols()) same = i;
+                }
+                if (same >= 0) {
+                    lx[j] = lx[same];
+                    lxOff[j] = lxOff[same];
+                } else {
+                    int cols = t.w.cols();
+                    lx[j] = new float[t.n * cols];
+                    for (int tok = 0; tok < t.n; tok++) FloatTiles.toLaneOrder(t.x, t.xOffset + tok * cols, lx[j], tok * cols, cols);
+                }
+            }
+        }
+        int total = first[nt];
+        if (total == 0) return;
+        Parallel.dynamic(total, Parallel.chunkFor(total, 4, 1), (worker, from, to) -> {
+            Buffers b = BUFFERS.get();
+            int j = 0;
+            for (int u = from; u < to; u++) {
+                while (u >= first[j + 1]) j++;
+                Task t = tasks[j];
+                int rows = unitRows(t), r0 = (u - first[j]) * rows, r1 = Math.min(t.w.rows(), r0 + rows);
+                if (t.n < PANEL_MIN_TOKENS) rowsKernel(t, r0, r1, b);
+                else panelKernel(t, lx[j], lxOff[j], r0, r1, b);
             }
         });
     }
+
+    /** Rows per unit of work: 16 for the row kernels, a panel of 4 to 16 rows (at most ~128 KB of floats) otherwise. */
+    private static int unitRows(Task t) {
+        if (t.n < PANEL_MIN_TOKENS) return 16;
+        return Math.max(4, Math.min(16, (32768 / Math.max(1, t.w.cols())) & ~3));
+    }
+
+    private static void rowsKernel(Task t, int r0, int r1, Buffers b) {
+        WeightMatrix w = t.w;
+        BlockFormat f = BlockFormats.of(w.type());
+        int cols = w.cols(), rows = w.rows();
+        long rowBytes = w.rowBytes();
+        MemorySegment data = w.data();
+        KernelScratch scratch = b.scratch;
+        for (int r = r0; r < r1; r++) {
+            for (int tok = 0; tok < t.n; tok++) {
+                t.out[t.outOffset + tok * rows + r] = f.dot(data, r * rowBytes, t.x, t.xOffset + tok * cols, cols, scratch);
+            }
+        }
+    }
+
+    private static void panelKernel(Task t, float[] x, int xOff, int r0, int r1, Buffers b) {
+        WeightMatrix w = t.w;
+        BlockFormat f = BlockFormats.of(w.type());
+        int cols = w.cols(), rows = w.rows(), nr = r1 - r0;
+        long rowBytes = w.rowBytes();
+        float[] panel = b.panel(((nr + 3) & ~3) * cols);
+        for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);
+        int n = t.n, tok = 0;
+        for (; tok + 4 <= n; tok += 4) {
+            for (int rr = 0; rr < nr; rr += 4) {
+                FloatTiles.tile4x4(panel, rr * cols, cols, x, xOff + tok * cols, cols, cols,
+                        t.out, t.outOffset + tok * rows + r0 + rr, 1, rows, Math.min(4, nr - rr), b.lanes);
+            }
+        }
+        for (; tok < n; tok++) {
+            for (int rr = 0; rr < nr; rr += 4) {
+                FloatTiles.tile4x1(panel, rr * cols, cols, x, xOff + tok * cols, cols,
+                        t.out, t.outOffset + tok * rows + r0 + rr, 1, Math.min(4, nr - rr), b.lanes);
+            }
+        }
+    }
+
+    /** Per-thread buffers: the decoded float panel, tile partial sums, kernel scratch. */
+    private static final class Buffers {
+        float[] panel = new float[0];
+        final float[] lanes = new float[FloatTiles.LANES];
+        final KernelScratch scratch = new KernelScratch();
+
+        float[] panel(int n) {
+            if (panel.length < n) panel = new float[n];
+            return panel;
+        }
+    }
+
+    private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
     /** Decodes row {@code r} of {@code w} into {@code dst[dstOffset..]} (embedding look-ups). */
     public static void row(WeightMatrix w, int r, float[] dst, int dstOffset) {

@@ -11,13 +11,16 @@ import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.S128;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.S2I;
 
 /** bfloat16 (the top half of a float32), little-endian. */
-final class BF16Format implements BlockFormat, BlockQuantizer {
+final class BF16Format extends KernelBase {
     static final BF16Format INSTANCE = new BF16Format();
+
+    private BF16Format() {
+        super(io.moe4j.kernels.GgmlType.BF16);
+    }
 
     static float toFloat(short bits) {
         return Float.intBitsToFloat(bits << 16);
@@ -29,32 +32,33 @@ final class BF16Format implements BlockFormat, BlockQuantizer {
     }
 
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int i = 0; i < n; i++) s += toFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
-        return s;
-    }
-
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        FloatVector a0 = FloatVector.zero(F256), a1 = FloatVector.zero(F256);
-        int i = 0;
-        for (int end = n & ~15; i < end; i += 16) {
-            a0 = toFloats(src, offset + 2L * i).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
-            a1 = toFloats(src, offset + 2L * i + 16).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0, end = n & ~31; i < end; i += 32) {
+            long p = 2L * i;
+            int xo = xOffset + i;
+            a0 = ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).fma(FloatVector.fromArray(F256, x, xo), a0);
+            a1 = ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 16, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+            a2 = ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 32, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+            a3 = ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 48, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
         }
-        float s = QuantSupport.sumLanes(a0.add(a1));
-        for (; i < n; i++) s += toFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
-        return s;
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        float sum = ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
+        for (int i = n & ~31; i < n; i++) sum = Math.fma(toFloat(s.get(LE_SHORT, 2L * i)), x[xOffset + i], sum);
+        return sum;
     }
 
-    /** 8 bfloat16 at {@code off} widened to ints and shifted into the top half: exactly the floats. */
-    private static FloatVector toFloats(MemorySegment src, long off) {
-        IntVector h = (IntVector) ShortVector.fromMemorySegment(S128, src, off, LE).convertShape(S2I, I256, 0);
-        return (FloatVector) h.lanewise(LSHL, 16).reinterpretAsFloats();
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        for (int i = 0, end = n & ~31; i < end; i += 32) {
+            long p = 2L * i;
+            int o = dstOffset + i / 4;
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 16, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + q);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 32, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + 2 * q);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 48, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + 3 * q);
+        }
+        for (int i = n & ~31; i < n; i++) dst[dstOffset + i] = toFloat(s.get(LE_SHORT, 2L * i));
     }
 
     @Override

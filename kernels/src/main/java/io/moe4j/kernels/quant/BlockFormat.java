@@ -5,6 +5,15 @@ import java.lang.foreign.MemorySegment;
 /**
  * How one ggml weight type is decoded: the single place that knows a type's block layout. Everything above the
  * kernels sees weights only through this interface (and {@link io.moe4j.kernels.WeightMatrix}).
+ *
+ * <p><b>Numerics of every dot product</b> (one row, or rows times tokens in {@link io.moe4j.kernels.MatMul}): the
+ * weights are decoded exactly as {@link #dequantize} decodes them; weight i (below the last multiple of 32) is
+ * multiplied into accumulator lane i % 32 with a fused multiply-add, in increasing i; the four groups of 8 lanes
+ * g0..g3 are combined lane by lane as (g0 + g2) + (g1 + g3) and those 8 lanes summed as
+ * ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); the last n % 32 elements (plain float types only) are then added one at a
+ * time with a fused multiply-add. So a row's dot product is the same float whatever else is computed with it (other
+ * rows, other tokens of a batch, another thread split) and whether the SIMD or the scalar kernels run: the basis of
+ * batch invariance.
  */
 public interface BlockFormat {
 
@@ -12,10 +21,20 @@ public interface BlockFormat {
     void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n);
 
     /**
-     * The dot product of {@code n} encoded elements starting at byte {@code offset} with {@code x[xOffset..]}:
-     * mathematically the dot product of the {@link #dequantize decoded} weights, computed in float32 (SIMD, with
-     * per-block scales factored out, so the rounding order differs from a sequential loop). Allocates nothing
-     * (beyond a 256-byte buffer per thread on its first K-quant call) and is safe to call from several threads.
+     * The dot product of {@code n} encoded elements starting at byte {@code offset} with {@code x[xOffset..]}, in the
+     * order described above. Allocates nothing (beyond small per-thread buffers on first use) and is safe to call
+     * from several threads.
      */
     float dot(MemorySegment src, long offset, float[] x, int xOffset, int n);
+
+    /** {@link #dot(MemorySegment, long, float[], int, int)} with the caller's per-thread scratch (the fast path). */
+    float dot(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch);
+
+    /**
+     * Decodes {@code n} elements like {@link #dequantize}, but stores them in <i>lane-group order</i>, the layout of
+     * the matrix kernels ({@link FloatTiles}): with n32 = n rounded down to a multiple of 32 and q = n32 / 4, element
+     * i &lt; n32 goes to {@code dst[dstOffset + (i % 32 / 8) * q + (i / 32) * 8 + i % 8]} (so each accumulator group's
+     * elements are contiguous), element i &ge; n32 to {@code dst[dstOffset + i]}.
+     */
+    void dequantizeLanes(MemorySegment src, long offset, float[] dst, int dstOffset, int n, KernelScratch scratch);
 }

@@ -12,15 +12,18 @@ import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.S128;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static jdk.incubator.vector.VectorOperators.ASHR;
 import static jdk.incubator.vector.VectorOperators.EQ;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.S2I;
 
 /** IEEE half precision, little-endian. */
-final class F16Format implements BlockFormat, BlockQuantizer {
+final class F16Format extends KernelBase {
     static final F16Format INSTANCE = new F16Format();
+
+    private F16Format() {
+        super(io.moe4j.kernels.GgmlType.F16);
+    }
 
     @Override
     public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n) {
@@ -28,26 +31,33 @@ final class F16Format implements BlockFormat, BlockQuantizer {
     }
 
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int i = 0; i < n; i++) s += Float.float16ToFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
-        return s;
-    }
-
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        FloatVector a0 = FloatVector.zero(F256), a1 = FloatVector.zero(F256);
-        int i = 0;
-        for (int end = n & ~15; i < end; i += 16) {
-            a0 = toFloats(src, offset + 2L * i).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
-            a1 = toFloats(src, offset + 2L * i + 16).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0, end = n & ~31; i < end; i += 32) {
+            long p = 2L * i;
+            int xo = xOffset + i;
+            a0 = toFloats(s, p).fma(FloatVector.fromArray(F256, x, xo), a0);
+            a1 = toFloats(s, p + 16).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+            a2 = toFloats(s, p + 32).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+            a3 = toFloats(s, p + 48).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
         }
-        float s = QuantSupport.sumLanes(a0.add(a1));
-        for (; i < n; i++) s += Float.float16ToFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
-        return s;
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        float sum = ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
+        for (int i = n & ~31; i < n; i++) sum = Math.fma(Float.float16ToFloat(s.get(LE_SHORT, 2L * i)), x[xOffset + i], sum);
+        return sum;
+    }
+
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        for (int i = 0, end = n & ~31; i < end; i += 32) {
+            long p = 2L * i;
+            int o = dstOffset + i / 4;
+            toFloats(s, p).intoArray(dst, o);
+            toFloats(s, p + 16).intoArray(dst, o + q);
+            toFloats(s, p + 32).intoArray(dst, o + 2 * q);
+            toFloats(s, p + 48).intoArray(dst, o + 3 * q);
+        }
+        for (int i = n & ~31; i < n; i++) dst[dstOffset + i] = Float.float16ToFloat(s.get(LE_SHORT, 2L * i));
     }
 
     /**
@@ -56,7 +66,7 @@ final class F16Format implements BlockFormat, BlockQuantizer {
      * difference), also for half subnormals, so one exact multiply fixes it; the sign rides along. Infinity and
      * NaN (half exponent 31) need the float exponent all ones instead: a rare branch, so the common path is five
      * instructions. (A signalling NaN keeps its payload as is, where Float.float16ToFloat would set the quiet
-     * bit: a NaN either way.)
+     * bit: a NaN either way.) Small enough to be inlined into the loops (a few operations per call).
      */
     static FloatVector toFloats(MemorySegment src, long off) {
         IntVector h = (IntVector) ShortVector.fromMemorySegment(S128, src, off, LE).convertShape(S2I, I256, 0);

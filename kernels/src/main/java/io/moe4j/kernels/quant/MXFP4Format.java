@@ -9,16 +9,20 @@ import java.lang.foreign.ValueLayout;
 import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
  * MXFP4 (OCP microscaling FP4): blocks of 32 weights, 17 bytes: one E8M0 exponent byte e, then 16 bytes of 4-bit
  * E2M1 codes, byte j holding weight j (low nibble) and weight j+16 (high nibble). ggml stores the E2M1 values
  * doubled, as the integers of {@link #KVALUES}, and halves the scale instead: weight = KVALUES[code] * 2^(e-128).
  */
-final class MXFP4Format implements BlockFormat, BlockQuantizer {
+final class MXFP4Format extends KernelBase {
     static final MXFP4Format INSTANCE = new MXFP4Format();
+
+    private MXFP4Format() {
+        super(io.moe4j.kernels.GgmlType.MXFP4);
+    }
     static final int QK = 32, BLOCK_BYTES = 17;
     /** E2M1 code to twice its value: sign bit 3, then 0, 0.5, 1, 1.5, 2, 3, 4, 6 doubled. */
     static final byte[] KVALUES = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
@@ -45,46 +49,41 @@ final class MXFP4Format implements BlockFormat, BlockQuantizer {
     }
 
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        QuantSupport.checkBlocks(n, QK, "MXFP4");
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            int xo = xOffset + b * QK;
-            float bs = 0;
-            for (int j = 0; j < QK / 2; j++) {
-                int q = src.get(ValueLayout.JAVA_BYTE, p + 1 + j) & 0xFF;
-                bs += KVALUES[q & 0x0F] * x[xo + j] + KVALUES[q >>> 4] * x[xo + j + QK / 2];
-            }
-            s += bs * scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF);
-        }
-        return s;
-    }
-
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        FloatVector acc = FloatVector.zero(F256);
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            int xo = xOffset + b * QK;
-            // All 16 code bytes at once; a byte shuffle through the 16-entry table turns codes into values.
-            ByteVector codes = ByteVector.fromMemorySegment(B128, src, p + 1, LE);
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            // All 16 code bytes at once; a byte shuffle through the 16-entry table turns codes into (doubled) values.
+            int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
+            FloatVector d = FloatVector.broadcast(F256, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));
+            ByteVector codes = ByteVector.fromMemorySegment(B128, s, p + 1, LE);
             ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
-            ByteVector hi = QuantSupport.highNibbles(codes).selectFrom(TABLE);
-            FloatVector s0 = widen(lo, 0).mul(FloatVector.fromArray(F256, x, xo));
-            FloatVector s1 = widen(lo, 1).mul(FloatVector.fromArray(F256, x, xo + 8));
-            s0 = widen(hi, 0).fma(FloatVector.fromArray(F256, x, xo + 16), s0);
-            s1 = widen(hi, 1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
-            acc = s0.add(s1).fma(FloatVector.broadcast(F256, scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF)), acc);
+            ByteVector hi = codes.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(TABLE);
+            a0 = ((FloatVector) lo.convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo), a0);
+            a1 = ((FloatVector) lo.convertShape(B2F, F256, 1)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+            a2 = ((FloatVector) hi.convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+            a3 = ((FloatVector) hi.convertShape(B2F, F256, 1)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
         }
-        return QuantSupport.sumLanes(acc);
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
-    private static FloatVector widen(ByteVector v, int part) {
-        return (FloatVector) v.convertShape(B2F, F256, part);
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int o = dstOffset + 8 * b;
+            int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
+            FloatVector d = FloatVector.broadcast(F256, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));
+            ByteVector codes = ByteVector.fromMemorySegment(B128, s, p + 1, LE);
+            ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
+            ByteVector hi = codes.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(TABLE);
+            ((FloatVector) lo.convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o);
+            ((FloatVector) lo.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) hi.convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 2 * q);
+            ((FloatVector) hi.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + 3 * q);
+        }
     }
 
     /**

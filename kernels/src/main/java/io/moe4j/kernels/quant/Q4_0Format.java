@@ -2,23 +2,31 @@ package io.moe4j.kernels.quant;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
+import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
-import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 /**
  * Q4_0: blocks of 32 weights, 18 bytes: f16 scale d, then 16 bytes of nibbles. Byte j holds weight j in its low
  * nibble and weight j+16 in its high nibble; weight = (nibble - 8) * d.
  */
-final class Q4_0Format implements BlockFormat, BlockQuantizer {
+final class Q4_0Format extends KernelBase {
     static final Q4_0Format INSTANCE = new Q4_0Format();
+
+    private Q4_0Format() {
+        super(io.moe4j.kernels.GgmlType.Q4_0);
+    }
     static final int QK = 32, BLOCK_BYTES = 18;
 
     @Override
@@ -37,49 +45,37 @@ final class Q4_0Format implements BlockFormat, BlockQuantizer {
     }
 
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        QuantSupport.checkBlocks(n, QK, "Q4_0");
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            int xo = xOffset + b * QK;
-            float bs = 0;
-            for (int j = 0; j < QK / 2; j++) {
-                int q = src.get(ValueLayout.JAVA_BYTE, p + 2 + j) & 0xFF;
-                bs += ((q & 0x0F) - 8) * x[xo + j] + ((q >>> 4) - 8) * x[xo + j + QK / 2];
-            }
-            s += bs * f16(src, p);
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            // Bytes 0..7 carry weights 0..7 (low nibbles) and 16..23 (high); bytes 8..15 carry 8..15 and 24..31.
+            FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            IntVector i0 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
+            IntVector i1 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
+            a0 = ((FloatVector) i0.and(15).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo), a0);
+            a1 = ((FloatVector) i1.and(15).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+            a2 = ((FloatVector) i0.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+            a3 = ((FloatVector) i1.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
         }
-        return s;
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        FloatVector acc = FloatVector.zero(F256);
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES + 2;
-            int xo = xOffset + b * QK;
-            // Bytes 0..7 carry weights 0..7 (low) and 16..23 (high); bytes 8..15 carry 8..15 and 24..31.
-            ByteVector v0 = ByteVector.fromMemorySegment(B64, src, p, LE);
-            ByteVector v1 = ByteVector.fromMemorySegment(B64, src, p + 8, LE);
-            FloatVector s0 = lo(v0).mul(FloatVector.fromArray(F256, x, xo));
-            FloatVector s1 = lo(v1).mul(FloatVector.fromArray(F256, x, xo + 8));
-            s0 = hi(v0).fma(FloatVector.fromArray(F256, x, xo + 16), s0);
-            s1 = hi(v1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
-            acc = s0.add(s1).fma(FloatVector.broadcast(F256, f16(src, p - 2)), acc);
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int o = dstOffset + 8 * b;
+            FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            IntVector i0 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
+            IntVector i1 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
+            ((FloatVector) i0.and(15).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o);
+            ((FloatVector) i1.and(15).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) i0.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + 2 * q);
+            ((FloatVector) i1.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + 3 * q);
         }
-        return QuantSupport.sumLanes(acc);
-    }
-
-    private static FloatVector lo(ByteVector v) {
-        return (FloatVector) v.and((byte) 0x0F).sub((byte) 8).convertShape(B2F, F256, 0);
-    }
-
-    private static FloatVector hi(ByteVector v) {
-        return (FloatVector) QuantSupport.highNibbles(v).sub((byte) 8).convertShape(B2F, F256, 0);
     }
 
     /**

@@ -2,28 +2,32 @@ package io.moe4j.kernels.quant;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static io.moe4j.kernels.quant.QuantSupport.B256;
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
-import static io.moe4j.kernels.quant.QuantSupport.LE_INT;
-import static io.moe4j.kernels.quant.QuantSupport.LE_LONG;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
-import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 /**
  * Q4_K: super-blocks of 256 weights in 8 sub-blocks of 32, 144 bytes: f16 d, f16 dmin, 12 bytes packing a 6-bit
  * scale sc[j] and a 6-bit min m[j] per sub-block, then 128 bytes of nibbles. Weight = d*sc[j]*q - dmin*m[j].
  * The nibbles come in 4 chunks of 32 bytes; chunk c holds sub-block 2c in its low nibbles and 2c+1 in its high.
  */
-final class Q4_KFormat implements BlockFormat, BlockQuantizer {
+final class Q4_KFormat extends KernelBase {
     static final Q4_KFormat INSTANCE = new Q4_KFormat();
+
+    private Q4_KFormat() {
+        super(io.moe4j.kernels.GgmlType.Q4_K);
+    }
     static final int QK = 256, BLOCK_BYTES = 144;
     private static final int SCALES = 4, QS = 16;
 
@@ -37,7 +41,7 @@ final class Q4_KFormat implements BlockFormat, BlockQuantizer {
      * j-4 (scale) and j (min). Returns scale | min << 8.
      */
     static int scaleMin(MemorySegment s, long scales, int j) {
-        return scaleMin(s.get(LE_LONG, scales), s.get(LE_INT, scales + 8), j);
+        return scaleMin(s.get(QuantSupport.LE_LONG, scales), s.get(QuantSupport.LE_INT, scales + 8), j);
     }
 
     /**
@@ -72,75 +76,56 @@ final class Q4_KFormat implements BlockFormat, BlockQuantizer {
         }
     }
 
+    /** Fills sm[j] = d * scale_j and sm[8 + j] = dmin * min_j of the super-block at {@code p}. */
+    private static void scalesMins(MemorySegment s, long p, float[] sm) {
+        float d = f16(s, p), dmin = f16(s, p + 2);
+        long low = s.get(QuantSupport.LE_LONG, p + SCALES);
+        int high = s.get(QuantSupport.LE_INT, p + SCALES + 8);
+        for (int j = 0; j < 8; j++) {
+            int m = scaleMin(low, high, j);
+            sm[j] = d * (m & 0xFF);
+            sm[8 + j] = dmin * (m >>> 8);
+        }
+    }
+
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        QuantSupport.checkBlocks(n, QK, "Q4_K");
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    /** Per sub-block d*sc*sum(q*x) - dmin*m*sum(x): the dequantized product with the affine map factored out. */
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            float d = f16(src, p), dmin = f16(src, p + 2);
-            int xo = xOffset + b * QK;
-            for (int c = 0; c < 4; c++) {
-                float qx0 = 0, qx1 = 0, x0 = 0, x1 = 0;
-                for (int l = 0; l < 32; l++) {
-                    int q = u8(src, p + QS + 32 * c + l);
-                    float a = x[xo + 64 * c + l], bb = x[xo + 64 * c + 32 + l];
-                    qx0 += (q & 0xF) * a;
-                    qx1 += (q >>> 4) * bb;
-                    x0 += a;
-                    x1 += bb;
-                }
-                int sm0 = scaleMin(src, p + SCALES, 2 * c), sm1 = scaleMin(src, p + SCALES, 2 * c + 1);
-                s += d * (sm0 & 0xFF) * qx0 - dmin * (sm0 >>> 8) * x0;
-                s += d * (sm1 & 0xFF) * qx1 - dmin * (sm1 >>> 8) * x1;
-            }
-        }
-        return s;
-    }
-
-    /**
-     * Per thread: one super-block's nibbles (0..15) in weight order. Unpacking 32 at a time and then running a
-     * plain loop is faster than decoding in the loop, and keeps the loop small enough for C2 (see QuantSupport).
-     */
-    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[QK]);
-
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        byte[] qs = SCRATCH.get();
-        FloatVector accQ = FloatVector.zero(F256), accM = FloatVector.zero(F256);
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            // Unpack 32 nibbles per operation into weight order, then one plain loop over the 8 sub-blocks.
-            for (int c = 0; c < 4; c++) {
-                ByteVector v = ByteVector.fromMemorySegment(B256, src, p + QS + 32 * c, LE);
-                v.and((byte) 0x0F).intoArray(qs, 64 * c);
-                QuantSupport.highNibbles(v).intoArray(qs, 64 * c + 32);
-            }
-            float d = f16(src, p), dmin = f16(src, p + 2);
-            long sLow = src.get(LE_LONG, p + SCALES);
-            int sHigh = src.get(LE_INT, p + SCALES + 8);
-            int xo = xOffset + b * QK;
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        float[] sm = scratch.f;
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            scalesMins(s, p, sm);
+            // Sub-block j: 32 weights in the low (j even) or high (j odd) nibbles of the 32 bytes of chunk j / 2.
             for (int j = 0; j < 8; j++) {
-                int k = 32 * j;
-                FloatVector x0 = FloatVector.fromArray(F256, x, xo + k), x1 = FloatVector.fromArray(F256, x, xo + k + 8);
-                FloatVector x2 = FloatVector.fromArray(F256, x, xo + k + 16), x3 = FloatVector.fromArray(F256, x, xo + k + 24);
-                FloatVector qx = nib(qs, k).mul(x0).add(nib(qs, k + 8).mul(x1)).add(nib(qs, k + 16).fma(x2, nib(qs, k + 24).mul(x3)));
-                FloatVector sx = x0.add(x1).add(x2.add(x3));
-                int sm = scaleMin(sLow, sHigh, j);
-                accQ = qx.fma(FloatVector.broadcast(F256, d * (sm & 0xFF)), accQ);
-                accM = sx.fma(FloatVector.broadcast(F256, dmin * (sm >>> 8)), accM);
+                int xo = xOffset + QK * b + 32 * j, sh = 4 * (j & 1);
+                long c = p + QS + 32 * (j >> 1);
+                FloatVector sc = FloatVector.broadcast(F256, sm[j]), mn = FloatVector.broadcast(F256, sm[8 + j]);
+                a0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 0, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F256, x, xo), a0);
+                a1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 8, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+                a2 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+                a3 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 24, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
             }
         }
-        return QuantSupport.sumLanes(accQ.sub(accM));
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
-    /** 8 unpacked nibbles as floats. */
-    private static FloatVector nib(byte[] qs, int k) {
-        return (FloatVector) ByteVector.fromArray(B64, qs, k).convertShape(B2F, F256, 0);
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        float[] sm = scratch.f;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            scalesMins(s, p, sm);
+            for (int j = 0; j < 8; j++) {
+                int o = dstOffset + 64 * b + 8 * j, sh = 4 * (j & 1);
+                long c = p + QS + 32 * (j >> 1);
+                FloatVector sc = FloatVector.broadcast(F256, sm[j]), mn = FloatVector.broadcast(F256, sm[8 + j]);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 0, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 0 * q);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 8, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 1 * q);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 2 * q);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 24, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 3 * q);
+            }
+        }
     }
 
     /**

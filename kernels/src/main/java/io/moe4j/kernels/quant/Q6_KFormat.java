@@ -11,7 +11,6 @@ import static io.moe4j.kernels.quant.QuantSupport.B256;
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
 import static jdk.incubator.vector.VectorOperators.B2F;
@@ -26,8 +25,12 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * for each of the weights l, l+32, l+64, l+96 (bits 0-1, 2-3, 4-5, 6-7); ql[l] gives the low bits of l (low
  * nibble) and l+64 (high nibble), ql[l+32] those of l+32 and l+96. Weight l of the half is in group l/16.
  */
-final class Q6_KFormat implements BlockFormat, BlockQuantizer {
+final class Q6_KFormat extends KernelBase {
     static final Q6_KFormat INSTANCE = new Q6_KFormat();
+
+    private Q6_KFormat() {
+        super(io.moe4j.kernels.GgmlType.Q6_K);
+    }
     static final int QK = 256, BLOCK_BYTES = 210;
     private static final int QL = 0, QH = 128, SCALES = 192, D = 208;
 
@@ -57,75 +60,68 @@ final class Q6_KFormat implements BlockFormat, BlockQuantizer {
         }
     }
 
+    /**
+     * Unpacks the super-block at {@code p} into {@code qs[0..256)} as q - 32 in weight order, 32 weights per
+     * operation with 256-bit byte vectors. Shifts are done on 16-bit lanes (one instruction, where a byte shift takes
+     * several); bits that cross into the neighbouring byte are masked off.
+     */
+    private static void unpack(MemorySegment s, long p, byte[] qs) {
+        for (int h = 0; h < 2; h++) {
+            ByteVector lowA = ByteVector.fromMemorySegment(B256, s, p + QL + 64 * h, LE);
+            ByteVector lowB = ByteVector.fromMemorySegment(B256, s, p + QL + 64 * h + 32, LE);
+            ByteVector high = ByteVector.fromMemorySegment(B256, s, p + QH + 32 * h, LE);
+            ShortVector hs = high.reinterpretAsShorts();
+            lowA.and((byte) 0x0F).or(hs.lanewise(LSHL, 4).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32)
+                    .intoArray(qs, 128 * h);
+            lowB.and((byte) 0x0F).or(hs.lanewise(LSHL, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32)
+                    .intoArray(qs, 128 * h + 32);
+            lowA.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).or(high.and((byte) 0x30))
+                    .sub((byte) 32).intoArray(qs, 128 * h + 64);
+            lowB.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F)
+                    .or(hs.lanewise(LSHR, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32).intoArray(qs, 128 * h + 96);
+        }
+    }
+
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        QuantSupport.checkBlocks(n, QK, "Q6_K");
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    /** Per group of 16: (d * scale) * sum(q * x), the dequantized product with the group's factor pulled out. */
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            float d = f16(src, p + D);
-            for (int g = 0; g < 16; g++) {
-                float gs = 0;
-                for (int i = 16 * g; i < 16 * g + 16; i++) gs += q6(src, p, i) * x[xOffset + b * QK + i];
-                s += d * src.get(ValueLayout.JAVA_BYTE, p + SCALES + g) * gs;
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        byte[] qs = scratch.b;
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            unpack(s, p, qs);
+            float d = f16(s, p + D);
+            // Groups 2k and 2k+1 (16 weights each, one scale each) make one 32-weight round of the 4 chains.
+            for (int k = 0; k < 8; k++) {
+                int xo = xOffset + QK * b + 32 * k;
+                FloatVector s0 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k));
+                FloatVector s1 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k + 1));
+                a0 = ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k).convertShape(B2F, F256, 0)).mul(s0).fma(FloatVector.fromArray(F256, x, xo), a0);
+                a1 = ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 8).convertShape(B2F, F256, 0)).mul(s0).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+                a2 = ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 16).convertShape(B2F, F256, 0)).mul(s1).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+                a3 = ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 24).convertShape(B2F, F256, 0)).mul(s1).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
             }
         }
-        return s;
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
-    /**
-     * Per thread: one super-block's values (q - 32) in weight order. Unpacking 32 at a time and then running a
-     * plain loop is twice as fast as decoding in the loop, and keeps the loop small enough for C2 (see
-     * QuantSupport).
-     */
-    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[QK]);
-
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        byte[] qs = SCRATCH.get();
-        FloatVector acc = FloatVector.zero(F256);
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            // Unpack with 256-bit byte vectors, 32 weights per operation, into weight order...
-            for (int h = 0; h < 2; h++) {
-                ByteVector lowA = ByteVector.fromMemorySegment(B256, src, p + QL + 64 * h, LE);
-                ByteVector lowB = ByteVector.fromMemorySegment(B256, src, p + QL + 64 * h + 32, LE);
-                ByteVector high = ByteVector.fromMemorySegment(B256, src, p + QH + 32 * h, LE);
-                six(lowA, shift(high, 4)).intoArray(qs, 128 * h);
-                six(lowB, shift(high, 2)).intoArray(qs, 128 * h + 32);
-                six(shift(lowA, -4), high).intoArray(qs, 128 * h + 64);
-                six(shift(lowB, -4), shift(high, -2)).intoArray(qs, 128 * h + 96);
-            }
-            // ...then one plain loop: group g of 16 weights has scale g.
-            float d = f16(src, p + D);
-            int xo = xOffset + b * QK;
-            for (int g = 0; g < 16; g++) {
-                FloatVector s = ((FloatVector) ByteVector.fromArray(B64, qs, 16 * g).convertShape(B2F, F256, 0))
-                        .mul(FloatVector.fromArray(F256, x, xo + 16 * g));
-                s = ((FloatVector) ByteVector.fromArray(B64, qs, 16 * g + 8).convertShape(B2F, F256, 0))
-                        .fma(FloatVector.fromArray(F256, x, xo + 16 * g + 8), s);
-                acc = s.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, p + SCALES + g)), acc);
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        byte[] qs = scratch.b;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            unpack(s, p, qs);
+            float d = f16(s, p + D);
+            for (int k = 0; k < 8; k++) {
+                int o = dstOffset + 64 * b + 8 * k;
+                FloatVector s0 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k));
+                FloatVector s1 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k + 1));
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k).convertShape(B2F, F256, 0)).mul(s0).intoArray(dst, o);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 8).convertShape(B2F, F256, 0)).mul(s0).intoArray(dst, o + q);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 16).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + 2 * q);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 24).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + 3 * q);
             }
         }
-        return QuantSupport.sumLanes(acc);
-    }
-
-    /**
-     * Bytes shifted left by {@code bits} (right for negative counts) as 16-bit lanes, one instruction where a
-     * byte shift takes several. Bits that cross into the neighbouring byte are masked off by {@link #six}.
-     */
-    private static ByteVector shift(ByteVector v, int bits) {
-        ShortVector s = v.reinterpretAsShorts();
-        return (bits > 0 ? s.lanewise(LSHL, bits) : s.lanewise(LSHR, -bits)).reinterpretAsBytes();
-    }
-
-    /** q - 32 from the low 4 bits in bits 0-3 of {@code low} and the high 2 bits in bits 4-5 of {@code high}. */
-    private static ByteVector six(ByteVector low, ByteVector high) {
-        return low.and((byte) 0x0F).or(high.and((byte) 0x30)).sub((byte) 32);
     }
 
     /**

@@ -9,7 +9,7 @@ import java.lang.foreign.ValueLayout;
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
-import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
+import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
@@ -17,8 +17,12 @@ import static jdk.incubator.vector.VectorOperators.B2F;
  * Q8_0: blocks of 32 weights, 34 bytes: f16 scale d, then 32 int8 q. Weight = q * d. The scale is
  * max|x| / 127, so the largest weight of a block is exactly +-127 * d (up to the f16 rounding of d).
  */
-final class Q8_0Format implements BlockFormat, BlockQuantizer {
+final class Q8_0Format extends KernelBase {
     static final Q8_0Format INSTANCE = new Q8_0Format();
+
+    private Q8_0Format() {
+        super(io.moe4j.kernels.GgmlType.Q8_0);
+    }
     static final int QK = 32, BLOCK_BYTES = 34;
 
     @Override
@@ -32,41 +36,32 @@ final class Q8_0Format implements BlockFormat, BlockQuantizer {
     }
 
     @Override
-    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        QuantSupport.checkBlocks(n, QK, "Q8_0");
-        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
-    }
-
-    /** Per block sum(q * x), then times d: the same product as dequantizing first, with d factored out. */
-    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        float s = 0;
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            int xo = xOffset + b * QK;
-            float bs = 0;
-            for (int j = 0; j < QK; j++) bs += src.get(ValueLayout.JAVA_BYTE, p + 2 + j) * x[xo + j];
-            s += bs * f16(src, p);
+    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+        FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            a0 = ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo), a0);
+            a1 = ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 8), a1);
+            a2 = ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 18, LE).convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 16), a2);
+            a3 = ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 26, LE).convertShape(B2F, F256, 0)).mul(d).fma(FloatVector.fromArray(F256, x, xo + 24), a3);
         }
-        return s;
+        FloatVector c = a0.add(a2).add(a1.add(a3));
+        return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
-    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
-        FloatVector acc = FloatVector.zero(F256);
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES + 2;
-            int xo = xOffset + b * QK;
-            // Two chains of FMAs per block, 8 weights each step: int8 widened straight to float.
-            FloatVector s0 = q8(src, p).mul(FloatVector.fromArray(F256, x, xo));
-            FloatVector s1 = q8(src, p + 8).mul(FloatVector.fromArray(F256, x, xo + 8));
-            s0 = q8(src, p + 16).fma(FloatVector.fromArray(F256, x, xo + 16), s0);
-            s1 = q8(src, p + 24).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
-            acc = s0.add(s1).fma(FloatVector.broadcast(F256, f16(src, p - 2)), acc);
+    @Override
+    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int o = dstOffset + 8 * b;
+            FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 18, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 2 * q);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 26, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 3 * q);
         }
-        return QuantSupport.sumLanes(acc);
-    }
-
-    private static FloatVector q8(MemorySegment src, long off) {
-        return (FloatVector) ByteVector.fromMemorySegment(B64, src, off, LE).convertShape(B2F, F256, 0);
     }
 
     /**

@@ -9,6 +9,8 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
 /**
@@ -46,6 +48,42 @@ final class QuantSupport {
     static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     static final boolean VECTOR = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 256
             && !Boolean.getBoolean("moe4j.kernels.scalar");
+
+    /*
+     * The matrix kernels read weights from a heap copy (see MatMul): C2 removes the range checks of byte[] accesses
+     * in counted loops, while every MemorySegment access in a loop over several rows keeps a long range check of a
+     * dozen instructions. One memcpy of a few rows into L1 costs far less than that.
+     */
+    static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
+    static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, LE);
+    static final VarHandle LONG_LE = MethodHandles.byteArrayViewVarHandle(long[].class, LE);
+    static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
+
+    /** The IEEE half at {@code off} of a heap copy, as a float (exact). */
+    static float f16(byte[] b, int off) {
+        return Float.float16ToFloat((short) SHORT_LE.get(b, off));
+    }
+
+    /**
+     * The reduction order every dot kernel implements, written out in scalar code. Weight i (i below the last multiple
+     * of 32) is multiplied into accumulator lane i % 32 with a fused multiply-add, in increasing i: four groups of 8
+     * lanes, g0..g3, one per 8 consecutive weights of every 32. The groups are combined lane by lane as
+     * (g0 + g2) + (g1 + g3), the 8 lanes of that summed as ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)), and the remaining
+     * elements (plain float types only) added one by one with a fused multiply-add. The SIMD kernels give the same
+     * float, bit for bit: a row's 4 groups are 4 independent chains of FMAs (enough to hide their latency while one
+     * row streams from memory), and a tile of the matrix kernels runs the 4 groups one after the other.
+     */
+    static float dotLanes(float[] w, int wOff, float[] x, int xOff, int n) {
+        float[] acc = new float[32];
+        int end = n & ~31, i = 0;
+        for (; i < end; i++) acc[i & 31] = Math.fma(w[wOff + i], x[xOff + i], acc[i & 31]);
+        float[] c = new float[8];
+        for (int l = 0; l < 8; l++) c[l] = (acc[l] + acc[16 + l]) + (acc[8 + l] + acc[24 + l]);
+        float s = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+        for (; i < n; i++) s = Math.fma(w[wOff + i], x[xOff + i], s);
+        return s;
+    }
+
 
     /** The high nibble of every byte (0..15): a 16-bit shift, masked, where a byte shift costs several instructions. */
     /**

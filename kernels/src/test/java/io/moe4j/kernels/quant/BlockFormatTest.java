@@ -73,9 +73,15 @@ class BlockFormatTest {
                 }
                 double tol = 1e-4 * mag * wmax + Float.MIN_NORMAL;
                 MemorySegment seg = padded(b, 3);
-                check(type + " dot n=" + n, exact, tol, f.dot(seg, 3, x, xo, n));
-                check(type + " scalar dot n=" + n, exact, tol, TestData.scalarDot(type).dot(seg, 3, x, xo, n));
-                check(type + " vector dot n=" + n, exact, tol, TestData.vectorDot(type).dot(seg, 3, x, xo, n));
+                float dot = f.dot(seg, 3, x, xo, n);
+                float scalar = TestData.scalarDot(type).dot(seg, 3, x, xo, n);
+                float vector = TestData.vectorDot(type).dot(seg, 3, x, xo, n);
+                check(type + " dot n=" + n, exact, tol, dot);
+                check(type + " scalar dot n=" + n, exact, tol, scalar);
+                check(type + " vector dot n=" + n, exact, tol, vector);
+                // One order of operations, bit for bit: the public entry, the SIMD kernel and the scalar reference.
+                assertEquals(Float.floatToIntBits(scalar), Float.floatToIntBits(vector), type + " vector vs scalar n=" + n);
+                assertEquals(Float.floatToIntBits(scalar), Float.floatToIntBits(dot), type + " dot vs scalar n=" + n);
             }
         }
     }

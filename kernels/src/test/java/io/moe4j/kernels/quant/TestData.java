@@ -19,32 +19,20 @@ final class TestData {
         float dot(MemorySegment src, long offset, float[] x, int xOffset, int n);
     }
 
+    /** The reference: the row decoded by the format's scalar decoder, then the lane-ordered reduction in scalar code. */
     static Dot scalarDot(GgmlType t) {
-        return switch (t) {
-            case F32 -> F32Format.INSTANCE::dotScalar;
-            case F16 -> F16Format.INSTANCE::dotScalar;
-            case BF16 -> BF16Format.INSTANCE::dotScalar;
-            case Q8_0 -> Q8_0Format.INSTANCE::dotScalar;
-            case Q4_0 -> Q4_0Format.INSTANCE::dotScalar;
-            case Q4_K -> Q4_KFormat.INSTANCE::dotScalar;
-            case Q6_K -> Q6_KFormat.INSTANCE::dotScalar;
-            case MXFP4 -> MXFP4Format.INSTANCE::dotScalar;
-            default -> throw new AssertionError(t);
+        BlockFormat f = BlockFormats.of(t);
+        return (src, offset, x, xOffset, n) -> {
+            float[] row = new float[n];
+            f.dequantize(src, offset, row, 0, n);
+            return QuantSupport.dotLanes(row, 0, x, xOffset, n);
         };
     }
 
+    /** The SIMD kernel, on the row's slice. */
     static Dot vectorDot(GgmlType t) {
-        return switch (t) {
-            case F32 -> F32Format.INSTANCE::dotVector;
-            case F16 -> F16Format.INSTANCE::dotVector;
-            case BF16 -> BF16Format.INSTANCE::dotVector;
-            case Q8_0 -> Q8_0Format.INSTANCE::dotVector;
-            case Q4_0 -> Q4_0Format.INSTANCE::dotVector;
-            case Q4_K -> Q4_KFormat.INSTANCE::dotVector;
-            case Q6_K -> Q6_KFormat.INSTANCE::dotVector;
-            case MXFP4 -> MXFP4Format.INSTANCE::dotVector;
-            default -> throw new AssertionError(t);
-        };
+        KernelBase f = (KernelBase) BlockFormats.of(t);
+        return (src, offset, x, xOffset, n) -> f.dotVector(src.asSlice(offset, t.bytesFor(n)), x, xOffset, n, new KernelScratch());
     }
 
     static float[] gaussian(Random r, int n, double sigma) {

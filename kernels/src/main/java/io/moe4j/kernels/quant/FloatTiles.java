@@ -1,0 +1,174 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Dot products of decoded weight rows with token rows, 4 rows × 4 tokens (or 4 rows × 1 token) at a time: the inner
+ * kernel of the matrix × matrix path, where a block of weight rows is decoded once into a float panel and then
+ * multiplied by every token of the batch, so each weight is read from memory once per batch.
+ *
+ * <p>Weights and tokens are in lane-group order ({@link BlockFormat#dequantizeLanes}; {@link #toLaneOrder} for the
+ * tokens): each of the 4 accumulator groups of the reduction is a contiguous quarter of the row, so a tile runs the 4
+ * groups one after the other with one accumulator per (row, token) pair, 16 in all, and then combines them in the
+ * order of {@link BlockFormat}. The result of a pair is therefore the same float as {@link BlockFormat#dot} computes
+ * for it, whatever tile or batch it was computed in.
+ */
+public final class FloatTiles {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+
+    private FloatTiles() {
+    }
+
+    /** Scratch floats a tile needs for its partial sums ({@code lanes} argument). */
+    public static final int LANES = 4 * 16 * 8;
+
+    /**
+     * 4 weight rows × 4 tokens: {@code out[o + r * oRow + t * oTok] = dot(w row r, x row t)} over {@code n} columns,
+     * for r, t in 0..3; weight row r starts at {@code w[wOff + r * wStride]}, token t at {@code x[xOff + t * xStride]},
+     * both in lane-group order. Only the first {@code rows} rows are stored (the others may hold anything).
+     */
+    public static void tile4x4(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int n,
+                               float[] out, int o, int oRow, int oTok, int rows, float[] lanes) {
+        int q = (n & ~31) / 4;
+        if (QuantSupport.VECTOR) {
+            for (int g = 0; g < 4; g++) tile4x4Pass(w, wOff + g * q, wStride, x, xOff + g * q, xStride, q, lanes, 128 * g);
+        } else {
+            passScalar(w, wOff, wStride, x, xOff, xStride, q, 4, 4, lanes);
+        }
+        finish(w, wOff, wStride, x, xOff, xStride, n, out, o, oRow, oTok, rows, 4, 4, lanes);
+    }
+
+    /** 4 weight rows × 1 token: {@code out[o + r * oRow] = dot(w row r, x)}; only the first {@code rows} are stored. */
+    public static void tile4x1(float[] w, int wOff, int wStride, float[] x, int xOff, int n, float[] out, int o, int oRow,
+                               int rows, float[] lanes) {
+        int q = (n & ~31) / 4;
+        if (QuantSupport.VECTOR) {
+            for (int g = 0; g < 4; g++) tile4x1Pass(w, wOff + g * q, wStride, x, xOff + g * q, 0, q, lanes, 32 * g);
+        } else {
+            passScalar(w, wOff, wStride, x, xOff, 0, q, 4, 1, lanes);
+        }
+        finish(w, wOff, wStride, x, xOff, 0, n, out, o, oRow, 0, rows, 4, 1, lanes);
+    }
+
+    private static void tile4x4Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int q, float[] l, int lOff) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector c00 = z, c10 = z, c20 = z, c30 = z, c01 = z, c11 = z, c21 = z, c31 = z, c02 = z, c12 = z, c22 = z, c32 = z, c03 = z, c13 = z, c23 = z, c33 = z;
+        for (int k = 0; k < q; k += 8) {
+            FloatVector a0 = FloatVector.fromArray(F, w, w0 + k);
+            FloatVector a1 = FloatVector.fromArray(F, w, w0 + 1 * wStride + k);
+            FloatVector a2 = FloatVector.fromArray(F, w, w0 + 2 * wStride + k);
+            FloatVector a3 = FloatVector.fromArray(F, w, w0 + 3 * wStride + k);
+            FloatVector b0 = FloatVector.fromArray(F, x, x0 + k);
+            c00 = a0.fma(b0, c00);
+            c10 = a1.fma(b0, c10);
+            c20 = a2.fma(b0, c20);
+            c30 = a3.fma(b0, c30);
+            FloatVector b1 = FloatVector.fromArray(F, x, x0 + 1 * xStride + k);
+            c01 = a0.fma(b1, c01);
+            c11 = a1.fma(b1, c11);
+            c21 = a2.fma(b1, c21);
+            c31 = a3.fma(b1, c31);
+            FloatVector b2 = FloatVector.fromArray(F, x, x0 + 2 * xStride + k);
+            c02 = a0.fma(b2, c02);
+            c12 = a1.fma(b2, c12);
+            c22 = a2.fma(b2, c22);
+            c32 = a3.fma(b2, c32);
+            FloatVector b3 = FloatVector.fromArray(F, x, x0 + 3 * xStride + k);
+            c03 = a0.fma(b3, c03);
+            c13 = a1.fma(b3, c13);
+            c23 = a2.fma(b3, c23);
+            c33 = a3.fma(b3, c33);
+        }
+        c00.intoArray(l, lOff + 0);
+        c10.intoArray(l, lOff + 8);
+        c20.intoArray(l, lOff + 16);
+        c30.intoArray(l, lOff + 24);
+        c01.intoArray(l, lOff + 32);
+        c11.intoArray(l, lOff + 40);
+        c21.intoArray(l, lOff + 48);
+        c31.intoArray(l, lOff + 56);
+        c02.intoArray(l, lOff + 64);
+        c12.intoArray(l, lOff + 72);
+        c22.intoArray(l, lOff + 80);
+        c32.intoArray(l, lOff + 88);
+        c03.intoArray(l, lOff + 96);
+        c13.intoArray(l, lOff + 104);
+        c23.intoArray(l, lOff + 112);
+        c33.intoArray(l, lOff + 120);
+    }
+
+    private static void tile4x1Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int q, float[] l, int lOff) {
+        FloatVector z = FloatVector.zero(F);
+        FloatVector c00 = z, c10 = z, c20 = z, c30 = z;
+        for (int k = 0; k < q; k += 8) {
+            FloatVector a0 = FloatVector.fromArray(F, w, w0 + k);
+            FloatVector a1 = FloatVector.fromArray(F, w, w0 + 1 * wStride + k);
+            FloatVector a2 = FloatVector.fromArray(F, w, w0 + 2 * wStride + k);
+            FloatVector a3 = FloatVector.fromArray(F, w, w0 + 3 * wStride + k);
+            FloatVector b0 = FloatVector.fromArray(F, x, x0 + k);
+            c00 = a0.fma(b0, c00);
+            c10 = a1.fma(b0, c10);
+            c20 = a2.fma(b0, c20);
+            c30 = a3.fma(b0, c30);
+        }
+        c00.intoArray(l, lOff + 0);
+        c10.intoArray(l, lOff + 8);
+        c20.intoArray(l, lOff + 16);
+        c30.intoArray(l, lOff + 24);
+    }
+
+    /** The passes in scalar code: group g of pair (r, t) in lanes[(g * R * T + t * R + r) * 8 ..]. */
+    private static void passScalar(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int q, int R, int T, float[] l) {
+        for (int g = 0; g < 4; g++) {
+            for (int t = 0; t < T; t++) {
+                for (int r = 0; r < R; r++) {
+                    int base = (g * R * T + t * R + r) * 8;
+                    for (int j = 0; j < 8; j++) l[base + j] = 0f;
+                    for (int k = 0; k < q; k++) {
+                        l[base + (k & 7)] = Math.fma(w[wOff + r * wStride + g * q + k], x[xOff + t * xStride + g * q + k], l[base + (k & 7)]);
+                    }
+                }
+            }
+        }
+    }
+
+    /** Combines the 4 groups of every pair as (g0 + g2) + (g1 + g3), sums the lanes, adds the tail, stores. */
+    private static void finish(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int n,
+                               float[] out, int o, int oRow, int oTok, int rows, int R, int T, float[] l) {
+        int n32 = n & ~31, pairs = R * T;
+        for (int t = 0; t < T; t++) {
+            for (int r = 0; r < rows; r++) {
+                int p = (t * R + r) * 8, g1 = 8 * pairs, g2 = 16 * pairs, g3 = 24 * pairs;
+                float c0 = (l[p] + l[p + g2]) + (l[p + g1] + l[p + g3]);
+                float c1 = (l[p + 1] + l[p + 1 + g2]) + (l[p + 1 + g1] + l[p + 1 + g3]);
+                float c2 = (l[p + 2] + l[p + 2 + g2]) + (l[p + 2 + g1] + l[p + 2 + g3]);
+                float c3 = (l[p + 3] + l[p + 3 + g2]) + (l[p + 3 + g1] + l[p + 3 + g3]);
+                float c4 = (l[p + 4] + l[p + 4 + g2]) + (l[p + 4 + g1] + l[p + 4 + g3]);
+                float c5 = (l[p + 5] + l[p + 5 + g2]) + (l[p + 5 + g1] + l[p + 5 + g3]);
+                float c6 = (l[p + 6] + l[p + 6 + g2]) + (l[p + 6 + g1] + l[p + 6 + g3]);
+                float c7 = (l[p + 7] + l[p + 7 + g2]) + (l[p + 7 + g1] + l[p + 7 + g3]);
+                float s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7));
+                for (int k = n32; k < n; k++) s = Math.fma(w[wOff + r * wStride + k], x[xOff + t * xStride + k], s);
+                out[o + r * oRow + t * oTok] = s;
+            }
+        }
+    }
+
+    /** Copies {@code n} floats from natural order into lane-group order (tokens for the tiles). */
+    public static void toLaneOrder(float[] src, int srcOffset, float[] dst, int dstOffset, int n) {
+        if (!QuantSupport.VECTOR) {
+            KernelBase.toLaneOrder(src, srcOffset, dst, dstOffset, n);
+            return;
+        }
+        int n32 = n & ~31, q = n32 / 4;
+        for (int i = 0; i < n32; i += 32) {
+            int o = dstOffset + i / 4, si = srcOffset + i;
+            FloatVector.fromArray(F, src, si).intoArray(dst, o);
+            FloatVector.fromArray(F, src, si + 8).intoArray(dst, o + q);
+            FloatVector.fromArray(F, src, si + 16).intoArray(dst, o + 2 * q);
+            FloatVector.fromArray(F, src, si + 24).intoArray(dst, o + 3 * q);
+        }
+        System.arraycopy(src, srcOffset + n32, dst, dstOffset + n32, n - n32);
+    }
+}

@@ -1,0 +1,117 @@
+package io.moe4j.kernels.quant;
+
+import io.moe4j.kernels.GgmlType;
+import io.moe4j.kernels.MatMul;
+import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.WeightMatrix;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.MemorySegment;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+/**
+ * The matrix kernels (decode path for 1-3 tokens, panel path for 4 and more, several products in one dispatch, any
+ * thread count) against the plain scalar reference: rows decoded by the independent {@link ReferenceDecoder}, then
+ * the lane-ordered reduction written out element by element. Bit for bit, on random data with odd sizes.
+ */
+class MatMulTest {
+
+    /** The documented reduction (BlockFormat), written independently of the production helper. */
+    static float reference(float[] w, int wOff, float[] x, int xOff, int n) {
+        float[][] group = new float[4][8];
+        int end = n / 32 * 32;
+        for (int i = 0; i < end; i++) {
+            float[] g = group[i % 32 / 8];
+            g[i % 8] = Math.fma(w[wOff + i], x[xOff + i], g[i % 8]);
+        }
+        float[] c = new float[8];
+        for (int l = 0; l < 8; l++) c[l] = (group[0][l] + group[2][l]) + (group[1][l] + group[3][l]);
+        float s = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+        for (int i = end; i < n; i++) s = Math.fma(w[wOff + i], x[xOff + i], s);
+        return s;
+    }
+
+    private static WeightMatrix matrix(GgmlType type, int rows, int cols, Random r, int pad) {
+        int blocksPerRow = cols / type.blockSize;
+        byte[] b = TestData.saneBlocks(type, rows * blocksPerRow, r);
+        byte[] padded = new byte[pad + b.length];
+        System.arraycopy(b, 0, padded, pad, b.length);
+        return new WeightMatrix(MemorySegment.ofArray(padded).asSlice(pad), type, rows, cols);
+    }
+
+    private static float[] decoded(WeightMatrix w) {
+        byte[] all = w.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
+        return ReferenceDecoder.decode(w.type(), all);
+    }
+
+    private static void assertBits(float want, float got, String what) {
+        if (Float.floatToIntBits(want) != Float.floatToIntBits(got)) {
+            assertEquals(want, got, 0f, what + " (bits " + Integer.toHexString(Float.floatToIntBits(want)) + " vs "
+                    + Integer.toHexString(Float.floatToIntBits(got)) + ")");
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K", "Q6_K", "MXFP4"})
+    void everyPathEqualsTheScalarReferenceBitForBit(GgmlType type) {
+        Random r = new Random(11 + type.id);
+        int[] colsChoices = type.isQuantized() ? new int[]{type.blockSize, 3 * type.blockSize, 8 * type.blockSize}
+                : new int[]{1, 7, 8, 31, 32, 33, 100, 259};
+        for (int cols : colsChoices) {
+            for (int rows : new int[]{1, 3, 5, 13, 37}) {
+                WeightMatrix w = matrix(type, rows, cols, r, r.nextInt(5));
+                float[] wf = decoded(w);
+                for (int n : new int[]{1, 2, 3, 4, 5, 7, 9}) {
+                    float[] x = TestData.gaussian(r, n * cols + 6, 1.0);
+                    float[] out = new float[n * rows + 4];
+                    MatMul.mul(w, x, 2, n, out, 3);
+                    for (int t = 0; t < n; t++) {
+                        for (int row = 0; row < rows; row++) {
+                            float want = reference(wf, row * cols, x, 2 + t * cols, cols);
+                            assertBits(want, out[3 + t * rows + row], type + " " + rows + "x" + cols + " n=" + n + " token " + t + " row " + row);
+                        }
+                    }
+                    assertEquals(0f, out[0]);
+                    assertEquals(0f, out[out.length - 1]);
+                }
+            }
+        }
+    }
+
+    @Test
+    void resultsDoNotDependOnTheThreadCountOrOnSharingADispatch() {
+        int saved = Parallel.threads();
+        try {
+            Random r = new Random(5);
+            WeightMatrix a = matrix(GgmlType.Q4_K, 67, 512, r, 0), b = matrix(GgmlType.Q8_0, 130, 96, r, 1);
+            float[] xa = TestData.gaussian(r, 9 * 512, 1), xb = TestData.gaussian(r, 9 * 96, 1);
+            float[] ref = null;
+            for (int threads : new int[]{1, 2, 3, 5}) {
+                Parallel.setThreads(threads);
+                for (int n : new int[]{1, 9}) {
+                    float[] oa = new float[n * 67], ob = new float[n * 130];
+                    MatMul.mulAll(new MatMul.Task(a, xa, 0, n, oa, 0), new MatMul.Task(b, xb, 0, n, ob, 0));
+                    float[] sa = new float[n * 67], sb = new float[n * 130];
+                    MatMul.mul(a, xa, 0, n, sa, 0);
+                    MatMul.mul(b, xb, 0, n, sb, 0);
+                    assertEquals(java.util.Arrays.toString(sa), java.util.Arrays.toString(oa));
+                    assertEquals(java.util.Arrays.toString(sb), java.util.Arrays.toString(ob));
+                    if (n == 9) {
+                        // token 4 computed in a 4x4 tile equals token 4 alone (decode path)
+                        float[] one = new float[67];
+                        MatMul.mul(a, xa, 4 * 512, 1, one, 0);
+                        for (int row = 0; row < 67; row++) assertBits(one[row], oa[4 * 67 + row], "token 4 row " + row);
+                        if (ref == null) ref = oa;
+                        else assertEquals(java.util.Arrays.toString(ref), java.util.Arrays.toString(oa), threads + " threads");
+                    }
+                }
+            }
+        } finally {
+            Parallel.setThreads(saved);
+        }
+    }
+}
