@@ -26,7 +26,7 @@ public final class Machine {
      * limited by memory, not by add latency), like STREAM's read-only kernels. Best of {@code reps} passes.
      */
     public static double readBandwidthGBs(long bytes, int reps) {
-        bytes = bytes / 4096 * 4096;
+        bytes = bytes / CHUNK * CHUNK;
         try (Arena arena = Arena.ofShared()) {
             MemorySegment buf = arena.allocate(bytes, 4096);
             // Touch every page (and give the floats a value) before timing.
@@ -36,16 +36,29 @@ public final class Machine {
             });
             double best = 0;
             float[] sink = new float[Parallel.threads()];
+            long chunks = bytes / CHUNK;
+            // Warm-up on part of the buffer, so that the timed passes run fully compiled code.
+            for (int r = 0; r < 20; r++) {
+                Parallel.split((int) Math.min(chunks, 512), 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
+            }
             for (int r = 0; r < reps; r++) {
                 long t0 = System.nanoTime();
-                long chunks = bytes / 256;
-                Parallel.split((int) chunks, 1, (w, from, to) -> sink[w] += sum(buf, from * 256L, to * 256L));
+                Parallel.split((int) chunks, 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
                 long t = System.nanoTime() - t0;
-                best = Math.max(best, bytes / (t * 1e-9) / 1e9);
+                best = Math.max(best, chunks * CHUNK / (t * 1e-9) / 1e9);
             }
             if (Float.isNaN(sink[0])) System.out.print(""); // keeps the sums alive
             return best;
         }
+    }
+
+    private static final long CHUNK = 64 * 1024;
+
+    /** Chunks [from, to) of 64 KiB: a call per chunk, so that the hot loop gets a normal (not on-stack) compilation. */
+    private static float sumChunks(MemorySegment s, int from, int to) {
+        float acc = 0;
+        for (long c = from; c < to; c++) acc += sum(s, c * CHUNK, (c + 1) * CHUNK);
+        return acc;
     }
 
     private static float sum(MemorySegment s, long from, long to) {
@@ -73,6 +86,7 @@ public final class Machine {
         long iters = 20_000_000;
         double best = 0;
         float[] sink = new float[t];
+        for (int r = 0; r < 2000; r++) sink[0] += fmaLoop(1000); // compile fmaLoop before timing
         for (int r = 0; r < reps; r++) {
             long t0 = System.nanoTime();
             Parallel.split(t, 1, (w, from, to) -> {

@@ -2,6 +2,7 @@ package io.moe4j.bench;
 
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
+import io.moe4j.kernels.FeedForwardStats;
 import io.moe4j.kernels.Parallel;
 import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.model.KvCache;
@@ -72,12 +73,15 @@ public final class ModelBench {
                 Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType()));
                 Profile.reset();
                 Profile.enable(true);
+                FeedForwardStats.reset();
+                FeedForwardStats.enabled = true;
                 long a = System.nanoTime();
                 for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
                 long ns = System.nanoTime() - a;
                 Profile.enable(false);
+                FeedForwardStats.enabled = false;
                 router += Profile.routerNanos();
-                combine += Profile.combineNanos();
+                combine += FeedForwardStats.groupNanos + FeedForwardStats.combineNanos;
                 forward += Profile.forwardNanos();
                 tg[r] = o.tg() / (ns * 1e-9);
                 log.accept(String.format("  decode %d tokens: %.2f tokens/s", o.tg(), tg[r]));
@@ -131,7 +135,7 @@ public final class ModelBench {
         return (double) m.rows() * m.cols();
     }
 
-    private static double macs(ModelWeights.FeedForward f) {
+    private static double macs(io.moe4j.kernels.ops.FeedForwardWeights f) {
         return macs(f.gate()) + macs(f.up()) + macs(f.down());
     }
 

@@ -5,6 +5,7 @@ import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.ModelFormatException;
 import io.moe4j.kernels.MatMul;
 import io.moe4j.kernels.WeightMatrix;
+import io.moe4j.kernels.ops.FeedForwardWeights;
 
 import java.util.Arrays;
 
@@ -14,11 +15,6 @@ import java.util.Arrays;
  */
 public final class ModelWeights {
 
-    /** A feed-forward block: one dense FFN, or a stack of experts (rows of all experts one after another). */
-    public record FeedForward(WeightMatrix gate, WeightMatrix up, WeightMatrix down,
-                              float[] gateBias, float[] upBias, float[] downBias, int hidden) {
-    }
-
     public record Layer(
             float[] attnNorm,
             WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
@@ -26,10 +22,10 @@ public final class ModelWeights {
             float[] qNorm, float[] kNorm,
             float[] sinks,
             float[] ffnNorm,
-            FeedForward dense,
+            FeedForwardWeights dense,
             WeightMatrix router, float[] routerBias,
-            FeedForward experts,
-            FeedForward sharedExpert, float[] sharedExpertGate) {
+            FeedForwardWeights experts,
+            FeedForwardWeights sharedExpert, float[] sharedExpertGate) {
     }
 
     public final WeightMatrix tokenEmbedding;
@@ -64,7 +60,7 @@ public final class ModelWeights {
                 case NONE -> {
                 }
             }
-            FeedForward dense = null, experts = null, shared = null;
+            FeedForwardWeights dense = null, experts = null, shared = null;
             WeightMatrix router = null;
             float[] routerBias = null, sharedGate = null;
             if (cfg.isMoe()) {
@@ -137,7 +133,7 @@ public final class ModelWeights {
         }
 
         /** gate/up/down (+ optional biases) of {@code count} experts whose hidden size is read off the gate tensor. */
-        FeedForward experts(String prefix, String suffix, int nEmbd, int count) {
+        FeedForwardWeights experts(String prefix, String suffix, int nEmbd, int count) {
             String gateName = prefix + "ffn_gate" + suffix + ".weight";
             GgufTensor gate = file.requireTensor(gateName);
             int hidden = (int) gate.dim(1);
@@ -147,7 +143,7 @@ public final class ModelWeights {
             GgufTensor g = shaped(gateName, upDims);
             GgufTensor u = shaped(prefix + "ffn_up" + suffix + ".weight", upDims);
             GgufTensor d = shaped(prefix + "ffn_down" + suffix + ".weight", downDims);
-            return new FeedForward(
+            return new FeedForwardWeights(
                     new WeightMatrix(g.data(), g.type(), hidden * count, nEmbd),
                     new WeightMatrix(u.data(), u.type(), hidden * count, nEmbd),
                     new WeightMatrix(d.data(), d.type(), nEmbd * count, hidden),

@@ -1,72 +1,63 @@
 package io.moe4j.model;
 
-import io.moe4j.kernels.MatMul;
+import io.moe4j.kernels.Backend;
 import io.moe4j.kernels.ops.Activations;
 
 /**
  * The sparse feed-forward block: router → gating → top-k → optional renormalisation and scale → weighted sum of
- * the selected experts, plus an optional shared expert. Tokens of a batch are grouped by expert so that each
- * active expert's weights are read once per batch; unselected experts are never touched.
+ * the selected experts ({@link Backend#feedForward}: tokens grouped by expert, each active expert's weights read
+ * once per batch, unselected experts never touched), plus an optional shared expert.
  */
 final class MoeBlock {
     private MoeBlock() {
     }
 
+    /** Per-thread routing arrays, grown to the largest batch seen. */
+    static final class Buffers {
+        float[] logits = new float[0], weights = new float[0], scratch = new float[0], sharedWeights = new float[0];
+        int[] selected = new int[0], zeros = new int[0];
+        boolean[] taken = new boolean[0];
+
+        void ensure(int n, int nExp, int k) {
+            if (logits.length < n * nExp) logits = new float[n * nExp];
+            if (selected.length < n * k) {
+                selected = new int[n * k];
+                weights = new float[n * k];
+            }
+            if (scratch.length < nExp) {
+                scratch = new float[nExp];
+                taken = new boolean[nExp];
+            }
+            if (zeros.length < n) {
+                zeros = new int[n];
+                sharedWeights = new float[n];
+            }
+        }
+    }
+
     /** Adds the block's output for {@code n} normalised rows {@code x} to {@code residual}. */
-    static void forward(ModelConfig cfg, ModelWeights.Layer lw, int layer, float[] x, int n, float[] residual,
-                        RoutingObserver observer) {
+    static void forward(Backend ops, ModelConfig cfg, ModelWeights.Layer lw, int layer, float[] x, int n, float[] residual,
+                        RoutingObserver observer, Buffers b) {
         int nEmbd = cfg.embeddingLength();
         int nExp = cfg.expertCount(), k = cfg.expertUsedCount();
+        Activations.Gated act = cfg.arch().activation() == Architecture.Activation.SWIGLU_CLAMPED
+                ? Activations.Gated.SWIGLU_CLAMPED : Activations.Gated.SWIGLU;
+        b.ensure(n, nExp, k);
         long t0 = Profile.now();
-        float[] logits = new float[n * nExp];
-        MatMul.mul(lw.router(), x, 0, n, logits, 0);
-        FeedForwardBlock.addBias(logits, n, nExp, lw.routerBias(), 0);
-
-        int[][] selected = new int[n][];
-        float[][] weights = new float[n][];
-        int[] tokensPerExpert = new int[nExp];
-        float[] scratch = new float[nExp];
+        ops.matmul(lw.router(), x, 0, n, b.logits, 0);
+        Transformer.addBias(b.logits, n, nExp, lw.routerBias());
         for (int t = 0; t < n; t++) {
-            selected[t] = new int[k];
-            weights[t] = new float[k];
-            route(cfg, logits, t * nExp, scratch, selected[t], weights[t]);
-            for (int e : selected[t]) tokensPerExpert[e]++;
-            if (observer != null) observer.onRouting(layer, t, logits, t * nExp, selected[t], weights[t]);
+            route(cfg, b.logits, t * nExp, b.scratch, b.taken, b.selected, b.weights, t * k, k);
+            if (observer != null) {
+                observer.onRouting(layer, t, b.logits, t * nExp, java.util.Arrays.copyOfRange(b.selected, t * k, t * k + k),
+                        java.util.Arrays.copyOfRange(b.weights, t * k, t * k + k));
+            }
         }
+        if (t0 != 0) Profile.routerNanos += Profile.now() - t0;
 
-        long tRouted = Profile.now();
-        if (tRouted != 0) Profile.routerNanos += tRouted - t0;
-        // Expert by expert (ascending id), so each token sums its experts in the same order whatever the batch.
-        for (int e = 0; e < nExp; e++) {
-            int m = tokensPerExpert[e];
-            if (m == 0) continue;
-            int[] rows = new int[m];
-            float[] w = new float[m];
-            float[] in = new float[m * nEmbd];
-            int j = 0;
-            for (int t = 0; t < n; t++) {
-                for (int s = 0; s < k; s++) {
-                    if (selected[t][s] == e) {
-                        rows[j] = t;
-                        w[j] = weights[t][s];
-                        System.arraycopy(x, t * nEmbd, in, j * nEmbd, nEmbd);
-                        j++;
-                    }
-                }
-            }
-            float[] out = new float[m * nEmbd];
-            FeedForwardBlock.run(lw.experts(), e, in, m, out, cfg.arch().activation());
-            long tc = Profile.now();
-            for (int r = 0; r < m; r++) {
-                int base = rows[r] * nEmbd;
-                for (int i = 0; i < nEmbd; i++) residual[base + i] += w[r] * out[r * nEmbd + i];
-            }
-            if (tc != 0) Profile.combineNanos += Profile.now() - tc;
-        }
+        ops.feedForward(lw.experts(), act, x, n, k, b.selected, b.weights, residual);
 
         if (lw.sharedExpert() != null) {
-            float[] out = new float[n * nEmbd];
-            FeedForwardBlock.run(lw.sharedExpert(), 0, x, n, out, cfg.arch().activation());
             for (int t = 0; t < n; t++) {
                 float g = 1f;
                 if (lw.sharedExpertGate() != null) {
@@ -74,8 +65,9 @@ final class MoeBlock {
                     for (int i = 0; i < nEmbd; i++) dot += lw.sharedExpertGate()[i] * x[t * nEmbd + i];
                     g = Activations.sigmoid(dot);
                 }
-                for (int i = 0; i < nEmbd; i++) residual[t * nEmbd + i] += g * out[t * nEmbd + i];
+                b.sharedWeights[t] = g;
             }
+            ops.feedForward(lw.sharedExpert(), act, x, n, 1, b.zeros, b.sharedWeights, residual);
         }
     }
 
@@ -83,13 +75,14 @@ final class MoeBlock {
      * Chooses the k experts of one token and their weights. Ties go to the lower expert id; {@code selected} comes
      * back in ascending id order.
      */
-    static void route(ModelConfig cfg, float[] logits, int off, float[] scratch, int[] selected, float[] weights) {
-        int nExp = cfg.expertCount(), k = selected.length;
+    static void route(ModelConfig cfg, float[] logits, int off, float[] scratch, boolean[] taken, int[] selected,
+                      float[] weights, int so, int k) {
+        int nExp = cfg.expertCount();
         System.arraycopy(logits, off, scratch, 0, nExp);
         boolean softmaxFirst = cfg.arch().gating() == Architecture.Gating.SOFTMAX_THEN_TOP_K;
         if (softmaxFirst) Activations.softmax(scratch, 0, nExp);
         // top-k by repeated selection: k is small (2..8)
-        boolean[] taken = new boolean[nExp];
+        java.util.Arrays.fill(taken, 0, nExp, false);
         for (int s = 0; s < k; s++) {
             int best = -1;
             for (int e = 0; e < nExp; e++) {
@@ -100,19 +93,19 @@ final class MoeBlock {
         int j = 0;
         for (int e = 0; e < nExp; e++) {
             if (taken[e]) {
-                selected[j] = e;
-                weights[j] = scratch[e];
+                selected[so + j] = e;
+                weights[so + j] = scratch[e];
                 j++;
             }
         }
-        if (!softmaxFirst) Activations.softmax(weights, 0, k);
+        if (!softmaxFirst) Activations.softmax(weights, so, k);
         if (cfg.normalizeTopK()) {
             float sum = 0;
-            for (float w : weights) sum += w;
-            for (int s = 0; s < k; s++) weights[s] /= sum;
+            for (int s = 0; s < k; s++) sum += weights[so + s];
+            for (int s = 0; s < k; s++) weights[so + s] /= sum;
         }
         if (cfg.expertWeightsScale() != 1f) {
-            for (int s = 0; s < k; s++) weights[s] *= cfg.expertWeightsScale();
+            for (int s = 0; s < k; s++) weights[so + s] *= cfg.expertWeightsScale();
         }
     }
 }

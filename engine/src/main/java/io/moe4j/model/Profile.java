@@ -1,14 +1,14 @@
 package io.moe4j.model;
 
 /**
- * Optional timing of the parts of the forward pass that are neither matrix products nor attention, for benchmarks:
- * the MoE router (its matrix × vector, gating, top-k and grouping) and the combine (weighted scatter-add of the
- * expert outputs). Off by default; when on, the thread that runs {@link Transformer#forward} adds to the counters
+ * Optional timing of parts of the forward pass, for benchmarks: the MoE router (its matrix × vector, gating and
+ * top-k) and whole forward calls (the grouping and combine of the experts are timed by
+ * {@link io.moe4j.kernels.FeedForwardStats}). Off by default; when on, the thread that runs {@link Transformer#forward} adds to the counters
  * (not meant for several forward calls at once).
  */
 public final class Profile {
     private static volatile boolean enabled;
-    static long routerNanos, combineNanos, forwardNanos;
+    static long routerNanos, forwardNanos;
 
     private Profile() {
     }
@@ -26,17 +26,12 @@ public final class Profile {
     }
 
     public static void reset() {
-        routerNanos = combineNanos = forwardNanos = 0;
+        routerNanos = forwardNanos = 0;
     }
 
-    /** Router matrix × vector, gating, top-k and grouping of tokens by expert. */
+    /** Router matrix × vector, gating and top-k. */
     public static long routerNanos() {
         return routerNanos;
-    }
-
-    /** Weighted scatter-add of the expert outputs into the residual stream. */
-    public static long combineNanos() {
-        return combineNanos;
     }
 
     /** Whole forward calls. */

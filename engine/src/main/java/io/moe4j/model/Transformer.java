@@ -1,25 +1,39 @@
 package io.moe4j.model;
 
+import io.moe4j.kernels.Backend;
 import io.moe4j.kernels.MatMul;
-import io.moe4j.kernels.Parallel;
-import io.moe4j.kernels.ops.Attention;
-import io.moe4j.kernels.ops.RmsNorm;
+import io.moe4j.kernels.ops.Activations;
+import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.kernels.ops.Rope;
+
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
 
 /**
  * The decoder forward pass shared by every architecture: embedding, then per block attention and a dense or
  * sparse feed-forward network, each behind an RMSNorm and added to the residual stream; then the output head.
  * Architecture differences are switches of {@link Architecture} and optional tensors of {@link ModelWeights}.
+ * The arithmetic is done by a {@link Backend} (the CPU one unless told otherwise); activations live in per-thread
+ * buffers that are reused from call to call.
  */
 public final class Transformer {
     private final ModelConfig cfg;
     private final ModelWeights w;
     private final Rope rope;
+    private final Backend ops;
+    private final ThreadLocal<Work> buffers = ThreadLocal.withInitial(Work::new);
 
     public Transformer(ModelConfig cfg, ModelWeights weights) {
+        this(cfg, weights, Backend.cpu());
+    }
+
+    public Transformer(ModelConfig cfg, ModelWeights weights, Backend backend) {
         this.cfg = cfg;
         this.w = weights;
         this.rope = cfg.rope();
+        this.ops = backend;
     }
 
     /** Reads architecture, hyper-parameters and weights of an open GGUF file (the mapping must stay open). */
@@ -53,7 +67,7 @@ public final class Transformer {
      */
     public float[] forward(int[] tokens, int n, KvCache cache, boolean allLogits, RoutingObserver observer) {
         int[] input = n == tokens.length ? tokens : java.util.Arrays.copyOf(tokens, n);
-        return forward(java.util.List.of(new SequenceInput(cache, input, allLogits)), observer)[0];
+        return forward(List.of(new SequenceInput(cache, input, allLogits)), observer)[0];
     }
 
     /**
@@ -62,9 +76,109 @@ public final class Transformer {
      * alone (every reduction runs in the same order whatever the batch holds). Returns per sequence the logits
      * of its last token, or of all its tokens when asked.
      */
-    public float[][] forward(java.util.List<SequenceInput> inputs, RoutingObserver observer) {
+    public float[][] forward(List<SequenceInput> inputs, RoutingObserver observer) {
+        int n = validate(inputs);
+        long tStart = Profile.now();
+        int dim = cfg.embeddingLength();
+        Work a = buffers.get().ensure(cfg, n);
+        // Flatten: token t belongs to cache a.caches[t] at position a.positions[t].
+        int t = 0;
+        for (SequenceInput in : inputs) {
+            for (int i = 0; i < in.tokens().length; i++, t++) {
+                a.caches[t] = in.cache();
+                a.positions[t] = in.cache().length() + i;
+                MatMul.row(w.tokenEmbedding, in.tokens()[i], a.x, t * dim);
+                rope.angles(a.positions[t], a.cos, a.sin, t * (rope.nRot() / 2));
+            }
+        }
+
+        for (int l = 0; l < cfg.blockCount(); l++) {
+            ModelWeights.Layer lw = w.layers[l];
+            ops.rmsNorm(a.x, 0, n, dim, lw.attnNorm(), cfg.rmsEps(), a.xb, 0);
+            attention(l, lw, a, n);
+            ops.rmsNorm(a.x, 0, n, dim, lw.ffnNorm(), cfg.rmsEps(), a.xb, 0);
+            if (cfg.isMoe()) {
+                MoeBlock.forward(ops, cfg, lw, l, a.xb, n, a.x, observer, a.moe);
+            } else {
+                ops.feedForward(lw.dense(), activation(), a.xb, n, 1, a.zeros, a.ones, a.x);
+            }
+        }
+
+        float[][] result = new float[inputs.size()][];
+        int first = 0;
+        for (int s = 0; s < inputs.size(); s++) {
+            SequenceInput in = inputs.get(s);
+            int len = in.tokens().length;
+            int from = in.allLogits() ? first : first + len - 1;
+            int rows = first + len - from;
+            ops.rmsNorm(a.x, from * dim, rows, dim, w.outputNorm, cfg.rmsEps(), a.xb, 0);
+            result[s] = new float[rows * w.vocabSize];
+            ops.matmul(w.output, a.xb, 0, rows, result[s], 0);
+            in.cache().advance(len);
+            first += len;
+        }
+        java.util.Arrays.fill(a.caches, 0, n, null); // do not keep the caches reachable from this thread
+        java.util.Arrays.fill(a.keys, 0, n, null);
+        java.util.Arrays.fill(a.values, 0, n, null);
+        if (tStart != 0) Profile.forwardNanos += Profile.now() - tStart;
+        return result;
+    }
+
+    /** Self-attention of the batch: projections, q/k norms, RoPE, cache append, attention, output projection. */
+    private void attention(int l, ModelWeights.Layer lw, Work a, int n) {
+        int qDim = cfg.qDim(), kvDim = cfg.kvDim(), hd = cfg.headDim(), dim = cfg.embeddingLength();
+        ops.matmul(new MatMul.Task(lw.wq(), a.xb, 0, n, a.q, 0), new MatMul.Task(lw.wk(), a.xb, 0, n, a.k, 0),
+                new MatMul.Task(lw.wv(), a.xb, 0, n, a.v, 0));
+        addBias(a.q, n, qDim, lw.bq());
+        addBias(a.k, n, kvDim, lw.bk());
+        addBias(a.v, n, kvDim, lw.bv());
+        switch (cfg.arch().qkNorm()) {
+            case PER_HEAD -> {
+                ops.rmsNorm(a.q, 0, n * cfg.headCount(), hd, lw.qNorm(), cfg.rmsEps(), a.q, 0);
+                ops.rmsNorm(a.k, 0, n * cfg.kvHeadCount(), hd, lw.kNorm(), cfg.rmsEps(), a.k, 0);
+            }
+            case WHOLE -> {
+                ops.rmsNorm(a.q, 0, n, qDim, lw.qNorm(), cfg.rmsEps(), a.q, 0);
+                ops.rmsNorm(a.k, 0, n, kvDim, lw.kNorm(), cfg.rmsEps(), a.k, 0);
+            }
+            case NONE -> {
+            }
+        }
+        ops.rope(rope, a.q, 0, n, qDim, cfg.headCount(), hd, a.cos, a.sin);
+        ops.rope(rope, a.k, 0, n, kvDim, cfg.kvHeadCount(), hd, a.cos, a.sin);
+        for (int t = 0; t < n; t++) {
+            int pos = a.positions[t];
+            a.caches[t].keys[l].write(pos, a.k, t * kvDim);
+            a.caches[t].values[l].write(pos, a.v, t * kvDim);
+            a.keys[t] = a.caches[t].keys[l];
+            a.values[t] = a.caches[t].values[l];
+            a.first[t] = cfg.attentionStart(l, pos);
+        }
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
+                scale, lw.sinks(), a.att);
+        ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
+        addBias(a.o, n, dim, lw.bo());
+        ops.add(a.x, 0, a.o, 0, n * dim);
+    }
+
+    private Activations.Gated activation() {
+        return switch (cfg.arch().activation()) {
+            case SWIGLU -> Activations.Gated.SWIGLU;
+            case SWIGLU_CLAMPED -> Activations.Gated.SWIGLU_CLAMPED;
+        };
+    }
+
+    static void addBias(float[] x, int rows, int n, float[] bias) {
+        if (bias == null) return;
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < n; i++) x[r * n + i] += bias[i];
+        }
+    }
+
+    private int validate(List<SequenceInput> inputs) {
         int n = 0;
-        java.util.Set<KvCache> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        Set<KvCache> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         for (SequenceInput in : inputs) {
             if (!seen.add(in.cache())) throw new IllegalArgumentException("a sequence appears twice in one batch");
             if (in.tokens().length == 0) throw new IllegalArgumentException("no tokens to evaluate");
@@ -79,96 +193,40 @@ public final class Transformer {
             n += in.tokens().length;
         }
         if (n == 0) throw new IllegalArgumentException("no tokens to evaluate");
-        long tStart = Profile.now();
-        // Flatten: token t belongs to cache caches[t] at position positions[t].
-        KvCache[] caches = new KvCache[n];
-        int[] positions = new int[n];
-        int dim = cfg.embeddingLength();
-        float[] x = new float[n * dim];
-        int t = 0;
-        for (SequenceInput in : inputs) {
-            for (int i = 0; i < in.tokens().length; i++, t++) {
-                caches[t] = in.cache();
-                positions[t] = in.cache().length() + i;
-                MatMul.row(w.tokenEmbedding, in.tokens()[i], x, t * dim);
-            }
-        }
-
-        float[] xb = new float[n * dim];
-        for (int l = 0; l < cfg.blockCount(); l++) {
-            ModelWeights.Layer lw = w.layers[l];
-            for (int r = 0; r < n; r++) RmsNorm.apply(xb, r * dim, x, r * dim, lw.attnNorm(), dim, cfg.rmsEps());
-            attention(l, lw, xb, n, caches, positions, x);
-
-            for (int r = 0; r < n; r++) RmsNorm.apply(xb, r * dim, x, r * dim, lw.ffnNorm(), dim, cfg.rmsEps());
-            if (cfg.isMoe()) {
-                MoeBlock.forward(cfg, lw, l, xb, n, x, observer);
-            } else {
-                float[] out = new float[n * dim];
-                FeedForwardBlock.run(lw.dense(), 0, xb, n, out, cfg.arch().activation());
-                for (int i = 0; i < n * dim; i++) x[i] += out[i];
-            }
-        }
-
-        float[][] result = new float[inputs.size()][];
-        int first = 0;
-        for (int s = 0; s < inputs.size(); s++) {
-            SequenceInput in = inputs.get(s);
-            int len = in.tokens().length;
-            int from = in.allLogits() ? first : first + len - 1;
-            int rows = first + len - from;
-            float[] normed = new float[rows * dim];
-            for (int r = 0; r < rows; r++) RmsNorm.apply(normed, r * dim, x, (from + r) * dim, w.outputNorm, dim, cfg.rmsEps());
-            result[s] = new float[rows * w.vocabSize];
-            MatMul.mul(w.output, normed, 0, rows, result[s], 0);
-            in.cache().advance(len);
-            first += len;
-        }
-        if (tStart != 0) Profile.forwardNanos += Profile.now() - tStart;
-        return result;
+        return n;
     }
 
-    /** Self-attention of the batch: projections, q/k norms, RoPE, cache append, attention, output projection. */
-    private void attention(int l, ModelWeights.Layer lw, float[] xb, int n, KvCache[] caches, int[] positions, float[] residual) {
-        int qDim = cfg.qDim(), kvDim = cfg.kvDim(), hd = cfg.headDim();
-        float[] q = new float[n * qDim], k = new float[n * kvDim], v = new float[n * kvDim];
-        MatMul.mul(lw.wq(), xb, 0, n, q, 0);
-        MatMul.mul(lw.wk(), xb, 0, n, k, 0);
-        MatMul.mul(lw.wv(), xb, 0, n, v, 0);
-        FeedForwardBlock.addBias(q, n, qDim, lw.bq(), 0);
-        FeedForwardBlock.addBias(k, n, kvDim, lw.bk(), 0);
-        FeedForwardBlock.addBias(v, n, kvDim, lw.bv(), 0);
-        switch (cfg.arch().qkNorm()) {
-            case PER_HEAD -> {
-                RmsNorm.applyRows(q, 0, n * cfg.headCount(), hd, lw.qNorm(), cfg.rmsEps());
-                RmsNorm.applyRows(k, 0, n * cfg.kvHeadCount(), hd, lw.kNorm(), cfg.rmsEps());
-            }
-            case WHOLE -> {
-                RmsNorm.applyRows(q, 0, n, qDim, lw.qNorm(), cfg.rmsEps());
-                RmsNorm.applyRows(k, 0, n, kvDim, lw.kNorm(), cfg.rmsEps());
-            }
-            case NONE -> {
-            }
-        }
-        float[] cos = new float[rope.nRot() / 2], sin = new float[rope.nRot() / 2];
-        for (int t = 0; t < n; t++) {
-            rope.apply(q, t * qDim, cfg.headCount(), hd, positions[t], cos, sin);
-            rope.apply(k, t * kvDim, cfg.kvHeadCount(), hd, positions[t], cos, sin);
-            caches[t].keys[l].write(positions[t], k, t * kvDim);
-            caches[t].values[l].write(positions[t], v, t * kvDim);
-        }
+    /** The activations of one forward pass, kept per thread and grown to the largest batch seen. */
+    private static final class Work {
+        int capacity = -1;
+        float[] x, xb, q, k, v, att, o, cos, sin, ones;
+        int[] positions, first, zeros;
+        KvCache[] caches;
+        KvBuffer[] keys, values;
+        final MoeBlock.Buffers moe = new MoeBlock.Buffers();
 
-        float[] att = new float[n * qDim];
-        float scale = (float) (1.0 / Math.sqrt(hd));
-        Parallel.forRange(n, t -> {
-            int pos = positions[t];
-            float[] scores = new float[pos + 1];
-            Attention.attend(q, t * qDim, cfg.headCount(), cfg.kvHeadCount(), hd, caches[t].keys[l], caches[t].values[l],
-                    cfg.attentionStart(l, pos), pos, scale, lw.sinks(), att, t * qDim, scores);
-        });
-        float[] o = new float[n * cfg.embeddingLength()];
-        MatMul.mul(lw.wo(), att, 0, n, o, 0);
-        FeedForwardBlock.addBias(o, n, cfg.embeddingLength(), lw.bo(), 0);
-        for (int i = 0; i < o.length; i++) residual[i] += o[i];
+        Work ensure(ModelConfig cfg, int n) {
+            if (n <= capacity) return this;
+            int dim = cfg.embeddingLength(), half = cfg.ropeDim() / 2;
+            x = new float[n * dim];
+            xb = new float[n * dim];
+            o = new float[n * dim];
+            q = new float[n * cfg.qDim()];
+            att = new float[n * cfg.qDim()];
+            k = new float[n * cfg.kvDim()];
+            v = new float[n * cfg.kvDim()];
+            cos = new float[n * half];
+            sin = new float[n * half];
+            ones = new float[n];
+            java.util.Arrays.fill(ones, 1f);
+            zeros = new int[n];
+            positions = new int[n];
+            first = new int[n];
+            caches = new KvCache[n];
+            keys = new KvBuffer[n];
+            values = new KvBuffer[n];
+            capacity = n;
+            return this;
+        }
     }
 }

@@ -1,15 +1,40 @@
 package io.moe4j.kernels.ops;
 
-/** Gated activations of feed-forward blocks: out[i] = act(gate[i]) * up[i] in place of gate. */
+import jdk.incubator.vector.FloatVector;
+
+/** Gated activations of feed-forward blocks (out[i] = act(gate[i]) * up[i] in place of gate), softmax, sigmoid. */
 public final class Activations {
     private Activations() {
     }
 
-    /** SwiGLU: silu(gate) * up. */
+    /** The gated activations of the architectures moe4j runs. */
+    public enum Gated {
+        /** silu(gate) * up */
+        SWIGLU,
+        /** gpt-oss: gate clamped above at 7, up to [-7, 7], then gate * sigmoid(1.702 * gate) * (up + 1) */
+        SWIGLU_CLAMPED
+    }
+
+    /** gpt-oss's SwiGLU constants (llama.cpp hard-codes them for this architecture too). */
+    public static final float SWIGLU_ALPHA = 1.702f, SWIGLU_LIMIT = 7.0f;
+
+    public static void apply(Gated kind, float[] gate, int gOff, float[] up, int uOff, int n) {
+        switch (kind) {
+            case SWIGLU -> swiglu(gate, gOff, up, uOff, n);
+            case SWIGLU_CLAMPED -> swigluClamped(gate, gOff, up, uOff, n, SWIGLU_ALPHA, SWIGLU_LIMIT);
+        }
+    }
+
+    /** SwiGLU: silu(gate) * up, with {@link VectorMath#exp} (the SIMD and scalar parts give the same bits). */
     public static void swiglu(float[] gate, int gOff, float[] up, int uOff, int n) {
-        for (int i = 0; i < n; i++) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            FloatVector g = FloatVector.fromArray(VectorMath.F, gate, gOff + i);
+            g.div(VectorMath.exp(g.neg()).add(1f)).mul(FloatVector.fromArray(VectorMath.F, up, uOff + i)).intoArray(gate, gOff + i);
+        }
+        for (; i < n; i++) {
             float g = gate[gOff + i];
-            gate[gOff + i] = g / (1f + (float) Math.exp(-g)) * up[uOff + i];
+            gate[gOff + i] = g / (VectorMath.exp(-g) + 1f) * up[uOff + i];
         }
     }
 
@@ -18,10 +43,16 @@ public final class Activations {
      * gate * sigmoid(alpha * gate) * (up + 1).
      */
     public static void swigluClamped(float[] gate, int gOff, float[] up, int uOff, int n, float alpha, float limit) {
-        for (int i = 0; i < n; i++) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            FloatVector g = FloatVector.fromArray(VectorMath.F, gate, gOff + i).min(limit);
+            FloatVector u = FloatVector.fromArray(VectorMath.F, up, uOff + i).min(limit).max(-limit);
+            g.div(VectorMath.exp(g.mul(-alpha)).add(1f)).mul(u.add(1f)).intoArray(gate, gOff + i);
+        }
+        for (; i < n; i++) {
             float g = Math.min(gate[gOff + i], limit);
-            float u = Math.max(-limit, Math.min(up[uOff + i], limit));
-            gate[gOff + i] = g / (1f + (float) Math.exp(-alpha * g)) * (u + 1f);
+            float u = Math.max(Math.min(up[uOff + i], limit), -limit);
+            gate[gOff + i] = g / (VectorMath.exp(g * -alpha) + 1f) * (u + 1f);
         }
     }
 

@@ -57,27 +57,38 @@ public final class Rope {
         return nRot * Math.log(originalCtx / (beta * 2 * Math.PI)) / (2 * Math.log(base));
     }
 
-    /**
-     * Rotates {@code nHeads} heads of {@code headDim} floats starting at {@code off} for position {@code pos}.
-     * {@code cos}/{@code sin} are caller-owned scratch arrays of at least nRot/2 floats.
-     */
-    public void apply(float[] x, int off, int nHeads, int headDim, int pos, float[] cos, float[] sin) {
+    /** The rotation of position {@code pos}: {@code nRot/2} cosines and sines (times the magnitude correction). */
+    public void angles(int pos, float[] cos, float[] sin, int off) {
         int half = nRot / 2;
         for (int i = 0; i < half; i++) {
             double theta = pos * freq[i];
-            cos[i] = (float) Math.cos(theta) * mscale;
-            sin[i] = (float) Math.sin(theta) * mscale;
+            cos[off + i] = (float) Math.cos(theta) * mscale;
+            sin[off + i] = (float) Math.sin(theta) * mscale;
         }
+    }
+
+    /** Rotates {@code nHeads} heads of {@code headDim} floats at {@code off} by the angles at {@code cos/sin[csOff..]}. */
+    public void apply(float[] x, int off, int nHeads, int headDim, float[] cos, float[] sin, int csOff) {
+        int half = nRot / 2;
         for (int h = 0; h < nHeads; h++) {
             int b = off + h * headDim;
             for (int i = 0; i < half; i++) {
                 int i0 = style == Style.NORM ? b + 2 * i : b + i;
                 int i1 = style == Style.NORM ? i0 + 1 : i0 + half;
-                float x0 = x[i0], x1 = x[i1];
-                x[i0] = x0 * cos[i] - x1 * sin[i];
-                x[i1] = x0 * sin[i] + x1 * cos[i];
+                float x0 = x[i0], x1 = x[i1], c = cos[csOff + i], s = sin[csOff + i];
+                x[i0] = x0 * c - x1 * s;
+                x[i1] = x0 * s + x1 * c;
             }
         }
+    }
+
+    /**
+     * Rotates {@code nHeads} heads of {@code headDim} floats starting at {@code off} for position {@code pos}.
+     * {@code cos}/{@code sin} are caller-owned scratch arrays of at least nRot/2 floats.
+     */
+    public void apply(float[] x, int off, int nHeads, int headDim, int pos, float[] cos, float[] sin) {
+        angles(pos, cos, sin, 0);
+        apply(x, off, nHeads, headDim, cos, sin, 0);
     }
 
     public int nRot() {

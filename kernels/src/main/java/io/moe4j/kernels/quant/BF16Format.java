@@ -32,7 +32,8 @@ final class BF16Format extends KernelBase {
     }
 
     @Override
-    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, 2L * n); // sliced here, so that escape analysis removes it
         FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
         for (int i = 0, end = n & ~31; i < end; i += 32) {
             long p = 2L * i;
@@ -49,7 +50,8 @@ final class BF16Format extends KernelBase {
     }
 
     @Override
-    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+    void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, 2L * n);
         for (int i = 0, end = n & ~31; i < end; i += 32) {
             long p = 2L * i;
             int o = dstOffset + i / 4;

@@ -8,6 +8,7 @@ import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHR;
@@ -49,7 +50,8 @@ final class MXFP4Format extends KernelBase {
     }
 
     @Override
-    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK)); // sliced here, so that escape analysis removes it
         FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
@@ -70,7 +72,29 @@ final class MXFP4Format extends KernelBase {
     }
 
     @Override
-    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+    float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        FloatVector z0 = FloatVector.zero(F512), z1 = z0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
+            FloatVector d = FloatVector.broadcast(F512, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));
+            ByteVector codes = ByteVector.fromMemorySegment(B128, s, p + 1, LE);
+            ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
+            ByteVector hi = codes.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(TABLE);
+            z0 = ((FloatVector) lo.convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo), z0);
+            z1 = ((FloatVector) hi.convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+        }
+        FloatVector c = z0.add(z1);
+        FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);
+        h = h.add((FloatVector) c.reinterpretShape(F256, 1));
+        return ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+    }
+
+    @Override
+    void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
             int o = dstOffset + 8 * b;

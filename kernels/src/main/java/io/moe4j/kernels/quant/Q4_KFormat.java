@@ -9,7 +9,10 @@ import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.B128;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.I256;
+import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
@@ -89,7 +92,8 @@ final class Q4_KFormat extends KernelBase {
     }
 
     @Override
-    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK)); // sliced here, so that escape analysis removes it
         float[] sm = scratch.f;
         FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
@@ -111,7 +115,32 @@ final class Q4_KFormat extends KernelBase {
     }
 
     @Override
-    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+    float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        FloatVector z0 = FloatVector.zero(F512), z1 = z0;
+        float[] sm = scratch.f;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            scalesMins(s, p, sm);
+            for (int j = 0; j < 8; j++) {
+                int xo = xOffset + QK * b + 32 * j, sh = 4 * (j & 1);
+                long c = p + QS + 32 * (j >> 1);
+                FloatVector sc = FloatVector.broadcast(F512, sm[j]), mn = FloatVector.broadcast(F512, sm[8 + j]);
+                z0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B128, s, c, LE).convertShape(ZERO_EXTEND_B2I, I512, 0))
+                        .lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F512, x, xo), z0);
+                z1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B128, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I512, 0))
+                        .lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            }
+        }
+        FloatVector c = z0.add(z1);
+        FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);
+        h = h.add((FloatVector) c.reinterpretShape(F256, 1));
+        return ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+    }
+
+    @Override
+    void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         float[] sm = scratch.f;
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;

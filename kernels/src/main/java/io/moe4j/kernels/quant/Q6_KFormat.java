@@ -83,7 +83,8 @@ final class Q6_KFormat extends KernelBase {
     }
 
     @Override
-    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK)); // sliced here, so that escape analysis removes it
         byte[] qs = scratch.b;
         FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
@@ -106,7 +107,8 @@ final class Q6_KFormat extends KernelBase {
     }
 
     @Override
-    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+    void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         byte[] qs = scratch.b;
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;

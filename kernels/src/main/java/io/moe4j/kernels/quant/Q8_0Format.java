@@ -8,6 +8,8 @@ import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.B128;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
@@ -36,7 +38,8 @@ final class Q8_0Format extends KernelBase {
     }
 
     @Override
-    float dotVector(MemorySegment s, float[] x, int xOffset, int n, KernelScratch scratch) {
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK)); // sliced here, so that escape analysis removes it
         FloatVector a0 = FloatVector.zero(F256), a1 = a0, a2 = a0, a3 = a0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
@@ -52,7 +55,25 @@ final class Q8_0Format extends KernelBase {
     }
 
     @Override
-    void dequantizeLanesVector(MemorySegment s, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+    float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        FloatVector z0 = FloatVector.zero(F512), z1 = z0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            FloatVector d = FloatVector.broadcast(F512, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            z0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2, LE).convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo), z0);
+            z1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 18, LE).convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+        }
+        FloatVector c = z0.add(z1);
+        FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);
+        h = h.add((FloatVector) c.reinterpretShape(F256, 1));
+        return ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+    }
+
+    @Override
+    void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
+        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
             int o = dstOffset + 8 * b;

@@ -48,6 +48,15 @@ final class QuantSupport {
     static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     static final boolean VECTOR = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 256
             && !Boolean.getBoolean("moe4j.kernels.scalar");
+    /**
+     * Where the hardware has 512-bit vectors (AVX-512), the row kernels of the main types hold their 4 lane groups in
+     * two 16-lane registers: the same operations lane for lane, so the same floats, in half the instructions (the
+     * decode kernels are bound by instruction throughput). -Dmoe4j.kernels.no512=true keeps 256 bits.
+     */
+    static final boolean WIDE = VECTOR && FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 512
+            && !Boolean.getBoolean("moe4j.kernels.no512");
+    static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
+    static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
 
     /*
      * The matrix kernels read weights from a heap copy (see MatMul): C2 removes the range checks of byte[] accesses

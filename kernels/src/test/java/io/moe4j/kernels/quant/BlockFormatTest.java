@@ -76,11 +76,13 @@ class BlockFormatTest {
                 float dot = f.dot(seg, 3, x, xo, n);
                 float scalar = TestData.scalarDot(type).dot(seg, 3, x, xo, n);
                 float vector = TestData.vectorDot(type).dot(seg, 3, x, xo, n);
+                float wide = TestData.wideDot(type).dot(seg, 3, x, xo, n);
                 check(type + " dot n=" + n, exact, tol, dot);
                 check(type + " scalar dot n=" + n, exact, tol, scalar);
                 check(type + " vector dot n=" + n, exact, tol, vector);
                 // One order of operations, bit for bit: the public entry, the SIMD kernel and the scalar reference.
                 assertEquals(Float.floatToIntBits(scalar), Float.floatToIntBits(vector), type + " vector vs scalar n=" + n);
+                assertEquals(Float.floatToIntBits(scalar), Float.floatToIntBits(wide), type + " 512-bit vs scalar n=" + n);
                 assertEquals(Float.floatToIntBits(scalar), Float.floatToIntBits(dot), type + " dot vs scalar n=" + n);
             }
         }

@@ -32,7 +32,13 @@ final class TestData {
     /** The SIMD kernel, on the row's slice. */
     static Dot vectorDot(GgmlType t) {
         KernelBase f = (KernelBase) BlockFormats.of(t);
-        return (src, offset, x, xOffset, n) -> f.dotVector(src.asSlice(offset, t.bytesFor(n)), x, xOffset, n, new KernelScratch());
+        return (src, offset, x, xOffset, n) -> f.dotVector(src, offset, x, xOffset, n, new KernelScratch());
+    }
+
+    /** The 512-bit form of the SIMD kernel (the 256-bit one for types that have no other). */
+    static Dot wideDot(GgmlType t) {
+        KernelBase f = (KernelBase) BlockFormats.of(t);
+        return (src, offset, x, xOffset, n) -> f.dotWide(src, offset, x, xOffset, n, new KernelScratch());
     }
 
     static float[] gaussian(Random r, int n, double sigma) {
