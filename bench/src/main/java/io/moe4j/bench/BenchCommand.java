@@ -37,7 +37,8 @@ public final class BenchCommand implements Callable<Integer> {
     int reps;
     @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
     KvBuffer.Type kvType;
-    @Option(names = "--probe-mib", defaultValue = "1024", description = "size of the bandwidth probe's buffer in MiB (default: ${DEFAULT-VALUE})")
+    @Option(names = "--probe-mib", defaultValue = "512",
+            description = "size of the read-bandwidth probe run before and after each decode repetition, MiB (default: ${DEFAULT-VALUE})")
     int probeMib;
     @Option(names = "--json", paramLabel = "FILE", description = "also write the figures as flat JSON")
     Path json;
@@ -53,16 +54,14 @@ public final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         int t = Parallel.threads();
         err.printf("machine: %s, %d threads (%s)%n", Machine.cpuName(), t, Machine.cpuFlagsSummary());
-        ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType), s -> {
+        ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType, (long) probeMib << 20), s -> {
             err.println(s);
             err.flush();
         });
-        long rss = Machine.peakRssBytes(); // before the probe's buffer
-        double bw = Machine.readBandwidthGBs((long) probeMib << 20, 7);
-        double fma = Machine.fmaPeakGflops(3);
+        double fma = Machine.fmaPeakGflops(5);
         double nominal = Machine.nominalFmaPeakGflops(t);
-        err.printf("read bandwidth %.1f GB/s, FP32 FMA peak %.0f GFLOP/s measured (%.0f nominal at %.2f GHz)%n", bw, fma, nominal, Machine.clockGHz());
-        Map<String, Object> m = new LinkedHashMap<>(ModelBench.flat(r, t, bw, fma, nominal, rss));
+        err.printf("FP32 FMA peak %.0f GFLOP/s measured (%.0f nominal at %.2f GHz)%n", fma, nominal, Machine.clockGHz());
+        Map<String, Object> m = new LinkedHashMap<>(ModelBench.flat(r, t, fma, nominal));
         m.put("machine", Machine.cpuName());
         m.put("date", java.time.LocalDate.now().toString());
         m.put("java", System.getProperty("java.version"));
@@ -84,8 +83,9 @@ public final class BenchCommand implements Callable<Integer> {
             out.printf("%-34s %.2f tokens/s (+%.1f MB of KV cache per token)%n", "decode at depth " + m.get("tg_depth"),
                     d(m, "tg_depth_tokens_per_s"), (Long) m.get("kv_bytes_per_token_at_depth") / 1e6);
         }
-        out.printf("%-34s %.1f GB/s -> roofline %.2f tokens/s%n", "read bandwidth (probe)", d(m, "read_bandwidth_gbs"), d(m, "roofline_tokens_per_s"));
-        out.printf("%-34s %.1f%%%n", "fraction of roofline", 100 * d(m, "roofline_fraction"));
+        out.printf("%-34s %.1f GB/s -> roofline %.2f tokens/s (median over the runs)%n", "read bandwidth (probe)",
+                d(m, "read_bandwidth_gbs"), d(m, "roofline_tokens_per_s"));
+        out.printf("%-34s %.1f%% (median of each run against the probes around it)%n", "fraction of roofline", 100 * d(m, "roofline_fraction"));
         if (Boolean.TRUE.equals(m.get("moe"))) {
             out.printf("%-34s %.2f%% of decode time%n", "router, top-k and combine", 100 * d(m, "router_topk_combine_fraction"));
         }

@@ -26,21 +26,38 @@ public final class Machine {
      * limited by memory, not by add latency), like STREAM's read-only kernels. Best of {@code reps} passes.
      */
     public static double readBandwidthGBs(long bytes, int reps) {
-        bytes = bytes / CHUNK * CHUNK;
-        try (Arena arena = Arena.ofShared()) {
-            MemorySegment buf = arena.allocate(bytes, 4096);
-            // Touch every page (and give the floats a value) before timing.
-            long n = bytes / 4;
+        try (BandwidthProbe p = new BandwidthProbe(bytes)) {
+            return p.measure(reps);
+        }
+    }
+
+    /**
+     * The bandwidth probe's buffer, allocated (and every page touched) once, so that it can be measured repeatedly,
+     * e.g. right before and after each timed decode: the bandwidth a shared machine gives varies over time (measured
+     * here: from about 30 to 48 GB/s within minutes), so a roofline fraction must compare figures taken together.
+     */
+    public static final class BandwidthProbe implements AutoCloseable {
+        private final Arena arena = Arena.ofShared();
+        private final MemorySegment buf;
+        private final long chunks;
+        private final float[] sink = new float[Parallel.threads()];
+
+        public BandwidthProbe(long bytes) {
+            chunks = Math.max(1, bytes / CHUNK);
+            buf = arena.allocate(chunks * CHUNK, 4096);
+            long n = chunks * CHUNK / 4;
             Parallel.split((int) (n / 1024), 1, (w, from, to) -> {
                 for (long i = (long) from * 1024; i < (long) to * 1024; i++) buf.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i & 7) * 0.5f);
             });
-            double best = 0;
-            float[] sink = new float[Parallel.threads()];
-            long chunks = bytes / CHUNK;
             // Warm-up on part of the buffer, so that the timed passes run fully compiled code.
             for (int r = 0; r < 20; r++) {
                 Parallel.split((int) Math.min(chunks, 512), 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
             }
+        }
+
+        /** Best of {@code reps} full passes, GB/s. */
+        public double measure(int reps) {
+            double best = 0;
             for (int r = 0; r < reps; r++) {
                 long t0 = System.nanoTime();
                 Parallel.split((int) chunks, 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
@@ -49,6 +66,11 @@ public final class Machine {
             }
             if (Float.isNaN(sink[0])) System.out.print(""); // keeps the sums alive
             return best;
+        }
+
+        @Override
+        public void close() {
+            arena.close();
         }
     }
 

@@ -26,7 +26,10 @@ import java.util.function.Consumer;
  */
 public final class ModelBench {
 
-    public record Options(int pp, int tg, int depth, int reps, KvBuffer.Type kvType) {
+    /**
+     * @param probeBytes size of the bandwidth probe run before and after each decode repetition (0: no probe)
+     */
+    public record Options(int pp, int tg, int depth, int reps, KvBuffer.Type kvType, long probeBytes) {
     }
 
     /** Figures of one model; rates are the median of the repetitions. */
@@ -34,7 +37,8 @@ public final class ModelBench {
                          int ppTokens, double ppTokensPerS, double ppGflops,
                          int tgTokens, double tgTokensPerS, double tgBestTokensPerS,
                          int depth, double tgDepthTokensPerS, long kvBytesPerTokenAtDepth,
-                         double routerFraction, double combineFraction, long loadNanos) {
+                         double routerFraction, double combineFraction, long loadNanos,
+                         double bandwidthGBs, double rooflineFraction, long peakRssBytes) {
     }
 
     private ModelBench() {
@@ -67,24 +71,33 @@ public final class ModelBench {
                 log.accept(String.format("  prefill %d tokens: %.2f tokens/s", o.pp(), pp[r]));
             }
 
-            double[] tg = new double[o.reps()];
+            long rss = Machine.peakRssBytes(); // weights touched, before the probe's buffer
+            double[] tg = new double[o.reps()], fraction = new double[o.reps()], bandwidth = new double[o.reps()];
             long router = 0, combine = 0, forward = 0;
-            for (int r = 0; r < o.reps() && o.tg() > 0; r++) {
-                Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType()));
-                Profile.reset();
-                Profile.enable(true);
-                FeedForwardStats.reset();
-                FeedForwardStats.enabled = true;
-                long a = System.nanoTime();
-                for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
-                long ns = System.nanoTime() - a;
-                Profile.enable(false);
-                FeedForwardStats.enabled = false;
-                router += Profile.routerNanos();
-                combine += FeedForwardStats.groupNanos + FeedForwardStats.combineNanos;
-                forward += Profile.forwardNanos();
-                tg[r] = o.tg() / (ns * 1e-9);
-                log.accept(String.format("  decode %d tokens: %.2f tokens/s", o.tg(), tg[r]));
+            try (Machine.BandwidthProbe probe = o.probeBytes() > 0 ? new Machine.BandwidthProbe(o.probeBytes()) : null) {
+                for (int r = 0; r < o.reps() && o.tg() > 0; r++) {
+                    double before = probe != null ? probe.measure(3) : 0;
+                    Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType()));
+                    Profile.reset();
+                    Profile.enable(true);
+                    FeedForwardStats.reset();
+                    FeedForwardStats.enabled = true;
+                    long a = System.nanoTime();
+                    for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
+                    long ns = System.nanoTime() - a;
+                    Profile.enable(false);
+                    FeedForwardStats.enabled = false;
+                    router += Profile.routerNanos();
+                    combine += FeedForwardStats.groupNanos + FeedForwardStats.combineNanos;
+                    forward += Profile.forwardNanos();
+                    tg[r] = o.tg() / (ns * 1e-9);
+                    double after = probe != null ? probe.measure(3) : 0;
+                    // The larger of the two probes around the run: the conservative roofline for it.
+                    bandwidth[r] = Math.max(before, after);
+                    fraction[r] = bandwidth[r] > 0 ? tg[r] * stats.decodeBytesPerToken() / 1e9 / bandwidth[r] : 0;
+                    log.accept(String.format("  decode %d tokens: %.2f tokens/s = %.1f GB/s; probe %.1f / %.1f GB/s -> %.1f%% of roofline",
+                            o.tg(), tg[r], tg[r] * stats.decodeBytesPerToken() / 1e9, before, after, 100 * fraction[r]));
+                }
             }
 
             double[] tgDepth = new double[o.reps()];
@@ -105,7 +118,8 @@ public final class ModelBench {
                     stats.activeParams(), stats.decodeBytesPerToken(), o.pp(), ppRate,
                     ppRate > 0 ? ppFlops / (o.pp() / ppRate) / 1e9 : 0, o.tg(), median(tg),
                     Arrays.stream(tg).max().orElse(0), o.depth(), median(tgDepth), kvBytes * o.depth(),
-                    forward > 0 ? (double) router / forward : 0, forward > 0 ? (double) combine / forward : 0, loadNanos);
+                    forward > 0 ? (double) router / forward : 0, forward > 0 ? (double) combine / forward : 0, loadNanos,
+                    median(bandwidth), median(fraction), rss);
         }
     }
 
@@ -152,7 +166,7 @@ public final class ModelBench {
     }
 
     /** The flat key/value view of a result, as the JSON output writes it. */
-    static Map<String, Object> flat(Result r, int threads, double bandwidth, double fmaPeak, double nominalPeak, long rss) {
+    static Map<String, Object> flat(Result r, int threads, double fmaPeak, double nominalPeak) {
         Map<String, Object> m = new LinkedHashMap<>();
         m.put("model", r.model());
         m.put("arch", r.arch());
@@ -174,12 +188,12 @@ public final class ModelBench {
         m.put("tg_depth_tokens_per_s", r.tgDepthTokensPerS());
         m.put("weight_bytes_per_token", r.weightBytesPerToken());
         m.put("achieved_gbs", r.tgTokensPerS() * r.weightBytesPerToken() / 1e9);
-        m.put("read_bandwidth_gbs", bandwidth);
-        m.put("roofline_tokens_per_s", bandwidth * 1e9 / r.weightBytesPerToken());
-        m.put("roofline_fraction", r.tgTokensPerS() * r.weightBytesPerToken() / 1e9 / bandwidth);
+        m.put("read_bandwidth_gbs", r.bandwidthGBs());
+        m.put("roofline_tokens_per_s", r.bandwidthGBs() * 1e9 / r.weightBytesPerToken());
+        m.put("roofline_fraction", r.rooflineFraction());
         m.put("kv_bytes_per_token_at_depth", r.kvBytesPerTokenAtDepth());
         m.put("router_topk_combine_fraction", r.routerFraction() + r.combineFraction());
-        m.put("peak_rss_bytes", rss);
+        m.put("peak_rss_bytes", r.peakRssBytes());
         return m;
     }
 }

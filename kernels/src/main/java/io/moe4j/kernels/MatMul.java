@@ -74,7 +74,7 @@ public final class MatMul {
         }
         int total = first[nt];
         if (total == 0) return;
-        Parallel.dynamic(total, Parallel.chunkFor(total, 4, 1), (worker, from, to) -> {
+        Parallel.dynamic(total, Parallel.chunkFor(total, 64, 1), (worker, from, to) -> {
             Buffers b = BUFFERS.get();
             int j = 0;
             for (int u = from; u < to; u++) {
@@ -114,17 +114,17 @@ public final class MatMul {
         long rowBytes = w.rowBytes();
         float[] panel = b.panel(((nr + 3) & ~3) * cols);
         for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);
-        int n = t.n, tok = 0;
-        for (; tok + 4 <= n; tok += 4) {
-            for (int rr = 0; rr < nr; rr += 4) {
+        int n = t.n, full = n & ~3;
+        // Row tile outer: its 4 decoded rows stay in L1 while every token tile streams past them.
+        for (int rr = 0; rr < nr; rr += 4) {
+            int valid = Math.min(4, nr - rr);
+            for (int tok = 0; tok < full; tok += 4) {
                 FloatTiles.tile4x4(panel, rr * cols, cols, x, xOff + tok * cols, cols, cols,
-                        t.out, t.outOffset + tok * rows + r0 + rr, 1, rows, Math.min(4, nr - rr), b.lanes);
+                        t.out, t.outOffset + tok * rows + r0 + rr, 1, rows, valid, b.lanes);
             }
-        }
-        for (; tok < n; tok++) {
-            for (int rr = 0; rr < nr; rr += 4) {
+            for (int tok = full; tok < n; tok++) {
                 FloatTiles.tile4x1(panel, rr * cols, cols, x, xOff + tok * cols, cols,
-                        t.out, t.outOffset + tok * rows + r0 + rr, 1, Math.min(4, nr - rr), b.lanes);
+                        t.out, t.outOffset + tok * rows + r0 + rr, 1, valid, b.lanes);
             }
         }
     }

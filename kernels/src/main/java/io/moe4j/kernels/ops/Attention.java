@@ -2,21 +2,27 @@ package io.moe4j.kernels.ops;
 
 import io.moe4j.kernels.Parallel;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Causal grouped-query attention over the KV cache, flash-attention style: each query token's keys are visited in
- * blocks of {@link #BLOCK} positions with an online softmax (a running maximum and sum, the output rescaled when the
- * maximum grows), so no score array as long as the context is needed. The query heads that share a KV head are
- * processed together, each K and V row read from memory once for all of them. A sliding window starts the visit at
- * the window's first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in the
- * softmax that has no value.
+ * Causal grouped-query attention over the KV cache, flash-attention style: keys are visited in blocks of
+ * {@link #BLOCK} positions with an online softmax (a running maximum and sum, the output rescaled when the maximum
+ * grows), so no score array as long as the context is needed. Each block of K and V rows of one KV head is read
+ * (and, for an F16 cache, converted) once and then used by every query head of the group and by up to
+ * {@link #TOKENS} query tokens of the same sequence (prefill). A sliding window starts the visit at the window's
+ * first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in the softmax that
+ * has no value.
  *
  * <p>Blocks start at the token's first visible position and every operation on a (token, head) pair runs in a fixed
- * order, so a token's result depends only on its query and its cache, never on the batch or the thread split.
+ * order, whichever tokens share its blocks, so a token's result depends only on its query and its cache, never on
+ * the batch or the thread split.
  */
 public final class Attention {
     /** Positions per block of the online softmax. */
     public static final int BLOCK = 32;
+    /** Query tokens of one sequence that share each block of K and V rows. */
+    static final int TOKENS = 8;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
     private Attention() {
     }
@@ -28,13 +34,21 @@ public final class Attention {
      */
     public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvBuffer[] keys,
                               KvBuffer[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
-        int tasks = n * nKvHead;
-        Parallel.dynamic(tasks, Math.max(1, Math.min(16, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
+        // Groups of consecutive tokens that read the same blocks: same cache, same first position.
+        int[] groupStart = new int[n + 1];
+        int groups = 0;
+        for (int t = 0; t < n; t++) {
+            int g0 = groups == 0 ? -1 : groupStart[groups - 1];
+            if (groups == 0 || t - g0 >= TOKENS || keys[t] != keys[g0] || first[t] != first[g0]) groupStart[groups++] = t;
+        }
+        groupStart[groups] = n;
+        int nGroups = groups, tasks = nGroups * nKvHead;
+        Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
-                int t = i / nKvHead, kvh = i % nKvHead;
-                attendGroup(q, t * qStride, nHead, nKvHead, headDim, kvh, keys[t], values[t], first[t], last[t], scale,
-                        sinks, out, t * qStride, s);
+                int g = i / nKvHead, kvh = i % nKvHead;
+                attendGroup(groupStart[g], groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, kvh, keys[groupStart[g]],
+                        values[groupStart[g]], first[groupStart[g]], last, scale, sinks, out, s);
             }
         });
     }
@@ -43,83 +57,178 @@ public final class Attention {
     public static void attend(float[] q, int qOff, int nHead, int nKvHead, int headDim, KvBuffer keys, KvBuffer values,
                               int first, int last, float scale, float[] sinks, float[] out, int outOff) {
         Scratch s = SCRATCH.get();
+        int[] lastOf = {last};
+        float[] qt = java.util.Arrays.copyOfRange(q, qOff, qOff + nHead * headDim);
+        float[] o = new float[nHead * headDim];
         for (int kvh = 0; kvh < nKvHead; kvh++) {
-            attendGroup(q, qOff, nHead, nKvHead, headDim, kvh, keys, values, first, last, scale, sinks, out, outOff, s);
+            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, kvh, keys, values, first, lastOf, scale, sinks, o, s);
         }
+        System.arraycopy(o, 0, out, outOff, o.length);
     }
 
     private static final class Scratch {
         float[] q = new float[0], acc = new float[0], scores = new float[0], m = new float[0], l = new float[0];
+        float[] k = new float[0], v = new float[0];
 
-        void ensure(int group, int headDim) {
-            if (q.length < group * headDim) {
-                q = new float[group * headDim];
-                acc = new float[group * headDim];
+        void ensure(int rows, int headDim) {
+            if (q.length < rows * headDim) {
+                q = new float[rows * headDim];
+                acc = new float[rows * headDim];
             }
-            if (m.length < group) {
-                m = new float[group];
-                l = new float[group];
-                scores = new float[group * BLOCK];
+            if (m.length < rows) {
+                m = new float[rows];
+                l = new float[rows];
+                scores = new float[rows * BLOCK];
+            }
+            if (k.length < BLOCK * headDim) {
+                k = new float[BLOCK * headDim];
+                v = new float[BLOCK * headDim];
             }
         }
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
-    /** The query heads of KV head {@code kvh} of one token. */
-    private static void attendGroup(float[] q, int qOff, int nHead, int nKvHead, int hd, int kvh, KvBuffer keys,
-                                    KvBuffer values, int first, int last, float scale, float[] sinks, float[] out,
-                                    int outOff, Scratch s) {
-        int group = nHead / nKvHead, h0 = kvh * group, col = kvh * hd;
-        s.ensure(group, hd);
-        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l;
-        for (int i = 0; i < group * hd; i++) {
-            qs[i] = q[qOff + h0 * hd + i] * scale;
-            acc[i] = 0f;
-        }
-        for (int g = 0; g < group; g++) {
-            // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
-            m[g] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
-            l[g] = sinks != null ? 1f : 0f;
+    /** KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first}. */
+    private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int kvh,
+                                    KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
+                                    float[] out, Scratch s) {
+        int group = nHead / nKvHead, h0 = kvh * group, col = kvh * hd, rows = (t1 - t0) * group;
+        s.ensure(rows, hd);
+        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = s.v;
+        int maxLast = first - 1;
+        // Row r = (token t0 + r / group, head h0 + r % group): its scaled query, accumulator and softmax state.
+        for (int t = t0; t < t1; t++) {
+            maxLast = Math.max(maxLast, last[t]);
+            for (int g = 0; g < group; g++) {
+                int r = (t - t0) * group + g;
+                for (int i = 0; i < hd; i++) {
+                    qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
+                    acc[r * hd + i] = 0f;
+                }
+                // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
+                m[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
+                l[r] = sinks != null ? 1f : 0f;
+            }
         }
         boolean simd = hd % 8 == 0;
-        for (int b0 = first; b0 <= last; b0 += BLOCK) {
-            int len = Math.min(BLOCK, last + 1 - b0);
-            for (int g = 0; g < group; g++) {
-                int so = g * BLOCK, qo = g * hd;
-                if (simd) {
-                    for (int j = 0; j < len; j += 4) keys.scores(b0 + j, Math.min(4, len - j), col, qs, qo, hd, sc, so + j);
-                } else {
-                    for (int j = 0; j < len; j++) sc[so + j] = keys.dot(b0 + j, col, qs, qo, hd);
-                }
-                float bm = Float.NEGATIVE_INFINITY;
-                for (int j = 0; j < len; j++) bm = Math.max(bm, sc[so + j]);
-                float mNew = Math.max(m[g], bm);
-                if (mNew > m[g]) { // rescale what was accumulated under the old maximum
-                    float corr = VectorMath.exp(m[g] - mNew);
-                    l[g] *= corr;
-                    for (int i = 0; i < hd; i++) acc[qo + i] *= corr;
-                    m[g] = mNew;
-                }
-                int j = 0;
-                for (; j + 8 <= len; j += 8) {
-                    VectorMath.exp(FloatVector.fromArray(VectorMath.F, sc, so + j).sub(mNew)).intoArray(sc, so + j);
-                }
-                for (; j < len; j++) sc[so + j] = VectorMath.exp(sc[so + j] - mNew);
-                float sum = l[g];
-                for (j = 0; j < len; j++) sum += sc[so + j];
-                l[g] = sum;
-                if (simd) {
-                    for (j = 0; j < len; j += 4) values.accumulate(b0 + j, Math.min(4, len - j), col, sc, so + j, acc, qo, hd);
-                } else {
-                    for (j = 0; j < len; j++) values.addScaled(b0 + j, col, sc[so + j], acc, qo, hd);
+        for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
+            int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
+            keys.toFloats(b0, blockLen, col, hd, kb, 0);
+            values.toFloats(b0, blockLen, col, hd, vb, 0);
+            for (int t = t0; t < t1; t++) {
+                int len = Math.min(blockLen, last[t] + 1 - b0);
+                if (len <= 0) continue;
+                for (int g = 0; g < group; g++) {
+                    int r = (t - t0) * group + g;
+                    block(r, len, hd, simd, qs, acc, sc, m, l, kb, vb);
                 }
             }
         }
-        for (int g = 0; g < group; g++) {
-            float inv = 1f / l[g];
-            int o = outOff + (h0 + g) * hd;
-            for (int i = 0; i < hd; i++) out[o + i] = acc[g * hd + i] * inv;
+        for (int t = t0; t < t1; t++) {
+            for (int g = 0; g < group; g++) {
+                int r = (t - t0) * group + g;
+                float inv = 1f / l[r];
+                int o = t * qStride + (h0 + g) * hd;
+                for (int i = 0; i < hd; i++) out[o + i] = acc[r * hd + i] * inv;
+            }
+        }
+    }
+
+    /** One block of {@code len} positions (rows of kb / vb) for query row r: scores, online softmax, values. */
+    private static void block(int r, int len, int hd, boolean simd, float[] qs, float[] acc, float[] sc, float[] m,
+                              float[] l, float[] kb, float[] vb) {
+        int so = r * BLOCK, qo = r * hd;
+        for (int j = 0; j < len; j += 4) {
+            int count = Math.min(4, len - j);
+            if (simd) scores(kb, j, count, hd, qs, qo, sc, so + j);
+            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, (j + c) * hd, qs, qo, hd);
+        }
+        float bm = Float.NEGATIVE_INFINITY;
+        for (int j = 0; j < len; j++) bm = Math.max(bm, sc[so + j]);
+        float mNew = Math.max(m[r], bm);
+        if (mNew > m[r]) { // rescale what was accumulated under the old maximum
+            float corr = VectorMath.exp(m[r] - mNew);
+            l[r] *= corr;
+            for (int i = 0; i < hd; i++) acc[qo + i] *= corr;
+            m[r] = mNew;
+        }
+        int j = 0;
+        for (; j + 8 <= len; j += 8) {
+            VectorMath.exp(FloatVector.fromArray(F, sc, so + j).sub(mNew)).intoArray(sc, so + j);
+        }
+        for (; j < len; j++) sc[so + j] = VectorMath.exp(sc[so + j] - mNew);
+        float sum = l[r];
+        for (j = 0; j < len; j++) sum += sc[so + j];
+        l[r] = sum;
+        for (j = 0; j < len; j += 4) {
+            int count = Math.min(4, len - j);
+            if (simd) accumulate(vb, j, count, hd, sc, so + j, acc, qo);
+            else for (int c = 0; c < count; c++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j + c] * vb[(j + c) * hd + i];
+        }
+    }
+
+    private static float dotScalar(float[] k, int ko, float[] q, int qo, int n) {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += k[ko + i] * q[qo + i];
+        return s;
+    }
+
+    private static float sum8(FloatVector v) {
+        return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+    }
+
+    /**
+     * scores[so + c] = dot(q[qo ..], k row j + c) for c in [0, count): per position, 8 lanes accumulated in order and
+     * summed ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); 4 positions at a time as 4 independent FMA chains.
+     */
+    private static void scores(float[] k, int j, int count, int n, float[] q, int qo, float[] sc, int so) {
+        int b0 = j * n;
+        if (count == 4) {
+            int b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
+            for (int i = 0; i < n; i += 8) {
+                FloatVector qv = FloatVector.fromArray(F, q, qo + i);
+                a0 = FloatVector.fromArray(F, k, b0 + i).fma(qv, a0);
+                a1 = FloatVector.fromArray(F, k, b1 + i).fma(qv, a1);
+                a2 = FloatVector.fromArray(F, k, b2 + i).fma(qv, a2);
+                a3 = FloatVector.fromArray(F, k, b3 + i).fma(qv, a3);
+            }
+            sc[so] = sum8(a0);
+            sc[so + 1] = sum8(a1);
+            sc[so + 2] = sum8(a2);
+            sc[so + 3] = sum8(a3);
+        } else {
+            for (int c = 0; c < count; c++, b0 += n) {
+                FloatVector a = FloatVector.zero(F);
+                for (int i = 0; i < n; i += 8) a = FloatVector.fromArray(F, k, b0 + i).fma(FloatVector.fromArray(F, q, qo + i), a);
+                sc[so + c] = sum8(a);
+            }
+        }
+    }
+
+    /** acc[ao + i] += w[wo + c] * v row (j + c) [i] for c = 0 .. count-1 in order. */
+    private static void accumulate(float[] v, int j, int count, int n, float[] w, int wo, float[] acc, int ao) {
+        int b0 = j * n;
+        if (count == 4) {
+            int b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+            FloatVector w0 = FloatVector.broadcast(F, w[wo]), w1 = FloatVector.broadcast(F, w[wo + 1]);
+            FloatVector w2 = FloatVector.broadcast(F, w[wo + 2]), w3 = FloatVector.broadcast(F, w[wo + 3]);
+            for (int i = 0; i < n; i += 8) {
+                FloatVector a = FloatVector.fromArray(F, acc, ao + i);
+                a = FloatVector.fromArray(F, v, b0 + i).fma(w0, a);
+                a = FloatVector.fromArray(F, v, b1 + i).fma(w1, a);
+                a = FloatVector.fromArray(F, v, b2 + i).fma(w2, a);
+                a = FloatVector.fromArray(F, v, b3 + i).fma(w3, a);
+                a.intoArray(acc, ao + i);
+            }
+        } else {
+            for (int c = 0; c < count; c++, b0 += n) {
+                FloatVector wc = FloatVector.broadcast(F, w[wo + c]);
+                for (int i = 0; i < n; i += 8) {
+                    FloatVector.fromArray(F, v, b0 + i).fma(wc, FloatVector.fromArray(F, acc, ao + i)).intoArray(acc, ao + i);
+                }
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 package io.moe4j.kernels.quant;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -133,22 +134,34 @@ public final class FloatTiles {
         }
     }
 
-    /** Combines the 4 groups of every pair as (g0 + g2) + (g1 + g3), sums the lanes, adds the tail, stores. */
+    /** Lane i to lane i ^ 1, i ^ 2, i ^ 4: the steps of the pairwise lane sum. */
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromValues(F, 1, 0, 3, 2, 5, 4, 7, 6),
+            SWAP2 = VectorShuffle.fromValues(F, 2, 3, 0, 1, 6, 7, 4, 5), SWAP4 = VectorShuffle.fromValues(F, 4, 5, 6, 7, 0, 1, 2, 3);
+
+    /**
+     * Combines the 4 groups of every pair as (g0 + g2) + (g1 + g3), sums the lanes, adds the tail, stores. The lane
+     * sum ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)) is done as three vector steps, each adding lane i ^ 2^k to lane i, so
+     * lane 0 ends up with exactly that sum (float addition is commutative).
+     */
     private static void finish(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int n,
                                float[] out, int o, int oRow, int oTok, int rows, int R, int T, float[] l) {
-        int n32 = n & ~31, pairs = R * T;
+        int n32 = n & ~31, pairs = R * T, g1 = 8 * pairs, g2 = 16 * pairs, g3 = 24 * pairs;
         for (int t = 0; t < T; t++) {
             for (int r = 0; r < rows; r++) {
-                int p = (t * R + r) * 8, g1 = 8 * pairs, g2 = 16 * pairs, g3 = 24 * pairs;
-                float c0 = (l[p] + l[p + g2]) + (l[p + g1] + l[p + g3]);
-                float c1 = (l[p + 1] + l[p + 1 + g2]) + (l[p + 1 + g1] + l[p + 1 + g3]);
-                float c2 = (l[p + 2] + l[p + 2 + g2]) + (l[p + 2 + g1] + l[p + 2 + g3]);
-                float c3 = (l[p + 3] + l[p + 3 + g2]) + (l[p + 3 + g1] + l[p + 3 + g3]);
-                float c4 = (l[p + 4] + l[p + 4 + g2]) + (l[p + 4 + g1] + l[p + 4 + g3]);
-                float c5 = (l[p + 5] + l[p + 5 + g2]) + (l[p + 5 + g1] + l[p + 5 + g3]);
-                float c6 = (l[p + 6] + l[p + 6 + g2]) + (l[p + 6 + g1] + l[p + 6 + g3]);
-                float c7 = (l[p + 7] + l[p + 7 + g2]) + (l[p + 7 + g1] + l[p + 7 + g3]);
-                float s = ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7));
+                int p = (t * R + r) * 8;
+                float s;
+                if (QuantSupport.VECTOR) {
+                    FloatVector c = FloatVector.fromArray(F, l, p).add(FloatVector.fromArray(F, l, p + g2))
+                            .add(FloatVector.fromArray(F, l, p + g1).add(FloatVector.fromArray(F, l, p + g3)));
+                    c = c.add(c.rearrange(SWAP1));
+                    c = c.add(c.rearrange(SWAP2));
+                    c = c.add(c.rearrange(SWAP4));
+                    s = c.lane(0);
+                } else {
+                    float[] c = new float[8];
+                    for (int j = 0; j < 8; j++) c[j] = (l[p + j] + l[p + j + g2]) + (l[p + j + g1] + l[p + j + g3]);
+                    s = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
+                }
                 for (int k = n32; k < n; k++) s = Math.fma(w[wOff + r * wStride + k], x[xOff + t * xStride + k], s);
                 out[o + r * oRow + t * oTok] = s;
             }

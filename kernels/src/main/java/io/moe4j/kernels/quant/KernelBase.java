@@ -76,7 +76,9 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
 
     /**
      * {@link #dotVector} with 512-bit registers (lanes 0-15 of the first register are lane groups 0 and 1, of the
-     * second groups 2 and 3): the same floats. Types without such a kernel use the 256-bit one.
+     * second groups 2 and 3): the same floats. Types without such a kernel use the 256-bit one. These read the row at
+     * its offset in {@code src} without slicing: the slice object was not scalar-replaced in the engine's call path
+     * and its allocation and bounds check cost about 12% of decode time, more than the range checks left in the loop.
      */
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
         return dotVector(src, offset, x, xOffset, n, scratch);

@@ -73,10 +73,10 @@ final class MXFP4Format extends KernelBase {
 
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
-        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        MemorySegment s = src;
         FloatVector z0 = FloatVector.zero(F512), z1 = z0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
-            long p = (long) BLOCK_BYTES * b;
+            long p = offset + (long) BLOCK_BYTES * b;
             int xo = xOffset + QK * b;
             int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
             FloatVector d = FloatVector.broadcast(F512, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));

@@ -69,10 +69,10 @@ final class Q4_0Format extends KernelBase {
 
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
-        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        MemorySegment s = src;
         FloatVector z0 = FloatVector.zero(F512), z1 = z0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
-            long p = (long) BLOCK_BYTES * b;
+            long p = offset + (long) BLOCK_BYTES * b;
             int xo = xOffset + QK * b;
             // The 16 code bytes widened to 16 ints: low nibbles are weights 0..15, high nibbles 16..31.
             FloatVector d = FloatVector.broadcast(F512, Float.float16ToFloat(s.get(LE_SHORT, p)));

@@ -116,11 +116,11 @@ final class Q4_KFormat extends KernelBase {
 
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
-        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        MemorySegment s = src;
         FloatVector z0 = FloatVector.zero(F512), z1 = z0;
         float[] sm = scratch.f;
         for (int b = 0, nb = n / QK; b < nb; b++) {
-            long p = (long) BLOCK_BYTES * b;
+            long p = offset + (long) BLOCK_BYTES * b;
             scalesMins(s, p, sm);
             for (int j = 0; j < 8; j++) {
                 int xo = xOffset + QK * b + 32 * j, sh = 4 * (j & 1);

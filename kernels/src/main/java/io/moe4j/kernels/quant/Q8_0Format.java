@@ -56,10 +56,10 @@ final class Q8_0Format extends KernelBase {
 
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
-        MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
+        MemorySegment s = src;
         FloatVector z0 = FloatVector.zero(F512), z1 = z0;
         for (int b = 0, nb = n / QK; b < nb; b++) {
-            long p = (long) BLOCK_BYTES * b;
+            long p = offset + (long) BLOCK_BYTES * b;
             int xo = xOffset + QK * b;
             FloatVector d = FloatVector.broadcast(F512, Float.float16ToFloat(s.get(LE_SHORT, p)));
             z0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2, LE).convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo), z0);

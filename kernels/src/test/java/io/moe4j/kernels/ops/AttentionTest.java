@@ -98,20 +98,25 @@ class AttentionTest {
             }
             float[] q = gauss(r, n * nHead * hd, 1);
             KvBuffer[] ks = new KvBuffer[n], vs = new KvBuffer[n];
-            int[] first = new int[n], last = new int[n];
-            for (int t = 0; t < n; t++) {
-                ks[t] = k;
-                vs[t] = v;
-                last[t] = 60 + t;
-                first[t] = Math.max(0, last[t] - 40);
-            }
-            float[] batch = new float[n * nHead * hd];
-            Attention.attend(n, q, nHead * hd, nHead, nKv, hd, ks, vs, first, last, 0.125f, null, batch);
-            for (int t = 0; t < n; t++) {
-                float[] alone = new float[nHead * hd];
-                Attention.attend(q, t * nHead * hd, nHead, nKv, hd, k, v, first[t], last[t], 0.125f, null, alone, 0);
-                for (int i = 0; i < alone.length; i++) {
-                    assertEquals(Float.floatToIntBits(alone[i]), Float.floatToIntBits(batch[t * nHead * hd + i]), type + " token " + t);
+            for (boolean window : new boolean[]{false, true}) {
+                float[] sinks = window ? gauss(r, nHead, 1) : null;
+                int[] first = new int[n], last = new int[n];
+                for (int t = 0; t < n; t++) {
+                    ks[t] = k;
+                    vs[t] = v;
+                    last[t] = 60 + t;
+                    // without a window all tokens share their blocks (grouped); with one each has its own start
+                    first[t] = window ? Math.max(0, last[t] - 40) : 0;
+                }
+                float[] batch = new float[n * nHead * hd];
+                Attention.attend(n, q, nHead * hd, nHead, nKv, hd, ks, vs, first, last, 0.125f, sinks, batch);
+                for (int t = 0; t < n; t++) {
+                    float[] alone = new float[nHead * hd];
+                    Attention.attend(q, t * nHead * hd, nHead, nKv, hd, k, v, first[t], last[t], 0.125f, sinks, alone, 0);
+                    for (int i = 0; i < alone.length; i++) {
+                        assertEquals(Float.floatToIntBits(alone[i]), Float.floatToIntBits(batch[t * nHead * hd + i]),
+                                type + " window " + window + " token " + t);
+                    }
                 }
             }
         }
