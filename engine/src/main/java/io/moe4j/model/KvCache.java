@@ -21,8 +21,8 @@ public final class KvCache {
         keys = new KvBuffer[n];
         values = new KvBuffer[n];
         for (int i = 0; i < n; i++) {
-            keys[i] = KvBuffer.create(type, cfg.kvDim());
-            values[i] = KvBuffer.create(type, cfg.kvDim());
+            keys[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim());
+            values[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim());
         }
     }
 

@@ -1,7 +1,5 @@
 package io.moe4j.kernels.ops;
 
-import jdk.incubator.vector.FloatVector;
-
 /** Gated activations of feed-forward blocks (out[i] = act(gate[i]) * up[i] in place of gate), softmax, sigmoid. */
 public final class Activations {
     private Activations() {
@@ -25,17 +23,9 @@ public final class Activations {
         }
     }
 
-    /** SwiGLU: silu(gate) * up, with {@link VectorMath#exp} (the SIMD and scalar parts give the same bits). */
+    /** SwiGLU: silu(gate) * up, with the exp of {@link VectorMath} (SIMD body and scalar tail give the same bits). */
     public static void swiglu(float[] gate, int gOff, float[] up, int uOff, int n) {
-        int i = 0;
-        for (; i + 8 <= n; i += 8) {
-            FloatVector g = FloatVector.fromArray(VectorMath.F, gate, gOff + i);
-            g.div(VectorMath.exp(g.neg()).add(1f)).mul(FloatVector.fromArray(VectorMath.F, up, uOff + i)).intoArray(gate, gOff + i);
-        }
-        for (; i < n; i++) {
-            float g = gate[gOff + i];
-            gate[gOff + i] = g / (VectorMath.exp(-g) + 1f) * up[uOff + i];
-        }
+        VectorMath.gated(gate, gOff, up, uOff, n, false, 1f, 0f);
     }
 
     /**
@@ -43,17 +33,7 @@ public final class Activations {
      * gate * sigmoid(alpha * gate) * (up + 1).
      */
     public static void swigluClamped(float[] gate, int gOff, float[] up, int uOff, int n, float alpha, float limit) {
-        int i = 0;
-        for (; i + 8 <= n; i += 8) {
-            FloatVector g = FloatVector.fromArray(VectorMath.F, gate, gOff + i).min(limit);
-            FloatVector u = FloatVector.fromArray(VectorMath.F, up, uOff + i).min(limit).max(-limit);
-            g.div(VectorMath.exp(g.mul(-alpha)).add(1f)).mul(u.add(1f)).intoArray(gate, gOff + i);
-        }
-        for (; i < n; i++) {
-            float g = Math.min(gate[gOff + i], limit);
-            float u = Math.max(Math.min(up[uOff + i], limit), -limit);
-            gate[gOff + i] = g / (VectorMath.exp(g * -alpha) + 1f) * (u + 1f);
-        }
+        VectorMath.gated(gate, gOff, up, uOff, n, true, alpha, limit);
     }
 
     /** In-place softmax of {@code n} floats. */

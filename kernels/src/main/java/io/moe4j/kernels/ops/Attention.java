@@ -93,7 +93,8 @@ public final class Attention {
     private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int kvh,
                                     KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
                                     float[] out, Scratch s) {
-        int group = nHead / nKvHead, h0 = kvh * group, col = kvh * hd, rows = (t1 - t0) * group;
+        int group = nHead / nKvHead, h0 = kvh * group, rows = (t1 - t0) * group;
+        if (keys.headDim() != hd || values.headDim() != hd) throw new IllegalArgumentException("cache heads of " + keys.headDim() + ", not " + hd);
         s.ensure(rows, hd);
         float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = s.v;
         int maxLast = first - 1;
@@ -112,16 +113,22 @@ public final class Attention {
             }
         }
         boolean simd = hd % 8 == 0;
+        // A float32 cache is read in place; an F16 one is converted a block at a time (once for all its readers).
+        float[] kf = keys.floatData(kvh), vf = values.floatData(kvh);
+        boolean direct = kf != null && vf != null;
+        int stride = hd;
         for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
-            int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
-            keys.toFloats(b0, blockLen, col, hd, kb, 0);
-            values.toFloats(b0, blockLen, col, hd, vb, 0);
+            int blockLen = Math.min(BLOCK, maxLast + 1 - b0), base = direct ? b0 * hd : 0;
+            if (!direct) {
+                keys.toFloats(kvh, b0, blockLen, kb, 0);
+                values.toFloats(kvh, b0, blockLen, vb, 0);
+            }
             for (int t = t0; t < t1; t++) {
                 int len = Math.min(blockLen, last[t] + 1 - b0);
                 if (len <= 0) continue;
                 for (int g = 0; g < group; g++) {
                     int r = (t - t0) * group + g;
-                    block(r, len, hd, simd, qs, acc, sc, m, l, kb, vb);
+                    block(r, len, hd, simd, qs, acc, sc, m, l, direct ? kf : kb, direct ? vf : vb, base, stride);
                 }
             }
         }
@@ -135,14 +142,17 @@ public final class Attention {
         }
     }
 
-    /** One block of {@code len} positions (rows of kb / vb) for query row r: scores, online softmax, values. */
+    /**
+     * One block of {@code len} positions for query row r: scores, online softmax, values. Position j of the block is
+     * row {@code base + j * stride} of kb / vb.
+     */
     private static void block(int r, int len, int hd, boolean simd, float[] qs, float[] acc, float[] sc, float[] m,
-                              float[] l, float[] kb, float[] vb) {
+                              float[] l, float[] kb, float[] vb, int base, int stride) {
         int so = r * BLOCK, qo = r * hd;
         for (int j = 0; j < len; j += 4) {
             int count = Math.min(4, len - j);
-            if (simd) scores(kb, j, count, hd, qs, qo, sc, so + j);
-            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, (j + c) * hd, qs, qo, hd);
+            if (simd) scores(kb, base + j * stride, stride, count, hd, qs, qo, sc, so + j);
+            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, base + (j + c) * stride, qs, qo, hd);
         }
         float bm = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < len; j++) bm = Math.max(bm, sc[so + j]);
@@ -153,18 +163,15 @@ public final class Attention {
             for (int i = 0; i < hd; i++) acc[qo + i] *= corr;
             m[r] = mNew;
         }
-        int j = 0;
-        for (; j + 8 <= len; j += 8) {
-            VectorMath.exp(FloatVector.fromArray(F, sc, so + j).sub(mNew)).intoArray(sc, so + j);
-        }
-        for (; j < len; j++) sc[so + j] = VectorMath.exp(sc[so + j] - mNew);
+        VectorMath.expShifted(sc, so, len, mNew);
+        int j;
         float sum = l[r];
         for (j = 0; j < len; j++) sum += sc[so + j];
         l[r] = sum;
-        for (j = 0; j < len; j += 4) {
-            int count = Math.min(4, len - j);
-            if (simd) accumulate(vb, j, count, hd, sc, so + j, acc, qo);
-            else for (int c = 0; c < count; c++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j + c] * vb[(j + c) * hd + i];
+        if (simd) {
+            accumulate(vb, base, stride, len, hd, sc, so, acc, qo);
+        } else {
+            for (j = 0; j < len; j++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j] * vb[base + j * stride + i];
         }
     }
 
@@ -179,13 +186,12 @@ public final class Attention {
     }
 
     /**
-     * scores[so + c] = dot(q[qo ..], k row j + c) for c in [0, count): per position, 8 lanes accumulated in order and
+     * scores[so + c] = dot(q[qo ..], k[b0 + c * stride ..]) for c in [0, count): per position, 8 lanes accumulated in order and
      * summed ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); 4 positions at a time as 4 independent FMA chains.
      */
-    private static void scores(float[] k, int j, int count, int n, float[] q, int qo, float[] sc, int so) {
-        int b0 = j * n;
+    private static void scores(float[] k, int b0, int stride, int count, int n, float[] q, int qo, float[] sc, int so) {
         if (count == 4) {
-            int b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
+            int b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
             FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
             for (int i = 0; i < n; i += 8) {
                 FloatVector qv = FloatVector.fromArray(F, q, qo + i);
@@ -199,7 +205,7 @@ public final class Attention {
             sc[so + 2] = sum8(a2);
             sc[so + 3] = sum8(a3);
         } else {
-            for (int c = 0; c < count; c++, b0 += n) {
+            for (int c = 0; c < count; c++, b0 += stride) {
                 FloatVector a = FloatVector.zero(F);
                 for (int i = 0; i < n; i += 8) a = FloatVector.fromArray(F, k, b0 + i).fma(FloatVector.fromArray(F, q, qo + i), a);
                 sc[so + c] = sum8(a);
@@ -207,28 +213,32 @@ public final class Attention {
         }
     }
 
-    /** acc[ao + i] += w[wo + c] * v row (j + c) [i] for c = 0 .. count-1 in order. */
-    private static void accumulate(float[] v, int j, int count, int n, float[] w, int wo, float[] acc, int ao) {
-        int b0 = j * n;
-        if (count == 4) {
-            int b1 = b0 + n, b2 = b1 + n, b3 = b2 + n;
-            FloatVector w0 = FloatVector.broadcast(F, w[wo]), w1 = FloatVector.broadcast(F, w[wo + 1]);
-            FloatVector w2 = FloatVector.broadcast(F, w[wo + 2]), w3 = FloatVector.broadcast(F, w[wo + 3]);
-            for (int i = 0; i < n; i += 8) {
-                FloatVector a = FloatVector.fromArray(F, acc, ao + i);
-                a = FloatVector.fromArray(F, v, b0 + i).fma(w0, a);
-                a = FloatVector.fromArray(F, v, b1 + i).fma(w1, a);
-                a = FloatVector.fromArray(F, v, b2 + i).fma(w2, a);
-                a = FloatVector.fromArray(F, v, b3 + i).fma(w3, a);
-                a.intoArray(acc, ao + i);
+    /**
+     * acc[ao + i] += w[wo + j] * v[b0 + j * stride + i] for positions j = 0 .. count-1 in order, i in [0, n): each
+     * element's sum runs over the positions in order; 32 elements at a time (4 independent FMA chains) are held in
+     * registers for the whole block.
+     */
+    private static void accumulate(float[] v, int b0, int stride, int count, int n, float[] w, int wo, float[] acc, int ao) {
+        int i = 0;
+        for (; i + 32 <= n; i += 32) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
+            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
+            for (int j = 0, b = b0 + i; j < count; j++, b += stride) {
+                FloatVector wj = FloatVector.broadcast(F, w[wo + j]);
+                a0 = FloatVector.fromArray(F, v, b).fma(wj, a0);
+                a1 = FloatVector.fromArray(F, v, b + 8).fma(wj, a1);
+                a2 = FloatVector.fromArray(F, v, b + 16).fma(wj, a2);
+                a3 = FloatVector.fromArray(F, v, b + 24).fma(wj, a3);
             }
-        } else {
-            for (int c = 0; c < count; c++, b0 += n) {
-                FloatVector wc = FloatVector.broadcast(F, w[wo + c]);
-                for (int i = 0; i < n; i += 8) {
-                    FloatVector.fromArray(F, v, b0 + i).fma(wc, FloatVector.fromArray(F, acc, ao + i)).intoArray(acc, ao + i);
-                }
-            }
+            a0.intoArray(acc, ao + i);
+            a1.intoArray(acc, ao + i + 8);
+            a2.intoArray(acc, ao + i + 16);
+            a3.intoArray(acc, ao + i + 24);
+        }
+        for (; i < n; i += 8) {
+            FloatVector a = FloatVector.fromArray(F, acc, ao + i);
+            for (int j = 0, b = b0 + i; j < count; j++, b += stride) a = FloatVector.fromArray(F, v, b).fma(FloatVector.broadcast(F, w[wo + j]), a);
+            a.intoArray(acc, ao + i);
         }
     }
 }

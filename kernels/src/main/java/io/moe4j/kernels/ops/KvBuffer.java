@@ -11,7 +11,9 @@ import java.util.Arrays;
 
 /**
  * Keys or values of one layer for consecutive positions, each position a row of {@code width} floats
- * (kv heads × head size). Storage is float32 or float16; it grows as positions are written.
+ * (kv heads × head size). Storage is float32 or float16, <i>head-major</i>: each head's positions are contiguous,
+ * so attention streams one head's keys and values sequentially (rows of all heads interleaved put a head's 256-512
+ * bytes per position 4-8 KB apart, which the prefetchers follow badly). It grows as positions are written.
  */
 public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
     public enum Type { F32, F16 }
@@ -20,19 +22,32 @@ public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
     static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     static final VectorSpecies<Short> S128 = ShortVector.SPECIES_128;
 
-    protected final int width;
+    protected final int width, heads, headDim;
     protected int capacity;
 
-    protected KvBuffer(int width) {
-        this.width = width;
+    protected KvBuffer(int heads, int headDim) {
+        if (heads <= 0 || headDim <= 0) throw new IllegalArgumentException(heads + " heads of " + headDim);
+        this.heads = heads;
+        this.headDim = headDim;
+        this.width = heads * headDim;
     }
 
+    /** A buffer of rows of {@code width} floats, as one head. */
     public static KvBuffer create(Type type, int width) {
-        return type == Type.F32 ? new F32(width) : new F16(width);
+        return create(type, 1, width);
+    }
+
+    /** A buffer of rows of {@code heads} heads of {@code headDim} floats. */
+    public static KvBuffer create(Type type, int heads, int headDim) {
+        return type == Type.F32 ? new F32(heads, headDim) : new F16(heads, headDim);
     }
 
     public int width() {
         return width;
+    }
+
+    public int headDim() {
+        return headDim;
     }
 
     /** Bytes held, for memory accounting. */
@@ -41,19 +56,32 @@ public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
     /** Stores {@code width} floats of {@code src} at {@code srcOff} as position {@code pos}. */
     public abstract void write(int pos, float[] src, int srcOff);
 
+    /** Value {@code col} of position {@code pos} (exactly as stored). */
+    public abstract float get(int pos, int col);
+
     /** Dot of {@code n} floats of position {@code pos} starting at column {@code col} with {@code q[qOff..]}. */
-    public abstract float dot(int pos, int col, float[] q, int qOff, int n);
+    public float dot(int pos, int col, float[] q, int qOff, int n) {
+        float s = 0;
+        for (int i = 0; i < n; i++) s += get(pos, col + i) * q[qOff + i];
+        return s;
+    }
 
     /** out[outOff + i] += w * row(pos)[col + i] for i in [0, n). */
-    public abstract void addScaled(int pos, int col, float w, float[] out, int outOff, int n);
+    public void addScaled(int pos, int col, float w, float[] out, int outOff, int n) {
+        for (int i = 0; i < n; i++) out[outOff + i] += w * get(pos, col + i);
+    }
 
     /**
-     * Copies {@code n} floats of positions p .. p+count-1 from column {@code col} to {@code dst[dOff + j * n ..]},
-     * exactly (an F16 cache converts with the SIMD bit trick of the F16 weight kernels): the attention kernels read
-     * a block of positions once in this form for all the query heads and tokens that share it.
+     * Copies head {@code h} of positions p .. p+count-1 (count × headDim floats, contiguous) to {@code dst[dOff..]},
+     * exactly (an F16 cache converts with the SIMD bit trick of the F16 weight kernels): the attention kernels read a
+     * block of positions once in this form for all the query heads and tokens that share it.
      */
-    abstract void toFloats(int p, int count, int col, int n, float[] dst, int dOff);
+    abstract void toFloats(int h, int p, int count, float[] dst, int dOff);
 
+    /** Head {@code h}'s positions as stored (position p at {@code p * headDim}) when float32, else null. */
+    float[] floatData(int h) {
+        return null;
+    }
 
     /** Drops all positions at or after {@code length} (memory is kept for reuse). */
     public void truncate(int length) {
@@ -65,99 +93,89 @@ public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
     }
 
     static final class F32 extends KvBuffer {
-        private float[] data = new float[0];
+        private final float[][] data;
 
-        F32(int width) {
-            super(width);
+        F32(int heads, int headDim) {
+            super(heads, headDim);
+            data = new float[heads][0];
         }
 
         @Override
         public long bytes() {
-            return 4L * data.length;
+            return 4L * data[0].length * heads;
         }
 
         @Override
         public void write(int pos, float[] src, int srcOff) {
             if (pos >= capacity) {
                 capacity = grownCapacity(pos + 1);
-                data = Arrays.copyOf(data, Math.multiplyExact(capacity, width));
+                for (int h = 0; h < heads; h++) data[h] = Arrays.copyOf(data[h], Math.multiplyExact(capacity, headDim));
             }
-            System.arraycopy(src, srcOff, data, pos * width, width);
+            for (int h = 0; h < heads; h++) System.arraycopy(src, srcOff + h * headDim, data[h], pos * headDim, headDim);
         }
 
         @Override
-        public float dot(int pos, int col, float[] q, int qOff, int n) {
-            int b = pos * width + col;
-            float s = 0;
-            for (int i = 0; i < n; i++) s += data[b + i] * q[qOff + i];
-            return s;
+        public float get(int pos, int col) {
+            return data[col / headDim][pos * headDim + col % headDim];
         }
 
         @Override
-        public void addScaled(int pos, int col, float w, float[] out, int outOff, int n) {
-            int b = pos * width + col;
-            for (int i = 0; i < n; i++) out[outOff + i] += w * data[b + i];
+        void toFloats(int h, int p, int count, float[] dst, int dOff) {
+            System.arraycopy(data[h], p * headDim, dst, dOff, count * headDim);
         }
 
         @Override
-        void toFloats(int p, int count, int col, int n, float[] dst, int dOff) {
-            for (int j = 0; j < count; j++) System.arraycopy(data, (p + j) * width + col, dst, dOff + j * n, n);
+        float[] floatData(int h) {
+            return data[h];
         }
     }
 
     /** Half-precision storage (llama.cpp's default KV type): half the memory, values rounded to float16. */
     static final class F16 extends KvBuffer {
-        private short[] data = new short[0];
+        private final short[][] data;
 
-        F16(int width) {
-            super(width);
+        F16(int heads, int headDim) {
+            super(heads, headDim);
+            data = new short[heads][0];
         }
 
         @Override
         public long bytes() {
-            return 2L * data.length;
+            return 2L * data[0].length * heads;
         }
 
         @Override
         public void write(int pos, float[] src, int srcOff) {
             if (pos >= capacity) {
                 capacity = grownCapacity(pos + 1);
-                data = Arrays.copyOf(data, Math.multiplyExact(capacity, width));
+                for (int h = 0; h < heads; h++) data[h] = Arrays.copyOf(data[h], Math.multiplyExact(capacity, headDim));
             }
-            int b = pos * width;
-            for (int i = 0; i < width; i++) data[b + i] = Float.floatToFloat16(src[srcOff + i]);
-        }
-
-        @Override
-        public float dot(int pos, int col, float[] q, int qOff, int n) {
-            int b = pos * width + col;
-            float s = 0;
-            for (int i = 0; i < n; i++) s += Float.float16ToFloat(data[b + i]) * q[qOff + i];
-            return s;
-        }
-
-        @Override
-        public void addScaled(int pos, int col, float w, float[] out, int outOff, int n) {
-            int b = pos * width + col;
-            for (int i = 0; i < n; i++) out[outOff + i] += w * Float.float16ToFloat(data[b + i]);
-        }
-
-        @Override
-        void toFloats(int p, int count, int col, int n, float[] dst, int dOff) {
-            for (int j = 0; j < count; j++) {
-                int b = (p + j) * width + col, o = dOff + j * n, i = 0;
-                for (; i + 8 <= n; i += 8) halves(data, b + i).intoArray(dst, o + i);
-                for (; i < n; i++) dst[o + i] = Float.float16ToFloat(data[b + i]);
+            for (int h = 0; h < heads; h++) {
+                short[] d = data[h];
+                int b = pos * headDim, s = srcOff + h * headDim;
+                for (int i = 0; i < headDim; i++) d[b + i] = Float.floatToFloat16(src[s + i]);
             }
         }
 
-        /** 8 halves as floats (exact): the bit trick of the F16 weight kernels; infinities and NaN fixed up. */
-        private static FloatVector halves(short[] d, int off) {
-            IntVector h = (IntVector) ShortVector.fromArray(S128, d, off).convertShape(VectorOperators.S2I, I256, 0);
-            IntVector bits = h.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000);
-            FloatVector v = ((FloatVector) bits.reinterpretAsFloats()).mul(0x1p112f);
-            VectorMask<Integer> special = h.and(0x7c00).compare(VectorOperators.EQ, 0x7c00);
-            return special.anyTrue() ? (FloatVector) v.reinterpretAsInts().blend(bits.or(0x7f800000), special).reinterpretAsFloats() : v;
+        @Override
+        public float get(int pos, int col) {
+            return Float.float16ToFloat(data[col / headDim][pos * headDim + col % headDim]);
+        }
+
+        @Override
+        void toFloats(int h, int p, int count, float[] dst, int dOff) {
+            short[] d = data[h];
+            int b = p * headDim, n = count * headDim, i = 0;
+            for (; i + 8 <= n; i += 8) {
+                // 8 halves as floats (exact), the bit trick of the F16 weight kernels; infinities and NaN fixed up
+                IntVector hv = (IntVector) ShortVector.fromArray(S128, d, b + i).convertShape(VectorOperators.S2I, I256, 0);
+                IntVector bits = hv.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 3).and(0x8FFFE000);
+                FloatVector v = ((FloatVector) bits.reinterpretAsFloats()).mul(0x1p112f);
+                VectorMask<Integer> special = hv.and(0x7c00).compare(VectorOperators.EQ, 0x7c00);
+                if (special.anyTrue()) v = (FloatVector) v.reinterpretAsInts().blend(bits.or(0x7f800000), special).reinterpretAsFloats();
+                v.intoArray(dst, dOff + i);
+            }
+            for (; i < n; i++) dst[dOff + i] = Float.float16ToFloat(d[b + i]);
         }
     }
 }

@@ -25,6 +25,69 @@ public final class VectorMath {
     private VectorMath() {
     }
 
+    /**
+     * x[off + i] = exp(x[off + i] - shift) for i in [0, n). The loops that need exp call this (or inline the same
+     * code) rather than {@link #exp(FloatVector)}: C2 does not inline that method into large loops, and a vector passed
+     * to a call that is not inlined is boxed (an allocation per call).
+     */
+    public static void expShifted(float[] x, int off, int n, float shift) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            FloatVector v = FloatVector.fromArray(F, x, off + i).sub(shift).max(LO).min(HI);
+            FloatVector t = v.fma(LOG2E, ROUND);
+            FloatVector k = t.sub(ROUND);
+            FloatVector r = k.fma(FloatVector.broadcast(F, -LN2_HI), v);
+            r = k.fma(FloatVector.broadcast(F, -LN2_LO), r);
+            FloatVector p = r.fma(P0, P1);
+            p = p.fma(r, FloatVector.broadcast(F, P2));
+            p = p.fma(r, FloatVector.broadcast(F, P3));
+            p = p.fma(r, FloatVector.broadcast(F, P4));
+            p = p.fma(r, FloatVector.broadcast(F, P5));
+            p = p.fma(r.mul(r), r).add(1f);
+            IntVector e = ((IntVector) t.reinterpretAsInts()).sub(0x4B400000 - 127).lanewise(VectorOperators.LSHL, 23);
+            p.mul((FloatVector) e.reinterpretAsFloats()).intoArray(x, off + i);
+        }
+        for (; i < n; i++) x[off + i] = exp(x[off + i] - shift);
+    }
+
+    /**
+     * silu(gate) * up, or gpt-oss's clamped variant, over [0, n): gate[i] = g / (1 + exp(-alpha * g)) * u, with
+     * g = min(gate, limit) and u = up clamped to [-limit, limit] plus 1 when {@code clamped}. The exp is inlined (see
+     * {@link #expShifted}); the scalar tail uses {@link #exp(float)}, which gives the same bits.
+     */
+    static void gated(float[] gate, int gOff, float[] up, int uOff, int n, boolean clamped, float alpha, float limit) {
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            FloatVector g = FloatVector.fromArray(F, gate, gOff + i), u = FloatVector.fromArray(F, up, uOff + i);
+            if (clamped) {
+                g = g.min(limit);
+                u = u.min(limit).max(-limit).add(1f);
+            }
+            FloatVector v = g.mul(-alpha).max(LO).min(HI);
+            FloatVector t = v.fma(LOG2E, ROUND);
+            FloatVector k = t.sub(ROUND);
+            FloatVector r = k.fma(FloatVector.broadcast(F, -LN2_HI), v);
+            r = k.fma(FloatVector.broadcast(F, -LN2_LO), r);
+            FloatVector p = r.fma(P0, P1);
+            p = p.fma(r, FloatVector.broadcast(F, P2));
+            p = p.fma(r, FloatVector.broadcast(F, P3));
+            p = p.fma(r, FloatVector.broadcast(F, P4));
+            p = p.fma(r, FloatVector.broadcast(F, P5));
+            p = p.fma(r.mul(r), r).add(1f);
+            IntVector e = ((IntVector) t.reinterpretAsInts()).sub(0x4B400000 - 127).lanewise(VectorOperators.LSHL, 23);
+            FloatVector ex = p.mul((FloatVector) e.reinterpretAsFloats());
+            g.div(ex.add(1f)).mul(u).intoArray(gate, gOff + i);
+        }
+        for (; i < n; i++) {
+            float g = gate[gOff + i], u = up[uOff + i];
+            if (clamped) {
+                g = Math.min(g, limit);
+                u = Math.max(Math.min(u, limit), -limit) + 1f;
+            }
+            gate[gOff + i] = g / (exp(g * -alpha) + 1f) * u;
+        }
+    }
+
     public static FloatVector exp(FloatVector x) {
         x = x.max(LO).min(HI);
         FloatVector t = x.fma(LOG2E, ROUND);

@@ -48,10 +48,8 @@ class AttentionTest {
         return out;
     }
 
-    /** One cached value, through the public accessor (dot with a unit vector). */
     static float value(KvBuffer b, int pos, int col) {
-        float[] one = {1f};
-        return b.dot(pos, col, one, 0, 1);
+        return b.get(pos, col);
     }
 
     @Test
@@ -62,7 +60,7 @@ class AttentionTest {
             for (int[] sh : shapes) {
                 int nHead = sh[0], nKv = sh[1], hd = sh[2], width = nKv * hd;
                 int len = 1 + r.nextInt(150);
-                KvBuffer k = KvBuffer.create(type, width), v = KvBuffer.create(type, width);
+                KvBuffer k = KvBuffer.create(type, nKv, hd), v = KvBuffer.create(type, nKv, hd);
                 for (int p = 0; p < len; p++) {
                     k.write(p, gauss(r, width, 1), 0);
                     v.write(p, gauss(r, width, 1), 0);
@@ -91,7 +89,7 @@ class AttentionTest {
         Random r = new Random(9);
         int nHead = 8, nKv = 2, hd = 64, width = nKv * hd, n = 37;
         for (KvBuffer.Type type : KvBuffer.Type.values()) {
-            KvBuffer k = KvBuffer.create(type, width), v = KvBuffer.create(type, width);
+            KvBuffer k = KvBuffer.create(type, nKv, hd), v = KvBuffer.create(type, nKv, hd);
             for (int p = 0; p < 100; p++) {
                 k.write(p, gauss(r, width, 1), 0);
                 v.write(p, gauss(r, width, 1), 0);
