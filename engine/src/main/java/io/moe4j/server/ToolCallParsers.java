@@ -64,7 +64,8 @@ final class ToolCallParsers {
         private Mode mode;
         private final StringBuilder call = new StringBuilder();
         private boolean seenText;
-        private boolean afterThink;
+        /** After </think> or a tool call: whitespace before the next text is dropped. */
+        private boolean stripLead;
 
         Hermes(boolean tools, boolean thinking, boolean startInThink) {
             this.tools = tools;
@@ -108,7 +109,7 @@ final class ToolCallParsers {
                         case "</think>" -> {
                             if (mode == Mode.THINK) {
                                 mode = Mode.CONTENT;
-                                afterThink = true;
+                                stripLead = true;
                             } else {
                                 text(m.marker(), out);
                             }
@@ -128,6 +129,7 @@ final class ToolCallParsers {
                                 call.setLength(0);
                                 mode = Mode.CONTENT;
                                 seenText = true;
+                                stripLead = true;
                             } else {
                                 text(m.marker(), out);
                             }
@@ -145,12 +147,12 @@ final class ToolCallParsers {
                 }
                 case CALL -> call.append(s);
                 case CONTENT -> {
-                    if (afterThink || (!seenText && tools)) {
-                        // the blank lines after </think>, or between tool calls
+                    if (stripLead || (!seenText && tools)) {
+                        // the blank lines after </think>, or around tool calls
                         String stripped = s.stripLeading();
                         if (stripped.isEmpty()) return;
                         s = stripped;
-                        afterThink = false;
+                        stripLead = false;
                     }
                     seenText = true;
                     out.add(new Content(s));
