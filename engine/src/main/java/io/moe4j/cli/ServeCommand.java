@@ -11,7 +11,6 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -48,14 +47,22 @@ final class ServeCommand implements Callable<Integer> {
     boolean noPromptCache;
     @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
     KvBuffer.Type kvType;
+    @Option(names = "--bench", description = "instead of serving: measure aggregate tokens/s of 1, 4 and 8 concurrent greedy "
+            + "streams through the server on a synthesized MoE model, and exit")
+    boolean bench;
     @Mixin
     ThreadsOption threads;
     @Spec
     CommandSpec spec;
 
     @Override
-    public Integer call() throws IOException, InterruptedException {
+    public Integer call() throws Exception {
         threads.apply();
+        if (bench) {
+            io.moe4j.server.ServeBench.run(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.DEFAULT_TOKENS,
+                    new int[] {1, 4, 8}, io.moe4j.server.ServeBench.DEFAULT_REPEATS, System.out);
+            return 0;
+        }
         PrintWriter err = spec.commandLine().getErr();
         Path path = model;
         if (path == null) {

@@ -414,7 +414,7 @@ public final class OpenAiServer implements AutoCloseable {
         c0.putObject("delta").put("role", "assistant").put("content", "").putNull("refusal");
         c0.putNull("logprobs");
         c0.putNull("finish_reason");
-        if (!sse.send(first)) return;
+        if (!sse.send(first) || !sse.flush()) return;
         int[] toolIndex = {0};
         boolean[] sawCalls = {false};
         ArrayNode[] pendingLp = {null};
@@ -719,13 +719,20 @@ public final class OpenAiServer implements AutoCloseable {
                     Object o = events.poll(2, TimeUnit.SECONDS);
                     if (o == null) {
                         if (!sse.keepAlive()) return null;
-                    } else if (o instanceof TokenEvent t) {
-                        if (!onToken.test(t)) return null;
-                    } else if (o instanceof BatchResult r) {
-                        return r;
-                    } else {
-                        throw failure((RuntimeException) o);
+                        continue;
                     }
+                    // Everything already there goes out in one write: a slow client gets bigger, fewer packets.
+                    do {
+                        if (o instanceof TokenEvent t) {
+                            if (!onToken.test(t)) return null;
+                        } else if (o instanceof BatchResult r) {
+                            return r;
+                        } else {
+                            throw failure((RuntimeException) o);
+                        }
+                        o = events.poll();
+                    } while (o != null);
+                    if (!sse.flush()) return null;
                 }
             } catch (InterruptedException ie) {
                 handle.cancel();
@@ -755,7 +762,7 @@ public final class OpenAiServer implements AutoCloseable {
             ex.getResponseHeaders().set("X-Accel-Buffering", "no");
             try {
                 ex.sendResponseHeaders(200, 0);
-                out = ex.getResponseBody();
+                out = new java.io.BufferedOutputStream(ex.getResponseBody(), 16 << 10);
                 status[0] = 200;
             } catch (IOException e) {
                 gone();
@@ -763,9 +770,10 @@ public final class OpenAiServer implements AutoCloseable {
             }
         }
 
+        /** Queues a chunk; it is written at the next {@link #flush()} (or when the buffer fills). */
         boolean send(JsonNode chunk) {
             try {
-                return write(("data: " + mapper.writeValueAsString(chunk) + "\n\n").getBytes(StandardCharsets.UTF_8));
+                return write(("data: " + mapper.writeValueAsString(chunk) + "\n\n").getBytes(StandardCharsets.UTF_8), false);
             } catch (JsonProcessingException e) {
                 throw new IllegalStateException(e);
             }
@@ -773,21 +781,26 @@ public final class OpenAiServer implements AutoCloseable {
 
         void sendError(JsonNode error) {
             send(error);
+            flush();
         }
 
         boolean keepAlive() {
-            return write(": keep-alive\n\n".getBytes(StandardCharsets.UTF_8));
+            return write(": keep-alive\n\n".getBytes(StandardCharsets.UTF_8), true);
+        }
+
+        boolean flush() {
+            return write(new byte[0], true);
         }
 
         void done() {
-            write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8), true);
         }
 
-        private boolean write(byte[] b) {
+        private boolean write(byte[] b, boolean flush) {
             if (broken) return false;
             try {
                 out.write(b);
-                out.flush();
+                if (flush) out.flush();
                 return true;
             } catch (IOException e) {
                 gone();
