@@ -58,9 +58,9 @@ public final class ModelWriter {
                 throw new ModelFormatException(out + ": tensor " + t + ": the row length " + t.dims()[0]
                         + " is not a multiple of the block size " + t.type().blockSize + " of " + t.type());
             }
-            if (t.source() instanceof TensorPlan.Bytes b && b.data().byteSize() != t.byteSize()) {
+            if (t.source() instanceof TensorPlan.Bytes b && b.byteSize() != t.byteSize()) {
                 throw new ModelFormatException(out + ": tensor " + t + " needs " + t.byteSize() + " bytes, its source has "
-                        + b.data().byteSize());
+                        + b.byteSize());
             }
             if (t.source() instanceof TensorPlan.Rows && !Codec.canEncode(t.type())) {
                 throw new ModelFormatException(out + ": tensor " + t + ": cannot encode weights as " + t.type());
@@ -82,8 +82,17 @@ public final class ModelWriter {
                 progress.item(t.name());
                 switch (t.source()) {
                     case TensorPlan.Bytes b -> {
-                        w.writeData(t.name(), b.data());
-                        progress.advance(t.byteSize());
+                        if (b.parts().size() == 1) {
+                            w.writeData(t.name(), b.parts().getFirst());
+                            progress.advance(t.byteSize());
+                        } else {
+                            w.writeData(t.name(), o -> {
+                                for (MemorySegment part : b.parts()) {
+                                    o.write(part);
+                                    progress.advance(part.byteSize());
+                                }
+                            });
+                        }
                     }
                     case TensorPlan.Rows r -> {
                         int index = i;

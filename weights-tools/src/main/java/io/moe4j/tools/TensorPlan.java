@@ -4,6 +4,7 @@ import io.moe4j.kernels.GgmlType;
 
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import java.util.List;
 
 /**
  * One tensor of a file to be written: its GGUF name, ggml type, ggml dims (dims[0] contiguous) and where its data
@@ -15,8 +16,20 @@ public record TensorPlan(String name, GgmlType type, long[] dims, Source source)
     public sealed interface Source permits Bytes, Rows {
     }
 
-    /** Data already encoded in the tensor's type, written as is (e.g. a slice of another file's mapping). */
-    public record Bytes(MemorySegment data) implements Source {
+    /**
+     * Data already encoded in the tensor's type, written as is: one segment (e.g. a slice of another file's mapping)
+     * or several written one after another (e.g. the same dense FFN once per expert).
+     */
+    public record Bytes(List<MemorySegment> parts) implements Source {
+        public Bytes(MemorySegment data) {
+            this(List.of(data));
+        }
+
+        public long byteSize() {
+            long n = 0;
+            for (MemorySegment s : parts) n += s.byteSize();
+            return n;
+        }
     }
 
     /**
