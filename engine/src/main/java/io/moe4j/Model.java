@@ -1,0 +1,106 @@
+package io.moe4j;
+
+import io.moe4j.generate.GenerateOptions;
+import io.moe4j.generate.GeneratedToken;
+import io.moe4j.generate.GenerationResult;
+import io.moe4j.generate.Generator;
+import io.moe4j.generate.Session;
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.model.KvCache;
+import io.moe4j.model.ModelConfig;
+import io.moe4j.model.Transformer;
+import io.moe4j.tokenizer.Tokenizer;
+
+import java.nio.file.Path;
+import java.util.function.Consumer;
+
+/**
+ * A loaded model: the entry point of the embedded API.
+ *
+ * <pre>{@code
+ * try (var model = Model.load(Path.of("model.gguf"))) {
+ *     model.generate("Once upon a time", GenerateOptions.defaults(), token -> System.out.print(token.text()));
+ * }
+ * }</pre>
+ * A model can serve many sessions at once; each session (sequence) is used by one thread at a time.
+ */
+public final class Model implements AutoCloseable {
+    /** Without an explicit context size, generation uses the model's context capped at this many tokens. */
+    public static final int DEFAULT_CONTEXT_CAP = 4096;
+
+    private final GgufFile file;
+    private final Transformer transformer;
+    private final Tokenizer tokenizer;
+
+    private Model(GgufFile file) {
+        this.file = file;
+        try {
+            this.transformer = Transformer.of(file);
+            this.tokenizer = Tokenizer.fromGguf(file.metadata());
+        } catch (RuntimeException e) {
+            file.close();
+            throw e;
+        }
+    }
+
+    /** Opens a GGUF model file; weights stay memory-mapped until {@link #close()}. */
+    public static Model load(Path path) {
+        return new Model(GgufFile.open(path));
+    }
+
+    public String name() {
+        return file.metadata().getString("general.name", file.path().getFileName().toString());
+    }
+
+    public Path path() {
+        return file.path();
+    }
+
+    public GgufFile file() {
+        return file;
+    }
+
+    public ModelConfig config() {
+        return transformer.config();
+    }
+
+    public Transformer transformer() {
+        return transformer;
+    }
+
+    public Tokenizer tokenizer() {
+        return tokenizer;
+    }
+
+    /** The context size used when the caller does not choose one. */
+    public int defaultContextSize() {
+        return Math.min(config().contextLength(), DEFAULT_CONTEXT_CAP);
+    }
+
+    /** A fresh sequence with room for {@code contextSize} tokens (0: the default). */
+    public Session newSession(int contextSize, KvBuffer.Type kvType) {
+        int ctx = contextSize > 0 ? contextSize : defaultContextSize();
+        return new Session(transformer, new KvCache(config(), ctx, kvType));
+    }
+
+    /** Tokenizes a prompt the way generation does: BOS as the model asks, special tokens parsed. */
+    public int[] tokenize(String prompt) {
+        return tokenizer.encode(prompt, tokenizer.addBosByDefault(), true);
+    }
+
+    /** Generates a continuation of {@code prompt}, streaming each token to {@code onToken} (may be null). */
+    public GenerationResult generate(String prompt, GenerateOptions options, Consumer<GeneratedToken> onToken) {
+        Session session = newSession(options.contextSize(), options.kvType());
+        return new Generator(tokenizer).generate(session, tokenize(prompt), options, onToken, null);
+    }
+
+    public GenerationResult generate(String prompt, GenerateOptions options) {
+        return generate(prompt, options, null);
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}

@@ -1,0 +1,104 @@
+package io.moe4j.cli;
+
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.gguf.GgufTensor;
+import io.moe4j.gguf.GgufValue;
+import io.moe4j.model.ModelConfig;
+import io.moe4j.model.ModelStats;
+import io.moe4j.model.Transformer;
+import io.moe4j.tokenizer.Tokenizer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Parameters;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.Callable;
+
+@Command(name = "inspect", description = "Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors, parameter and byte counts.")
+final class InspectCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "MODEL")
+    Path model;
+    @Option(names = "--metadata", description = "also list every metadata key")
+    boolean allMetadata;
+    @Option(names = "--no-tensors", description = "omit the tensor table")
+    boolean noTensors;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        try (GgufFile f = GgufFile.open(model)) {
+            out.printf("file          %s (GGUF v%d, %s, %d tensors, %d metadata keys)%n", f.path(), f.version(),
+                    bytes(f.fileSize()), f.tensors().size(), f.metadata().keys().size());
+            out.printf("name          %s%n", f.metadata().getString("general.name", "(none)"));
+            Transformer tf = Transformer.of(f);
+            ModelConfig c = tf.config();
+            out.printf("architecture  %s%n", c.arch().name());
+            out.printf("layers        %d, embedding %d, vocabulary %d, context %d%n", c.blockCount(), c.embeddingLength(),
+                    tf.vocabSize(), c.contextLength());
+            out.printf("attention     %d heads, %d KV heads, head size %d, RoPE %s dims %d base %.0f scaling %s%s%s%n",
+                    c.headCount(), c.kvHeadCount(), c.headDim(), c.arch().ropeStyle(), c.ropeDim(), c.ropeBase(),
+                    c.ropeScaling(), c.ropeScalingFactor() != 1 ? " x" + c.ropeScalingFactor() + " (trained " + c.ropeOriginalContext() + ")" : "",
+                    c.slidingWindow() > 0 ? ", sliding window " + c.slidingWindow() : "");
+            if (c.isMoe()) {
+                var l0 = tf.weights().layers[0];
+                out.printf("experts       %d, %d used per token, expert FFN %d%s, gating %s, renormalised %s%n",
+                        c.expertCount(), c.expertUsedCount(), l0.experts().hidden(),
+                        l0.sharedExpert() != null ? ", shared expert FFN " + l0.sharedExpert().hidden() : "",
+                        c.arch().gating(), c.normalizeTopK());
+            } else {
+                out.printf("feed-forward  dense, hidden %d%n", tf.weights().layers[0].dense().hidden());
+            }
+            try {
+                Tokenizer tok = Tokenizer.fromGguf(f.metadata());
+                out.printf("tokenizer     %s, %d tokens, BOS %d, EOS %d%n", f.metadata().getString("tokenizer.ggml.model", "?"),
+                        tok.vocabSize(), tok.bos(), tok.eos());
+            } catch (RuntimeException e) {
+                out.printf("tokenizer     unusable: %s%n", e.getMessage());
+            }
+            ModelStats s = ModelStats.of(f, c);
+            out.printf("parameters    %s total, %s active per token (%.1f%%), %s in routed experts%n", count(s.totalParams()),
+                    count(s.activeParams()), 100.0 * s.activeParams() / s.totalParams(), count(s.expertParams()));
+            out.printf("decode reads  %s of weights per token (of %s)%n", bytes(s.decodeBytesPerToken()), bytes(s.totalBytes()));
+            Map<String, Integer> types = new TreeMap<>();
+            for (GgufTensor t : f.tensors().values()) types.merge(t.type().name(), 1, Integer::sum);
+            out.printf("tensor types  %s%n", types);
+            if (allMetadata) {
+                out.println();
+                out.println("metadata:");
+                for (Map.Entry<String, GgufValue> e : f.metadata().asMap().entrySet()) {
+                    out.printf("  %-48s %s%n", e.getKey(), e.getValue().describe());
+                }
+            }
+            if (!noTensors) {
+                out.println();
+                out.printf("  %-40s %-6s %-22s %12s%n", "tensor", "type", "shape", "bytes");
+                for (GgufTensor t : f.tensors().values()) {
+                    out.printf("  %-40s %-6s %-22s %12d%n", t.name(), t.type(), t.shape(), t.byteSize());
+                }
+            }
+        }
+        return 0;
+    }
+
+    static String count(long n) {
+        if (n >= 1_000_000_000L) return String.format("%.2fB", n / 1e9);
+        if (n >= 1_000_000L) return String.format("%.2fM", n / 1e6);
+        if (n >= 1_000L) return String.format("%.1fK", n / 1e3);
+        return Long.toString(n);
+    }
+
+    static String bytes(long n) {
+        if (n >= 1L << 30) return String.format("%.2f GiB", n / (double) (1L << 30));
+        if (n >= 1L << 20) return String.format("%.2f MiB", n / (double) (1L << 20));
+        if (n >= 1L << 10) return String.format("%.1f KiB", n / 1024.0);
+        return n + " B";
+    }
+}

@@ -1,0 +1,16 @@
+package io.moe4j.cli;
+
+import io.moe4j.kernels.ops.KvBuffer;
+import picocli.CommandLine;
+
+/** Parses {@code f32} / {@code f16} for {@code --kv-type}. */
+final class KvTypeConverter implements CommandLine.ITypeConverter<KvBuffer.Type> {
+    @Override
+    public KvBuffer.Type convert(String value) {
+        return switch (value.toLowerCase()) {
+            case "f32" -> KvBuffer.Type.F32;
+            case "f16" -> KvBuffer.Type.F16;
+            default -> throw new CommandLine.TypeConversionException("KV type must be f32 or f16, got '" + value + "'");
+        };
+    }
+}

@@ -1,0 +1,114 @@
+package io.moe4j.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moe4j.SharedData;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The CLI end to end, in-process: what a user types and what they see. */
+class CliTest {
+    record Result(int exit, String out, String err) {
+    }
+
+    static Result run(String... args) {
+        CommandLine cl = Main.newCommandLine();
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(args);
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void runPrintsTheRecordedStories260KTextForBothPrompts() throws IOException {
+        Path models = SharedData.models();
+        JsonNode golden = new ObjectMapper().readTree(models.resolve("stories260K.golden.json").toFile());
+        for (JsonNode c : golden.get("cases")) {
+            Result r = run("run", "-m", models.resolve("stories260K.gguf").toString(), "-p", c.get("prompt").asText(),
+                    "-n", c.get("steps").asText(), "--temp", "0");
+            assertEquals(0, r.exit(), r.err());
+            assertEquals(c.get("decoded_text").asText() + "\n", r.out());
+            assertTrue(r.err().contains("tokens/s"), "timings on stderr: " + r.err());
+        }
+    }
+
+    @Test
+    void runWithoutAModelUsesTheEmbeddedDefaultAndSaysSo() {
+        Result r = run("run", "-p", "Once upon a time", "--max-new-tokens", "12", "--seed", "7");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("embedded default model"), r.err());
+        assertTrue(r.out().startsWith("Once upon a time") && r.out().length() > "Once upon a time".length() + 3, r.out());
+        // same seed, same text
+        assertEquals(r.out(), run("run", "-p", "Once upon a time", "--max-new-tokens", "12", "--seed", "7").out());
+    }
+
+    @Test
+    void logitsWritesTheGoldenFormatBatchedAndIncremental(@TempDir Path tmp) throws IOException {
+        Path model = SharedData.models().resolve("stories260K.gguf");
+        Path batch = tmp.resolve("b.f32"), inc = tmp.resolve("i.f32");
+        assertEquals(0, run("logits", "-m", model.toString(), "--tokens", "1,403,407,261,378", "--out", batch.toString()).exit());
+        assertEquals(0, run("logits", "-m", model.toString(), "--tokens", "1,403,407,261,378", "--out", inc.toString(), "--incremental").exit());
+        float[] b = floats(batch), i = floats(inc);
+        assertEquals(5 * 512, b.length);
+        JsonNode golden = new ObjectMapper().readTree(SharedData.models().resolve("stories260K.golden.json").toFile());
+        JsonNode rows = golden.get("prompt_logits").get("logits");
+        double max = 0;
+        for (int t = 0; t < 5; t++) {
+            for (int v = 0; v < 512; v++) {
+                max = Math.max(max, Math.abs(b[t * 512 + v] - rows.get(t).get(v).asDouble()));
+                max = Math.max(max, Math.abs(i[t * 512 + v] - rows.get(t).get(v).asDouble()));
+            }
+        }
+        assertTrue(max < 1e-4, "max |logits - float64 llama2.c reference| = " + max);
+    }
+
+    @Test
+    void tokenizePrintsAJsonArray() {
+        Result r = run("tokenize", "-m", SharedData.models().resolve("stories260K.gguf").toString(), "--text", "Once upon a time");
+        assertEquals(0, r.exit(), r.err());
+        assertEquals("[1, 403, 407, 261, 378]", r.out().trim());
+    }
+
+    @Test
+    void inspectDescribesAMoeModel() {
+        Path model = SharedData.golden().resolve("models/qwen2moe-q8_0.gguf");
+        Result r = run("inspect", model.toString());
+        assertEquals(0, r.exit(), r.err());
+        for (String s : new String[]{"qwen2moe", "4 used per token".replace("4", "2"), "shared expert", "active per token",
+                "blk.0.ffn_gate_exps.weight", "Q8_0", "decode reads"}) {
+            assertTrue(r.out().contains(s), "inspect output lacks '" + s + "':\n" + r.out());
+        }
+    }
+
+    @Test
+    void badInputGivesAClearErrorNotAStackTrace(@TempDir Path tmp) throws IOException {
+        Path junk = tmp.resolve("junk.gguf");
+        Files.write(junk, new byte[]{'N', 'O', 'P', 'E', 0, 0, 0, 0});
+        Result r = run("run", "-m", junk.toString(), "-p", "hi");
+        assertEquals(1, r.exit());
+        assertTrue(r.err().startsWith("error: ") && r.err().contains("not a GGUF file"), r.err());
+        Result missing = run("inspect", tmp.resolve("nope.gguf").toString());
+        assertEquals(1, missing.exit());
+        assertTrue(missing.err().contains("not found"), missing.err());
+    }
+
+    static float[] floats(Path p) throws IOException {
+        byte[] bytes = Files.readAllBytes(p);
+        float[] f = new float[bytes.length / 4];
+        ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
+        return f;
+    }
+}

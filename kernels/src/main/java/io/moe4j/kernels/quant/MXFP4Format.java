@@ -1,0 +1,138 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.moe4j.kernels.quant.QuantSupport.B128;
+import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * MXFP4 (OCP microscaling FP4): blocks of 32 weights, 17 bytes: one E8M0 exponent byte e, then 16 bytes of 4-bit
+ * E2M1 codes, byte j holding weight j (low nibble) and weight j+16 (high nibble). ggml stores the E2M1 values
+ * doubled, as the integers of {@link #KVALUES}, and halves the scale instead: weight = KVALUES[code] * 2^(e-128).
+ */
+final class MXFP4Format implements BlockFormat, BlockQuantizer {
+    static final MXFP4Format INSTANCE = new MXFP4Format();
+    static final int QK = 32, BLOCK_BYTES = 17;
+    /** E2M1 code to twice its value: sign bit 3, then 0, 0.5, 1, 1.5, 2, 3, 4, 6 doubled. */
+    static final byte[] KVALUES = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+    private static final ByteVector TABLE = ByteVector.fromArray(B128, KVALUES, 0);
+
+    /** ggml's GGML_E8M0_TO_FP32_HALF: 2^(e-128), a float subnormal for e of 0 and 1. */
+    static float scale(int e) {
+        return Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23);
+    }
+
+    @Override
+    public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "MXFP4");
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF);
+            int o = dstOffset + b * QK;
+            for (int j = 0; j < QK / 2; j++) {
+                int q = src.get(ValueLayout.JAVA_BYTE, p + 1 + j) & 0xFF;
+                dst[o + j] = KVALUES[q & 0x0F] * d;
+                dst[o + j + QK / 2] = KVALUES[q >>> 4] * d;
+            }
+        }
+    }
+
+    @Override
+    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "MXFP4");
+        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
+    }
+
+    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        float s = 0;
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            int xo = xOffset + b * QK;
+            float bs = 0;
+            for (int j = 0; j < QK / 2; j++) {
+                int q = src.get(ValueLayout.JAVA_BYTE, p + 1 + j) & 0xFF;
+                bs += KVALUES[q & 0x0F] * x[xo + j] + KVALUES[q >>> 4] * x[xo + j + QK / 2];
+            }
+            s += bs * scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF);
+        }
+        return s;
+    }
+
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            int xo = xOffset + b * QK;
+            // All 16 code bytes at once; a byte shuffle through the 16-entry table turns codes into values.
+            ByteVector codes = ByteVector.fromMemorySegment(B128, src, p + 1, LE);
+            ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
+            ByteVector hi = codes.lanewise(LSHR, 4).selectFrom(TABLE);
+            FloatVector s0 = widen(lo, 0).mul(FloatVector.fromArray(F256, x, xo));
+            FloatVector s1 = widen(lo, 1).mul(FloatVector.fromArray(F256, x, xo + 8));
+            s0 = widen(hi, 0).fma(FloatVector.fromArray(F256, x, xo + 16), s0);
+            s1 = widen(hi, 1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
+            acc = s0.add(s1).fma(FloatVector.broadcast(F256, scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF)), acc);
+        }
+        return acc.reduceLanes(ADD);
+    }
+
+    private static FloatVector widen(ByteVector v, int part) {
+        return (FloatVector) v.convertShape(B2F, F256, part);
+    }
+
+    /**
+     * llama.cpp's quantize_row_mxfp4_ref: e = floor(log2(max|x|)) - 2 + 127 (so the largest magnitude lands
+     * on the E2M1 range 4..6, i.e. 8..12 doubled) and each weight takes the code of the nearest representable
+     * value, the first code winning ties (so 0 is +0, never -0).
+     */
+    @Override
+    public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "MXFP4");
+        for (int b = 0; b < n / QK; b++) {
+            int xo = srcOffset + b * QK;
+            long p = dstOffset + (long) b * BLOCK_BYTES;
+            float amax = 0;
+            for (int j = 0; j < QK; j++) {
+                if (amax < Math.abs(src[xo + j])) amax = Math.abs(src[xo + j]);
+            }
+            int e = amax > 0 ? QuantSupport.truncToInt((float) Math.floor(log2f(amax)) - 2 + 127) & 0xFF : 0;
+            float d = scale(e);
+            dst.set(ValueLayout.JAVA_BYTE, p, (byte) e);
+            for (int j = 0; j < QK / 2; j++) {
+                int q0 = bestIndex(src[xo + j], d);
+                int q1 = bestIndex(src[xo + QK / 2 + j], d);
+                dst.set(ValueLayout.JAVA_BYTE, p + 1 + j, (byte) (q0 | q1 << 4));
+            }
+        }
+    }
+
+    /**
+     * C's log2f: the float nearest to log2(a). Computed in double and rounded once; what matters is that a
+     * value just below a power of two whose log2 rounds up to the integer is floored the way C floors it.
+     */
+    private static float log2f(float a) {
+        return (float) (Math.log(a) / Math.log(2.0));
+    }
+
+    private static int bestIndex(float v, float d) {
+        int best = 0;
+        float bestErr = Math.abs(KVALUES[0] * d - v);
+        for (int i = 1; i < 16; i++) {
+            float err = Math.abs(KVALUES[i] * d - v);
+            if (err < bestErr) {
+                best = i;
+                bestErr = err;
+            }
+        }
+        return best;
+    }
+}

@@ -1,0 +1,253 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.moe4j.kernels.quant.QuantSupport.B64;
+import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
+import static io.moe4j.kernels.quant.QuantSupport.f16;
+import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * Q4_K: super-blocks of 256 weights in 8 sub-blocks of 32, 144 bytes: f16 d, f16 dmin, 12 bytes packing a 6-bit
+ * scale sc[j] and a 6-bit min m[j] per sub-block, then 128 bytes of nibbles. Weight = d*sc[j]*q - dmin*m[j].
+ * The nibbles come in 4 chunks of 32 bytes; chunk c holds sub-block 2c in its low nibbles and 2c+1 in its high.
+ */
+final class Q4_KFormat implements BlockFormat, BlockQuantizer {
+    static final Q4_KFormat INSTANCE = new Q4_KFormat();
+    static final int QK = 256, BLOCK_BYTES = 144;
+    private static final int SCALES = 4, QS = 16;
+
+    private static int u8(MemorySegment s, long off) {
+        return s.get(ValueLayout.JAVA_BYTE, off) & 0xFF;
+    }
+
+    /**
+     * ggml's get_scale_min_k4: sub-blocks 0..3 keep scale and min in the low 6 bits of bytes j and j+4;
+     * sub-blocks 4..7 keep their low 4 bits in byte j+4 and their top 2 bits in the spare top bits of bytes
+     * j-4 (scale) and j (min). Returns scale | min << 8.
+     */
+    static int scaleMin(MemorySegment s, long scales, int j) {
+        if (j < 4) return (u8(s, scales + j) & 63) | (u8(s, scales + j + 4) & 63) << 8;
+        int sc = (u8(s, scales + j + 4) & 0xF) | (u8(s, scales + j - 4) >>> 6) << 4;
+        int m = (u8(s, scales + j + 4) >>> 4) | (u8(s, scales + j) >>> 6) << 4;
+        return sc | m << 8;
+    }
+
+    @Override
+    public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q4_K");
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p), dmin = f16(src, p + 2);
+            int o = dstOffset + b * QK;
+            for (int c = 0; c < 4; c++) {
+                int sm0 = scaleMin(src, p + SCALES, 2 * c), sm1 = scaleMin(src, p + SCALES, 2 * c + 1);
+                float d0 = d * (sm0 & 0xFF), m0 = dmin * (sm0 >>> 8);
+                float d1 = d * (sm1 & 0xFF), m1 = dmin * (sm1 >>> 8);
+                for (int l = 0; l < 32; l++) {
+                    int q = u8(src, p + QS + 32 * c + l);
+                    dst[o + 64 * c + l] = d0 * (q & 0xF) - m0;
+                    dst[o + 64 * c + 32 + l] = d1 * (q >>> 4) - m1;
+                }
+            }
+        }
+    }
+
+    @Override
+    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q4_K");
+        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
+    }
+
+    /** Per sub-block d*sc*sum(q*x) - dmin*m*sum(x): the dequantized product with the affine map factored out. */
+    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        float s = 0;
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p), dmin = f16(src, p + 2);
+            int xo = xOffset + b * QK;
+            for (int c = 0; c < 4; c++) {
+                float qx0 = 0, qx1 = 0, x0 = 0, x1 = 0;
+                for (int l = 0; l < 32; l++) {
+                    int q = u8(src, p + QS + 32 * c + l);
+                    float a = x[xo + 64 * c + l], bb = x[xo + 64 * c + 32 + l];
+                    qx0 += (q & 0xF) * a;
+                    qx1 += (q >>> 4) * bb;
+                    x0 += a;
+                    x1 += bb;
+                }
+                int sm0 = scaleMin(src, p + SCALES, 2 * c), sm1 = scaleMin(src, p + SCALES, 2 * c + 1);
+                s += d * (sm0 & 0xFF) * qx0 - dmin * (sm0 >>> 8) * x0;
+                s += d * (sm1 & 0xFF) * qx1 - dmin * (sm1 >>> 8) * x1;
+            }
+        }
+        return s;
+    }
+
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        FloatVector accQ = FloatVector.zero(F256), accM = FloatVector.zero(F256);
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p), dmin = f16(src, p + 2);
+            int xo = xOffset + b * QK;
+            for (int c = 0; c < 4; c++) {
+                FloatVector qx0 = FloatVector.zero(F256), qx1 = qx0, x0 = qx0, x1 = qx0;
+                for (int k = 0; k < 4; k++) {
+                    ByteVector v = ByteVector.fromMemorySegment(B64, src, p + QS + 32 * c + 8 * k, LE);
+                    FloatVector a = FloatVector.fromArray(F256, x, xo + 64 * c + 8 * k);
+                    FloatVector bb = FloatVector.fromArray(F256, x, xo + 64 * c + 32 + 8 * k);
+                    qx0 = ((FloatVector) v.and((byte) 0x0F).convertShape(B2F, F256, 0)).fma(a, qx0);
+                    qx1 = ((FloatVector) v.lanewise(LSHR, 4).convertShape(B2F, F256, 0)).fma(bb, qx1);
+                    x0 = x0.add(a);
+                    x1 = x1.add(bb);
+                }
+                int sm0 = scaleMin(src, p + SCALES, 2 * c), sm1 = scaleMin(src, p + SCALES, 2 * c + 1);
+                accQ = qx0.fma(FloatVector.broadcast(F256, d * (sm0 & 0xFF)), accQ);
+                accQ = qx1.fma(FloatVector.broadcast(F256, d * (sm1 & 0xFF)), accQ);
+                accM = x0.fma(FloatVector.broadcast(F256, dmin * (sm0 >>> 8)), accM);
+                accM = x1.fma(FloatVector.broadcast(F256, dmin * (sm1 >>> 8)), accM);
+            }
+        }
+        return accQ.sub(accM).reduceLanes(ADD);
+    }
+
+    /**
+     * llama.cpp's quantize_row_q4_K_ref: each sub-block gets an affine fit (scale, min) from make_qkx2_quants
+     * weighted by rms + |x|; the 8 scales and 8 mins are then quantized to 6 bits against d = max scale / 63
+     * and dmin = max min / 63, and the weights re-quantized with the stored (rounded) scales.
+     */
+    @Override
+    public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q4_K");
+        int[] levels = new int[QK], aux = new int[32];
+        float[] weights = new float[32], scales = new float[8], mins = new float[8], theMin = new float[1];
+        byte[] packed = new byte[12]; // every byte is assigned before it is or-ed into, per block
+        for (int b = 0; b < n / QK; b++) {
+            int xo = srcOffset + b * QK;
+            long p = dstOffset + (long) b * BLOCK_BYTES;
+            float maxScale = 0, maxMin = 0;
+            for (int j = 0; j < 8; j++) {
+                float sumX2 = 0;
+                for (int l = 0; l < 32; l++) sumX2 += src[xo + 32 * j + l] * src[xo + 32 * j + l];
+                float avX = (float) Math.sqrt(sumX2 / 32);
+                for (int l = 0; l < 32; l++) weights[l] = avX + Math.abs(src[xo + 32 * j + l]);
+                scales[j] = makeQkx2Quants(32, 15, src, xo + 32 * j, weights, levels, 32 * j, theMin, aux, -1f, 0.1f, 20);
+                mins[j] = theMin[0];
+                if (scales[j] > maxScale) maxScale = scales[j];
+                if (mins[j] > maxMin) maxMin = mins[j];
+            }
+            float invScale = maxScale > 0 ? 63f / maxScale : 0f;
+            float invMin = maxMin > 0 ? 63f / maxMin : 0f;
+            for (int j = 0; j < 8; j++) {
+                int ls = Math.min(63, nearestInt(invScale * scales[j]) & 0xFF); // C: uint8_t, then MIN(63, ..)
+                int lm = Math.min(63, nearestInt(invMin * mins[j]) & 0xFF);
+                if (j < 4) {
+                    packed[j] = (byte) ls;
+                    packed[j + 4] = (byte) lm;
+                } else {
+                    packed[j + 4] = (byte) ((ls & 0xF) | (lm & 0xF) << 4);
+                    packed[j - 4] |= (byte) ((ls >>> 4) << 6);
+                    packed[j] |= (byte) ((lm >>> 4) << 6);
+                }
+            }
+            QuantSupport.putF16(dst, p, maxScale / 63f);
+            QuantSupport.putF16(dst, p + 2, maxMin / 63f);
+            MemorySegment.copy(packed, 0, dst, ValueLayout.JAVA_BYTE, p + SCALES, 12);
+
+            float d = f16(dst, p), dmin = f16(dst, p + 2);
+            for (int j = 0; j < 8; j++) {
+                int sm = scaleMin(dst, p + SCALES, j);
+                float dj = d * (sm & 0xFF);
+                if (dj == 0) continue; // keeps the levels of the fit, as C does
+                float mj = dmin * (sm >>> 8);
+                for (int ii = 0; ii < 32; ii++) {
+                    int l = nearestInt((src[xo + 32 * j + ii] + mj) / dj);
+                    levels[32 * j + ii] = Math.max(0, Math.min(15, l));
+                }
+            }
+            for (int c = 0; c < 4; c++) {
+                for (int l = 0; l < 32; l++) {
+                    int q = levels[64 * c + l] | levels[64 * c + 32 + l] << 4;
+                    dst.set(ValueLayout.JAVA_BYTE, p + QS + 32 * c + l, (byte) q);
+                }
+            }
+        }
+    }
+
+    /**
+     * ggml's make_qkx2_quants: fits x ~ scale * L + min (min <= 0, L in 0..nmax) minimizing the weighted squared
+     * error: starts from the min/max range, then tries nstep+1 candidate scales (nmax + rmin + rdelta * is over
+     * the range), solving the weighted least squares for scale and min at each candidate's levels. Leaves the
+     * best levels in L[lOff..], stores -min in theMin[0] and returns the scale. Float operations in C's order.
+     */
+    static float makeQkx2Quants(int n, int nmax, float[] x, int xo, float[] w, int[] L, int lOff, float[] theMin,
+                                int[] aux, float rmin, float rdelta, int nstep) {
+        float min = x[xo], max = x[xo];
+        float sumW = w[0];
+        float sumX = sumW * x[xo];
+        for (int i = 1; i < n; i++) {
+            float v = x[xo + i];
+            if (v < min) min = v;
+            if (v > max) max = v;
+            sumW += w[i];
+            sumX += w[i] * v;
+        }
+        if (min > 0) min = 0;
+        if (max == min) {
+            for (int i = 0; i < n; i++) L[lOff + i] = 0;
+            theMin[0] = -min;
+            return 0f;
+        }
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestError = 0;
+        for (int i = 0; i < n; i++) {
+            int l = Math.max(0, Math.min(nmax, nearestInt(iscale * (x[xo + i] - min))));
+            L[lOff + i] = l;
+            float diff = scale * l + min - x[xo + i];
+            bestError += w[i] * (diff * diff);
+        }
+        for (int is = 0; is <= nstep; is++) {
+            iscale = (rmin + rdelta * is + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXL = 0;
+            for (int i = 0; i < n; i++) {
+                int l = Math.max(0, Math.min(nmax, nearestInt(iscale * (x[xo + i] - min))));
+                aux[i] = l;
+                sumL += w[i] * l;
+                sumL2 += w[i] * l * l;
+                sumXL += w[i] * l * x[xo + i];
+            }
+            float det = sumW * sumL2 - sumL * sumL;
+            if (det > 0) {
+                float thisScale = (sumW * sumXL - sumX * sumL) / det;
+                float thisMin = (sumL2 * sumX - sumL * sumXL) / det;
+                if (thisMin > 0) {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+                float curError = 0;
+                for (int i = 0; i < n; i++) {
+                    float diff = thisScale * aux[i] + thisMin - x[xo + i];
+                    curError += w[i] * (diff * diff);
+                }
+                if (curError < bestError) {
+                    System.arraycopy(aux, 0, L, lOff, n);
+                    bestError = curError;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        theMin[0] = -min;
+        return scale;
+    }
+}

@@ -1,0 +1,219 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.moe4j.kernels.quant.QuantSupport.B64;
+import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
+import static io.moe4j.kernels.quant.QuantSupport.f16;
+import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
+import static jdk.incubator.vector.VectorOperators.ADD;
+import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * Q6_K: super-blocks of 256 weights in 16 groups of 16, 210 bytes: ql[128] (low 4 bits), qh[64] (high 2 bits),
+ * int8 scales[16], f16 d. Weight = d * scale[g] * (q - 32) with q the 6-bit value.
+ *
+ * <p>Each half h of 128 weights uses ql[64h..], qh[32h..] and scales[8h..]: for l in 0..31, qh[l] carries 2 bits
+ * for each of the weights l, l+32, l+64, l+96 (bits 0-1, 2-3, 4-5, 6-7); ql[l] gives the low bits of l (low
+ * nibble) and l+64 (high nibble), ql[l+32] those of l+32 and l+96. Weight l of the half is in group l/16.
+ */
+final class Q6_KFormat implements BlockFormat, BlockQuantizer {
+    static final Q6_KFormat INSTANCE = new Q6_KFormat();
+    static final int QK = 256, BLOCK_BYTES = 210;
+    private static final int QL = 0, QH = 128, SCALES = 192, D = 208;
+
+    private static int u8(MemorySegment s, long off) {
+        return s.get(ValueLayout.JAVA_BYTE, off) & 0xFF;
+    }
+
+    /** The signed 6-bit value (q - 32) of weight {@code i} (0..255) of the super-block at {@code p}. */
+    static int q6(MemorySegment s, long p, int i) {
+        int h = i >>> 7, r = i & 127, l = r & 31, quarter = r >>> 5; // quarter 0..3: weights l, l+32, l+64, l+96
+        int low = u8(s, p + QL + 64 * h + l + 32 * (quarter & 1));
+        low = quarter < 2 ? low & 0xF : low >>> 4;
+        int high = u8(s, p + QH + 32 * h + l) >>> (2 * quarter) & 3;
+        return (low | high << 4) - 32;
+    }
+
+    @Override
+    public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q6_K");
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p + D);
+            for (int i = 0; i < QK; i++) {
+                byte sc = src.get(ValueLayout.JAVA_BYTE, p + SCALES + i / 16);
+                dst[dstOffset + b * QK + i] = d * sc * q6(src, p, i);
+            }
+        }
+    }
+
+    @Override
+    public float dot(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q6_K");
+        return VECTOR ? dotVector(src, offset, x, xOffset, n) : dotScalar(src, offset, x, xOffset, n);
+    }
+
+    /** Per group of 16: (d * scale) * sum(q * x), the dequantized product with the group's factor pulled out. */
+    float dotScalar(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        float s = 0;
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p + D);
+            for (int g = 0; g < 16; g++) {
+                float gs = 0;
+                for (int i = 16 * g; i < 16 * g + 16; i++) gs += q6(src, p, i) * x[xOffset + b * QK + i];
+                s += d * src.get(ValueLayout.JAVA_BYTE, p + SCALES + g) * gs;
+            }
+        }
+        return s;
+    }
+
+    float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        FloatVector acc = FloatVector.zero(F256);
+        for (int b = 0; b < n / QK; b++) {
+            long p = offset + (long) b * BLOCK_BYTES;
+            float d = f16(src, p + D);
+            for (int h = 0; h < 2; h++) {
+                int xo = xOffset + b * QK + 128 * h;
+                long ql = p + QL + 64 * h, qh = p + QH + 32 * h, sc = p + SCALES + 8 * h;
+                for (int g = 0; g < 2; g++) { // l in [16g, 16g+16): groups g, g+2, g+4, g+6 of this half
+                    FloatVector s1 = FloatVector.zero(F256), s2 = s1, s3 = s1, s4 = s1;
+                    for (int l = 16 * g; l < 16 * g + 16; l += 8) {
+                        ByteVector lowA = ByteVector.fromMemorySegment(B64, src, ql + l, LE);
+                        ByteVector lowB = ByteVector.fromMemorySegment(B64, src, ql + 32 + l, LE);
+                        ByteVector high = ByteVector.fromMemorySegment(B64, src, qh + l, LE);
+                        s1 = q(lowA.and((byte) 0xF), high.and((byte) 3)).fma(FloatVector.fromArray(F256, x, xo + l), s1);
+                        s2 = q(lowB.and((byte) 0xF), high.lanewise(LSHR, 2).and((byte) 3)).fma(FloatVector.fromArray(F256, x, xo + 32 + l), s2);
+                        s3 = q(lowA.lanewise(LSHR, 4), high.lanewise(LSHR, 4).and((byte) 3)).fma(FloatVector.fromArray(F256, x, xo + 64 + l), s3);
+                        s4 = q(lowB.lanewise(LSHR, 4), high.lanewise(LSHR, 6)).fma(FloatVector.fromArray(F256, x, xo + 96 + l), s4);
+                    }
+                    acc = s1.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, sc + g)), acc);
+                    acc = s2.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, sc + g + 2)), acc);
+                    acc = s3.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, sc + g + 4)), acc);
+                    acc = s4.fma(FloatVector.broadcast(F256, d * src.get(ValueLayout.JAVA_BYTE, sc + g + 6)), acc);
+                }
+            }
+        }
+        return acc.reduceLanes(ADD);
+    }
+
+    /** 8 six-bit values from their low 4 and high 2 bits, minus 32, as floats. */
+    private static FloatVector q(ByteVector low, ByteVector high2) {
+        return (FloatVector) low.or(high2.lanewise(LSHL, 4)).sub((byte) 32).convertShape(B2F, F256, 0);
+    }
+
+    /**
+     * llama.cpp's quantize_row_q6_K_ref: each group of 16 gets a symmetric scale from make_qx_quants (levels
+     * -32..31, weighted by x^2), the 16 scales are quantized to int8 against d = max-magnitude scale / -128, and
+     * the weights re-quantized with the stored scales.
+     */
+    @Override
+    public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        QuantSupport.checkBlocks(n, QK, "Q6_K");
+        int[] levels = new int[QK];
+        float[] scales = new float[16];
+        for (int b = 0; b < n / QK; b++) {
+            int xo = srcOffset + b * QK;
+            long p = dstOffset + (long) b * BLOCK_BYTES;
+            float maxScale = 0, maxAbsScale = 0;
+            for (int g = 0; g < 16; g++) {
+                scales[g] = makeQxQuants(16, 32, src, xo + 16 * g, levels, 16 * g);
+                if (Math.abs(scales[g]) > maxAbsScale) {
+                    maxAbsScale = Math.abs(scales[g]);
+                    maxScale = scales[g];
+                }
+            }
+            if (maxAbsScale < 1e-15f) { // all (near) zero: an all-zero block
+                dst.asSlice(p, BLOCK_BYTES).fill((byte) 0);
+                continue;
+            }
+            float iscale = -128f / maxScale;
+            QuantSupport.putF16(dst, p + D, 1 / iscale);
+            for (int g = 0; g < 16; g++) {
+                dst.set(ValueLayout.JAVA_BYTE, p + SCALES + g, (byte) Math.min(127, nearestInt(iscale * scales[g])));
+            }
+            float d = f16(dst, p + D);
+            for (int g = 0; g < 16; g++) {
+                float dg = d * dst.get(ValueLayout.JAVA_BYTE, p + SCALES + g);
+                if (dg == 0) continue; // keeps the levels of the fit, as C does
+                for (int ii = 0; ii < 16; ii++) {
+                    int l = nearestInt(src[xo + 16 * g + ii] / dg);
+                    levels[16 * g + ii] = Math.max(-32, Math.min(31, l)) + 32;
+                }
+            }
+            for (int h = 0; h < 2; h++) {
+                for (int l = 0; l < 32; l++) {
+                    int j = 128 * h + l;
+                    int q1 = levels[j], q2 = levels[j + 32], q3 = levels[j + 64], q4 = levels[j + 96];
+                    dst.set(ValueLayout.JAVA_BYTE, p + QL + 64 * h + l, (byte) ((q1 & 0xF) | (q3 & 0xF) << 4));
+                    dst.set(ValueLayout.JAVA_BYTE, p + QL + 64 * h + 32 + l, (byte) ((q2 & 0xF) | (q4 & 0xF) << 4));
+                    dst.set(ValueLayout.JAVA_BYTE, p + QH + 32 * h + l,
+                            (byte) ((q1 >> 4) | (q2 >> 4) << 2 | (q3 >> 4) << 4 | (q4 >> 4) << 6));
+                }
+            }
+        }
+    }
+
+    /**
+     * ggml's make_qx_quants with rmse_type 1 and no importance weights: symmetric levels -nmax..nmax-1 against
+     * the value of largest magnitude, then 18 nearby scales (nmax +- 0.1..0.9) are tried and the one with the
+     * best weighted (x^2) least-squares fit kept. Writes levels + nmax into L[lOff..], returns the scale.
+     */
+    static float makeQxQuants(int n, int nmax, float[] x, int xo, int[] L, int lOff) {
+        float max = 0, amax = 0;
+        for (int i = 0; i < n; i++) {
+            float ax = Math.abs(x[xo + i]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[xo + i];
+            }
+        }
+        if (amax < 1e-15f) { // GROUP_MAX_EPS
+            for (int i = 0; i < n; i++) L[lOff + i] = 0;
+            return 0f;
+        }
+        float iscale = -nmax / max;
+        float sumLX = 0, sumL2 = 0;
+        for (int i = 0; i < n; i++) {
+            float v = x[xo + i];
+            int l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(iscale * v)));
+            L[lOff + i] = l + nmax;
+            float w = v * v;
+            sumLX += w * v * l;
+            sumL2 += w * l * l;
+        }
+        float scale = sumL2 != 0 ? sumLX / sumL2 : 0f;
+        float best = scale * sumLX;
+        for (int is = -9; is <= 9; is++) {
+            if (is == 0) continue;
+            iscale = -(nmax + 0.1f * is) / max;
+            sumLX = 0;
+            sumL2 = 0;
+            for (int i = 0; i < n; i++) {
+                float v = x[xo + i];
+                int l = Math.max(-nmax, Math.min(nmax - 1, nearestInt(iscale * v)));
+                float w = v * v;
+                sumLX += w * v * l;
+                sumL2 += w * l * l;
+            }
+            if (sumL2 > 0 && sumLX * sumLX > best * sumL2) {
+                for (int i = 0; i < n; i++) {
+                    int l = nearestInt(iscale * x[xo + i]);
+                    L[lOff + i] = nmax + Math.max(-nmax, Math.min(nmax - 1, l));
+                }
+                scale = sumLX / sumL2;
+                best = scale * sumLX;
+            }
+        }
+        return scale;
+    }
+}
