@@ -20,7 +20,12 @@ public final class Codec {
 
     /** Whether floats can be encoded as {@code type}. */
     public static boolean canEncode(GgmlType type) {
-        return type == GgmlType.F32 || type == GgmlType.F16 || type == GgmlType.BF16; // TEMP until the quantizers land
+        try {
+            BlockFormats.quantizer(type);
+            return true;
+        } catch (UnsupportedOperationException e) {
+            return false;
+        }
     }
 
     /** Whether {@code type} can be decoded to floats. */
@@ -39,17 +44,10 @@ public final class Codec {
             MemorySegment.copy(src, 0, dst, LE_FLOAT, dstOffset, n);
             return;
         }
-        // TEMP until the quantizers land on main
-        ValueLayout.OfShort s16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        switch (type) {
-            case F16 -> { for (int i = 0; i < n; i++) dst.set(s16, dstOffset + 2L * i, Float.floatToFloat16(src[i])); }
-            case BF16 -> {
-                for (int i = 0; i < n; i++) {
-                    int u = Float.floatToRawIntBits(src[i]);
-                    dst.set(s16, dstOffset + 2L * i, (short) ((u + (0x7fff + ((u >>> 16) & 1))) >>> 16));
-                }
-            }
-            default -> throw new Moe4jException("cannot encode weights as " + type);
+        try {
+            BlockFormats.quantizer(type).quantize(src, 0, dst, dstOffset, n);
+        } catch (UnsupportedOperationException e) {
+            throw new Moe4jException("cannot encode weights as " + type + ": " + e.getMessage(), e);
         }
     }
 

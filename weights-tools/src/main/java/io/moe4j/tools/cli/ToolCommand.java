@@ -30,7 +30,9 @@ abstract class ToolCommand implements Callable<Integer> {
             return run();
         } catch (Moe4jException | IllegalArgumentException e) {
             String name = spec == null ? "moe4j" : spec.qualifiedName();
-            System.err.println(name + ": error: " + e.getMessage());
+            java.io.PrintWriter err = spec == null ? new java.io.PrintWriter(System.err, true) : spec.commandLine().getErr();
+            err.println(name + ": error: " + e.getMessage());
+            err.flush();
             return 1;
         }
     }
