@@ -22,7 +22,7 @@ public final class SynthCommand extends ToolCommand {
                     + "tiny, tiny-dense, tiny-qwen3, tiny-qwen3moe, tiny-qwen2moe, tiny-olmoe, tiny-gpt-oss (default: ${DEFAULT-VALUE}).")
     String preset;
 
-    @Option(names = {"-o", "--output"}, paramLabel = "OUT.gguf", required = true, description = "The file to write.")
+    @Option(names = {"-o", "--output"}, paramLabel = "OUT.gguf", description = "The file to write (required unless --list).")
     Path out;
 
     @Option(names = {"-t", "--type"}, paramLabel = "T", defaultValue = "Q8_0",
@@ -42,32 +42,37 @@ public final class SynthCommand extends ToolCommand {
     @Option(names = "--list", description = "List the presets with their parameter counts and exit.")
     boolean list;
 
-    @Option(names = "--layers") Integer layers;
-    @Option(names = "--experts") Integer experts;
-    @Option(names = "--top-k") Integer topK;
-    @Option(names = {"--embd", "--hidden"}) Integer embd;
-    @Option(names = "--heads") Integer heads;
-    @Option(names = "--kv-heads") Integer kvHeads;
-    @Option(names = "--head-dim") Integer headDim;
-    @Option(names = "--ff", description = "Dense FFN size (the expert size of llama/olmoe MoE).") Integer ff;
-    @Option(names = "--expert-ff") Integer expertFf;
-    @Option(names = "--shared-ff") Integer sharedFf;
-    @Option(names = "--vocab") Integer vocab;
-    @Option(names = "--ctx") Integer ctx;
-    @Option(names = "--rope-base") Double ropeBase;
-    @Option(names = "--name") String name;
+    @Option(names = "--layers", paramLabel = "N", description = "Override: number of blocks.") Integer layers;
+    @Option(names = "--experts", paramLabel = "E", description = "Override: routed experts per layer (0: dense).") Integer experts;
+    @Option(names = "--top-k", paramLabel = "K", description = "Override: experts used per token.") Integer topK;
+    @Option(names = {"--embd", "--hidden"}, paramLabel = "N", description = "Override: embedding (hidden) size.") Integer embd;
+    @Option(names = "--heads", paramLabel = "N", description = "Override: attention heads.") Integer heads;
+    @Option(names = "--kv-heads", paramLabel = "N", description = "Override: key/value heads.") Integer kvHeads;
+    @Option(names = "--head-dim", paramLabel = "N", description = "Override: head size.") Integer headDim;
+    @Option(names = "--ff", paramLabel = "N", description = "Override: dense FFN size (the expert size of llama/olmoe MoE).") Integer ff;
+    @Option(names = "--expert-ff", paramLabel = "N", description = "Override: expert FFN size (qwen3moe, qwen2moe, gpt-oss).") Integer expertFf;
+    @Option(names = "--shared-ff", paramLabel = "N", description = "Override: shared expert FFN size (qwen2moe).") Integer sharedFf;
+    @Option(names = "--vocab", paramLabel = "N", description = "Override: vocabulary size (at least 259).") Integer vocab;
+    @Option(names = "--ctx", paramLabel = "N", description = "Override: context length.") Integer ctx;
+    @Option(names = "--rope-base", paramLabel = "X", description = "Override: RoPE base.") Double ropeBase;
+    @Option(names = "--name", description = "Override: general.name.") String name;
+
+    private static String count(long n) {
+        return n >= 1e9 ? String.format(Locale.ROOT, "%.2fB", n / 1e9) : String.format(Locale.ROOT, "%.2fM", n / 1e6);
+    }
 
     @Override
     int run() {
         if (list) {
             for (Map.Entry<String, ModelShape> e : Presets.all().entrySet()) {
                 ModelShape s = e.getValue();
-                System.out.printf(Locale.ROOT, "%-20s %-9s %3d layers, embd %5d, %s, %.2fB params (%.2fB active)%n", e.getKey(), s.arch(),
-                        s.layers(), s.embd(), s.isMoe() ? s.experts() + " experts top-" + s.topK() : "dense",
-                        s.totalParams() / 1e9, s.activeParams() / 1e9);
+                spec.commandLine().getOut().printf(Locale.ROOT, "%-20s %-9s %3d layers, embd %5d, %s, %s params (%s active)%n",
+                        e.getKey(), s.arch(), s.layers(), s.embd(), s.isMoe() ? s.experts() + " experts top-" + s.topK() : "dense",
+                        count(s.totalParams()), count(s.activeParams()));
             }
             return 0;
         }
+        if (out == null) throw new IllegalArgumentException("missing -o OUT.gguf");
         ModelShape.Builder b = Presets.get(preset).toBuilder();
         if (layers != null) b.layers = layers;
         if (experts != null) b.experts = experts;

@@ -69,7 +69,7 @@ public record ModelShape(String arch, String name, int vocab, int embd, int laye
 
     /** Checks the combination; every message says which parameter is wrong. */
     public ModelShape validate() {
-        req(vocab >= 260, "vocab " + vocab + " must be at least 260 (256 byte tokens and the special tokens)");
+        req(vocab >= 259, "vocab " + vocab + " must be at least 259 (256 byte tokens and 3 special tokens)");
         req(embd > 0 && layers > 0 && heads > 0 && kvHeads > 0 && headDim > 0, "embd, layers, heads, kv-heads and head-dim must be positive");
         req(heads % kvHeads == 0, "heads " + heads + " must be a multiple of kv-heads " + kvHeads);
         req(headDim % 2 == 0, "head-dim " + headDim + " must be even (RoPE)");

@@ -66,12 +66,31 @@ public final class ByteBpeBuilder {
             tokens.add(s);
             types.add(CONTROL);
         }
-        for (int i = 0; tokens.size() < size; i++) {
-            tokens.add("<|unused_" + i + "|>");
-            types.add(UNUSED);
-        }
+        fill(tokens, types, seen, size, firstSpecial);
         return new Vocabulary("gpt2", "gpt-2", tokens.toArray(String[]::new), types.stream().mapToInt(Integer::intValue).toArray(),
                 null, mergeLines.toArray(String[]::new), firstSpecial, firstSpecial, firstSpecial + 2, false, CHATML_TEMPLATE);
+    }
+
+    /**
+     * Fills the vocabulary up to {@code size} with normal tokens that no merge produces but that decode to text:
+     * concatenations of two (then three) learned tokens, so that a random model's output is readable.
+     */
+    private static void fill(List<String> tokens, List<Integer> types, Set<String> seen, int size, int normalCount) {
+        List<String> parts = new ArrayList<>();
+        for (int i = 0; i < normalCount; i++) {
+            String t = tokens.get(i);
+            if (t.length() > 1 || Character.isLetter(t.charAt(0))) parts.add(t);
+        }
+        int n = parts.size();
+        for (long k = 0; tokens.size() < size; k++) {
+            String t = parts.get((int) (k % n)) + parts.get((int) (k / n % n));
+            if (k >= (long) n * n) t += parts.get((int) (k / ((long) n * n) % n));
+            if (k >= (long) n * n * n) t = "<|unused_" + k + "|>";
+            if (seen.add(t)) {
+                tokens.add(t);
+                types.add(t.startsWith("<|unused_") ? UNUSED : NORMAL);
+            }
+        }
     }
 
     /** GPT-2's map from bytes to printable characters. */
@@ -95,7 +114,7 @@ public final class ByteBpeBuilder {
         }
     }
 
-    /** Up to {@code max} merges learned from {@code text}, most frequent pair first; stops at pairs seen once. */
+    /** Up to {@code max} merges learned from {@code text}, most frequent pair first, until every word is one token. */
     static List<String[]> learnMerges(String text, int max) {
         char[] byteChar = byteToUnicode();
         Map<String, Integer> wordCounts = new LinkedHashMap<>();
@@ -122,10 +141,10 @@ public final class ByteBpeBuilder {
                 for (int i = 0; i + 1 < s.size(); i++) pairs.merge(s.get(i) + " " + s.get(i + 1), counts.get(w), Integer::sum);
             }
             String best = null;
-            int bestCount = 1;
+            int bestCount = 0;
             for (Map.Entry<String, Integer> e : pairs.entrySet()) {
                 int c = e.getValue();
-                if (c > bestCount || (c == bestCount && best != null && e.getKey().compareTo(best) < 0)) {
+                if (c > bestCount || (c == bestCount && e.getKey().compareTo(best) < 0)) {
                     best = e.getKey();
                     bestCount = c;
                 }
