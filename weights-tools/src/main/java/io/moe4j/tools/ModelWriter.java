@@ -94,16 +94,8 @@ public final class ModelWriter {
                             });
                         }
                     }
-                    case TensorPlan.Rows r -> {
-                        int index = i;
-                        w.writeData(t.name(), o -> {
-                            for (long c = 0, n = pipe.chunks(index); c < n; c++) {
-                                byte[] bytes = pipe.next(index);
-                                o.write(bytes);
-                                progress.advance(bytes.length);
-                            }
-                        });
-                    }
+                    case TensorPlan.Rows r -> writeChunks(w, pipe, progress, t, i);
+                    case TensorPlan.RawRows r -> writeChunks(w, pipe, progress, t, i);
                 }
             }
             Path p = w.finish();
@@ -113,6 +105,16 @@ public final class ModelWriter {
         } finally {
             pool.shutdownNow();
         }
+    }
+
+    private static void writeChunks(GgufWriter w, Pipeline pipe, Progress progress, TensorPlan t, int index) {
+        w.writeData(t.name(), o -> {
+            for (long c = 0, n = pipe.chunks(index); c < n; c++) {
+                byte[] bytes = pipe.next(index);
+                o.write(bytes);
+                progress.advance(bytes.length);
+            }
+        });
     }
 
     private static void checkSpace(Path out, long bytes) {
@@ -155,9 +157,13 @@ public final class ModelWriter {
             return (t.rowCount() + per - 1) / per;
         }
 
+        private static boolean chunked(TensorPlan t) {
+            return t.source() instanceof TensorPlan.Rows || t.source() instanceof TensorPlan.RawRows;
+        }
+
         private void advanceSubmitter() {
             while (true) {
-                if (subTensor >= 0 && subTensor < tensors.size() && tensors.get(subTensor).source() instanceof TensorPlan.Rows
+                if (subTensor >= 0 && subTensor < tensors.size() && chunked(tensors.get(subTensor))
                         && subChunk < chunks(subTensor)) {
                     return;
                 }
@@ -170,20 +176,25 @@ public final class ModelWriter {
         private void fill() {
             while (inFlight.size() < lookahead && subTensor < tensors.size()) {
                 TensorPlan t = tensors.get(subTensor);
-                TensorPlan.Rows rows = (TensorPlan.Rows) t.source();
                 int per = rowsPerChunk(t.dims()[0]);
                 long first = subChunk * per;
                 int n = (int) Math.min(per, t.rowCount() - first);
-                inFlight.add(pool.submit(() -> encode(t, rows, first, n)));
+                inFlight.add(pool.submit(() -> encode(t, first, n)));
                 inFlightTensor.add(subTensor);
                 subChunk++;
                 advanceSubmitter();
             }
         }
 
-        private byte[] encode(TensorPlan t, TensorPlan.Rows rows, long first, int n) {
+        private byte[] encode(TensorPlan t, long first, int n) {
             long elements = n * t.dims()[0];
             if (elements > Integer.MAX_VALUE - 16) throw new ModelFormatException("tensor " + t + ": a row is too long");
+            if (t.source() instanceof TensorPlan.RawRows raw) {
+                byte[] out = new byte[Math.toIntExact(t.type().bytesFor(elements))];
+                raw.fill(first, n, MemorySegment.ofArray(out));
+                return out;
+            }
+            TensorPlan.Rows rows = (TensorPlan.Rows) t.source();
             float[] buf = scratch.get();
             if (buf == null || buf.length < elements) {
                 buf = new float[(int) Math.max(elements, CHUNK_ELEMENTS)];

@@ -13,7 +13,7 @@ import java.util.List;
 public record TensorPlan(String name, GgmlType type, long[] dims, Source source) {
 
     /** Where a tensor's data comes from. */
-    public sealed interface Source permits Bytes, Rows {
+    public sealed interface Source permits Bytes, Rows, RawRows {
     }
 
     /**
@@ -40,6 +40,16 @@ public record TensorPlan(String name, GgmlType type, long[] dims, Source source)
     public non-sealed interface Rows extends Source {
         /** Writes rows {@code [firstRow, firstRow + nRows)} (each {@code dims[0]} floats) to {@code dst[0..]}. */
         void fill(long firstRow, int nRows, float[] dst);
+    }
+
+    /**
+     * Data produced already encoded in the tensor's type, row by row (e.g. rows gathered or repacked from another
+     * layout). Same contract as {@link Rows}: deterministic, callable concurrently for different ranges.
+     */
+    @FunctionalInterface
+    public non-sealed interface RawRows extends Source {
+        /** Writes the encoded rows {@code [firstRow, firstRow + nRows)} to {@code dst} from byte 0. */
+        void fill(long firstRow, int nRows, MemorySegment dst);
     }
 
     public TensorPlan {

@@ -8,6 +8,6 @@ import java.util.List;
 public final class ToolsCommands implements CliCommandProvider {
     @Override
     public List<Object> commands() {
-        return List.of(new SynthCommand(), new QuantizeCommand(), new UpcycleCommand());
+        return List.of(new SynthCommand(), new QuantizeCommand(), new ConvertCommand(), new ExportCommand(), new UpcycleCommand());
     }
 }

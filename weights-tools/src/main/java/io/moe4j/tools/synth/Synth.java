@@ -140,10 +140,20 @@ public final class Synth {
     /** llama.cpp's metadata for the shape, as convert_hf_to_gguf.py writes it, and the tokenizer. */
     public static Map<String, GgufValue> metadata(ModelShape s, FileType fileType, GgmlType expertsType) {
         Map<String, GgufValue> md = new LinkedHashMap<>();
-        String a = s.arch() + ".";
         md.put("general.architecture", GgufValue.of(s.arch()));
         md.put("general.type", GgufValue.of("model"));
         md.put("general.name", GgufValue.of(s.name() + " (random weights, moe4j synth)"));
+        putHparams(md, s);
+        md.put("general.file_type", u32(fileType == FileType.Q8_0 && expertsType == GgmlType.MXFP4 ? FileType.MXFP4_MOE.id : fileType.id));
+        md.put("general.quantization_version", u32(Quantizer.QUANTIZATION_VERSION));
+        Vocabulary v = ByteBpeBuilder.build(s.vocab());
+        v.putMetadata(md);
+        return md;
+    }
+
+    /** The {@code <arch>.*} hyper-parameter keys of a shape, with llama.cpp's names. */
+    public static void putHparams(Map<String, GgufValue> md, ModelShape s) {
+        String a = s.arch() + ".";
         md.put(a + "block_count", u32(s.layers()));
         md.put(a + "context_length", u32(s.ctx()));
         md.put(a + "embedding_length", u32(s.embd()));
@@ -172,14 +182,9 @@ public final class Synth {
             md.put(a + "vocab_size", u32(s.vocab()));
             md.put(a + "rope.dimension_count", u32(s.headDim()));
         }
-        md.put("general.file_type", u32(fileType == FileType.Q8_0 && expertsType == GgmlType.MXFP4 ? FileType.MXFP4_MOE.id : fileType.id));
-        md.put("general.quantization_version", u32(Quantizer.QUANTIZATION_VERSION));
-        Vocabulary v = ByteBpeBuilder.build(s.vocab());
-        v.putMetadata(md);
-        return md;
     }
 
-    static GgufValue u32(long v) {
+    public static GgufValue u32(long v) {
         return new GgufValue(GgufValueType.UINT32, null, v);
     }
 }
