@@ -21,6 +21,25 @@ public final class Logits {
         }
     }
 
+    /** The hyper-parameters moe4j reads from a model file. */
+    public static io.moe4j.model.ModelConfig config(Path model) {
+        try (GgufFile f = GgufFile.open(model)) {
+            return Transformer.of(f).config();
+        }
+    }
+
+    /**
+     * Asserts that two models with byte-identical tensors compute the same logits: same hyper-parameters as moe4j
+     * reads them, and logits equal up to the engine's own run-to-run noise (its Vector API reductions sum in another
+     * order before the JIT compiles them: about 1e-6 here), i.e. within 1e-5 of the logit scale.
+     */
+    public static void assertSameModel(Path a, Path b, int[] prompt) {
+        if (!config(a).equals(config(b))) throw new AssertionError("hyper-parameters differ: " + config(a) + " vs " + config(b));
+        float[] la = of(a, prompt), lb = of(b, prompt);
+        double d = maxAbsDiff(la, lb), L = Math.max(1, maxAbs(la) / 5);
+        if (d > 1e-5 * L) throw new AssertionError("logits differ by " + d + " > " + 1e-5 * L);
+    }
+
     public static double maxAbsDiff(float[] a, float[] b) {
         if (a.length != b.length) throw new AssertionError("length " + a.length + " vs " + b.length);
         double m = 0;

@@ -60,6 +60,25 @@ class ToolsCliTest {
     }
 
     @Test
+    void exportThenConvert() throws Exception {
+        Path src = tmp.resolve("keep-src.gguf"), hf = tmp.resolve("keep-hf"), back = tmp.resolve("keep-back.gguf");
+        assertEquals(0, run("synth", "--preset", "tiny-qwen3moe", "--type", "BF16", "-q", "-o", src.toString()).code());
+        Run r = run("export", src.toString(), "-o", hf.toString(), "-q");
+        assertEquals(0, r.code(), r.err());
+        r = run("convert", hf.toString(), "-o", back.toString(), "--type", "Q8_0", "-q");
+        assertEquals(0, r.code(), r.err());
+        try (GgufFile f = GgufFile.open(back)) {
+            assertEquals(GgmlType.Q8_0, f.tensor("blk.0.ffn_up_exps.weight").type());
+            assertEquals(GgmlType.F32, f.tensor("blk.0.attn_q_norm.weight").type());
+            assertEquals("gpt-2", f.metadata().getString("tokenizer.ggml.pre"));
+            assertEquals(io.moe4j.tools.vocab.ByteBpeBuilder.CHATML_TEMPLATE, f.metadata().getString("tokenizer.chat_template"));
+        }
+        r = run("export", tmp.resolve("missing.gguf").toString(), "-o", tmp.resolve("x").toString());
+        assertEquals(1, r.code());
+        assertTrue(r.err().contains("not found"), r.err());
+    }
+
+    @Test
     void expertsTypeWithQ8_0IsLlamaCppsMxfp4Moe() throws Exception {
         Path out = tmp.resolve("keep.gguf");
         Run r = run("quantize", Shared.goldenModel("llama_moe-f32").toString(), out.toString(), "--type", "Q8_0",
