@@ -20,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Every golden model → export → convert gives identical tensors (names, types, shapes, bytes), the same tokenizer and
- * identical logits (the same hyper-parameters, and logits equal up to the engine's own run-to-run noise). Quantized models are exported dequantized (gpt-oss MXFP4 experts natively) and converted back with
+ * identical logits. Quantized models are exported dequantized (gpt-oss MXFP4 experts natively) and converted back with
  * the type they were made with.
  */
 class RoundTripGoldenTest {
