@@ -43,12 +43,10 @@ class UpcycleTest {
         }
         float[] a = Logits.of(dense, PROMPT), b = Logits.of(moe, PROMPT);
         double d = Logits.maxAbsDiff(a, b);
-        // 1e-5 in the golden README's logit units L = max(1, max|logit| / 5) (4.4 for stories260K): the MoE adds each
-        // expert's share to the residual separately (w1*y, then w2*y), the dense model adds y once, so float32 rounding
-        // of the residual differs by an ulp per layer. Float32 itself is 8.5e-6 from a float64 forward pass here.
-        double L = Math.max(1, Logits.maxAbs(a) / 5);
-        System.out.println("stories260K upcycled 4x top-2: max |dense - moe| = " + d + " (L = " + L + ")");
-        assertTrue(d <= 1e-5 * L, "max |dense - moe| = " + d + " > 1e-5 * L = " + 1e-5 * L);
+        // Not bit-exact: the MoE adds each expert's share to the residual separately (w1*y, then w2*y with w1 + w2 = 1),
+        // the dense model adds y once, so float32 rounding of the residual differs by an ulp here and there.
+        System.out.println("stories260K upcycled 4x top-2: max |dense - moe| = " + d + " (max |logit| " + Logits.maxAbs(a) + ")");
+        assertTrue(d <= 1e-5, "max |dense - moe| = " + d + " > 1e-5");
     }
 
     @Test
