@@ -20,9 +20,11 @@ import java.nio.file.Path;
  */
 public final class HfConfig {
 
-    /** Linear rope scaling (yarn lives in the shape); the yarn betas when config.json gives them. */
-    public record Extras(double linearFactor, Double yarnBetaFast, Double yarnBetaSlow, boolean attentionBias) {
-        static final Extras NONE = new Extras(0, null, null, false);
+    /**
+     * Linear rope scaling (yarn lives in the shape); the yarn betas when config.json gives them; Llama 3's rope
+     * scaling as {factor, low_freq_factor, high_freq_factor, original_max_position_embeddings}, or null.
+     */
+    public record Extras(double linearFactor, Double yarnBetaFast, Double yarnBetaSlow, boolean attentionBias, double[] llama3) {
     }
 
     /** A parsed config.json. */
@@ -72,6 +74,7 @@ public final class HfConfig {
         int ctx = integer(c, "max_position_embeddings", 4096);
         int window = arch.equals("gpt-oss") ? integer(c, "sliding_window", 0) : 0;
         double yarn = 0, linear = 0;
+        double[] llama3 = null;
         int yarnOrig = 0;
         Double betaFast = null, betaSlow = null;
         JsonNode rs = c.get("rope_scaling");
@@ -87,9 +90,11 @@ public final class HfConfig {
                     if (rs.has("beta_slow")) betaSlow = rs.get("beta_slow").asDouble();
                 }
                 case "linear" -> linear = factor;
+                case "llama3" -> llama3 = new double[]{number(rs, "factor", 8), number(rs, "low_freq_factor", 1),
+                        number(rs, "high_freq_factor", 4), number(rs, "original_max_position_embeddings", 8192)};
                 case "default", "" -> {
                 }
-                default -> throw new ModelFormatException(f + ": rope_scaling type '" + type + "' is not supported (linear, yarn)");
+                default -> throw new ModelFormatException(f + ": rope_scaling type '" + type + "' is not supported (linear, yarn, llama3)");
             }
         }
         boolean tied = c.has("tie_word_embeddings") && c.get("tie_word_embeddings").asBoolean();
@@ -104,7 +109,7 @@ public final class HfConfig {
         } catch (Moe4jException e) {
             throw new ModelFormatException(f + ": " + e.getMessage());
         }
-        return new Parsed(s, new Extras(linear, betaFast, betaSlow, bias), c);
+        return new Parsed(s, new Extras(linear, betaFast, betaSlow, bias, llama3), c);
     }
 
     private static String text(JsonNode c, String k) {
@@ -163,7 +168,29 @@ public final class HfConfig {
         if (md.has(a + "rope.scale_linear")) linear = md.getDouble(a + "rope.scale_linear");
         Double bf = md.has(a + "rope.scaling.yarn_beta_fast") ? md.getDouble(a + "rope.scaling.yarn_beta_fast") : null;
         Double bs = md.has(a + "rope.scaling.yarn_beta_slow") ? md.getDouble(a + "rope.scaling.yarn_beta_slow") : null;
-        return new Extras(linear, bf, bs, false);
+        return new Extras(linear, bf, bs, false, null);
+    }
+
+    /**
+     * Llama 3's RoPE frequency factors (the rope_freqs.weight tensor llama.cpp's converter adds), one per pair of
+     * the {@code dim} rotated dimensions.
+     */
+    public static float[] llama3RopeFactors(double[] p, double base, int dim) {
+        // in float32 operations, as the converter's torch code computes them
+        float factor = (float) p[0], low = (float) p[1], high = (float) p[2], old = (float) p[3];
+        float lowWavelen = old / low, highWavelen = old / high;
+        float[] out = new float[dim / 2];
+        for (int i = 0; i < out.length; i++) {
+            float freq = 1.0f / (float) Math.pow((float) base, (float) (2 * i) / dim);
+            float wavelen = (float) (2 * Math.PI) / freq;
+            if (wavelen < highWavelen) out[i] = 1;
+            else if (wavelen > lowWavelen) out[i] = factor;
+            else {
+                float smooth = (old / wavelen - low) / (high - low);
+                out[i] = 1 / ((1 - smooth) / factor + smooth);
+            }
+        }
+        return out;
     }
 
     /** config.json for a shape, as transformers writes it for the architecture. */
@@ -211,6 +238,7 @@ public final class HfConfig {
                 }
             }
             case "qwen3" -> c.put("attention_bias", false);
+            case "qwen2" -> c.put("use_sliding_window", false);
             case "qwen3moe", "qwen2moe", "olmoe" -> {
                 c.put("num_experts", s.experts());
                 c.put("num_experts_per_tok", s.topK());

@@ -53,7 +53,7 @@ public final class HfConverter {
             }
             String arch = shape.arch();
             boolean oss = arch.equals("gpt-oss");
-            HfLayout.Options opt = new HfLayout.Options(arch.equals("qwen2moe") || oss || (cfg.extras().attentionBias() && !arch.equals("llama")),
+            HfLayout.Options opt = new HfLayout.Options(arch.equals("qwen2moe") || arch.equals("qwen2") || oss || (cfg.extras().attentionBias() && !arch.equals("llama")),
                     oss, ckpt.get("model.layers.0.mlp.shared_expert_gate.weight") != null);
             List<HfLayout.Link> links = HfLayout.links(shape, opt);
 
@@ -85,6 +85,11 @@ public final class HfConverter {
 
             List<GgmlType> types = chooseTypes(links, sources, s, shape);
             List<TensorPlan> plans = new ArrayList<>();
+            if (cfg.extras().llama3() != null) {
+                float[] factors = HfConfig.llama3RopeFactors(cfg.extras().llama3(), shape.ropeBase(), shape.headDim());
+                plans.add(new TensorPlan("rope_freqs.weight", GgmlType.F32, new long[]{factors.length},
+                        new TensorPlan.Bytes(MemorySegment.ofArray(littleEndian(factors)))));
+            }
             GgmlBlocks blocks = GgmlBlocks.open(dir);
             closeLater = blocks;
             for (int i = 0; i < links.size(); i++) {
@@ -119,6 +124,12 @@ public final class HfConverter {
         } finally {
             if (closeLater != null) closeLater.close();
         }
+    }
+
+    private static byte[] littleEndian(float[] f) {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(4 * f.length).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float x : f) b.putFloat(x);
+        return b.array();
     }
 
     private static List<GgmlType> chooseTypes(List<HfLayout.Link> links, List<RowSource> sources, Settings s, ModelShape shape) {

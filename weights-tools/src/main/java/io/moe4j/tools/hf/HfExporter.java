@@ -78,6 +78,10 @@ public final class HfExporter {
         }
         Set<String> extra = new TreeSet<>(byName.keySet());
         extra.removeAll(used);
+        if (extra.contains("rope_freqs.weight")) {
+            throw new ModelFormatException(f.path() + ": rope_freqs.weight (Llama 3 RoPE scaling) cannot be expressed in config.json"
+                    + " from the GGUF file alone; export is not supported for this model");
+        }
         if (!extra.isEmpty()) {
             throw new ModelFormatException(f.path() + ": " + extra.size() + " tensors have no Hugging Face counterpart, e.g. " + extra.iterator().next());
         }

@@ -8,7 +8,7 @@ import java.util.List;
 
 /**
  * How the tensors of a Hugging Face checkpoint correspond to the GGUF tensors llama.cpp's convert_hf_to_gguf.py
- * writes, for Llama, Mixtral, Qwen3, Qwen3-MoE, Qwen2-MoE, OLMoE and GPT-OSS. Both directions (convert and export)
+ * writes, for Llama, Mixtral, Qwen2, Qwen3, Qwen3-MoE, Qwen2-MoE, OLMoE and GPT-OSS. Both directions (convert and export)
  * use the same list of {@link Link}s, so they are inverse by construction.
  */
 public final class HfLayout {
@@ -48,6 +48,7 @@ public final class HfLayout {
     public static String hfArchitecture(ModelShape s) {
         return switch (s.arch()) {
             case "llama" -> s.isMoe() ? "MixtralForCausalLM" : "LlamaForCausalLM";
+            case "qwen2" -> "Qwen2ForCausalLM";
             case "qwen3" -> "Qwen3ForCausalLM";
             case "qwen3moe" -> "Qwen3MoeForCausalLM";
             case "qwen2moe" -> "Qwen2MoeForCausalLM";
@@ -60,6 +61,7 @@ public final class HfLayout {
     public static String hfModelType(ModelShape s) {
         return switch (s.arch()) {
             case "llama" -> s.isMoe() ? "mixtral" : "llama";
+            case "qwen2" -> "qwen2";
             case "qwen3" -> "qwen3";
             case "qwen3moe" -> "qwen3_moe";
             case "qwen2moe" -> "qwen2_moe";
@@ -75,6 +77,9 @@ public final class HfLayout {
         switch (a) {
             case "LlamaForCausalLM", "MistralForCausalLM", "MixtralForCausalLM" -> {
                 return "llama";
+            }
+            case "Qwen2ForCausalLM" -> {
+                return "qwen2";
             }
             case "Qwen3ForCausalLM" -> {
                 return "qwen3";
@@ -97,13 +102,14 @@ public final class HfLayout {
         String m = modelType == null ? "" : modelType;
         return switch (m) {
             case "llama", "mistral", "mixtral" -> "llama";
+            case "qwen2" -> "qwen2";
             case "qwen3" -> "qwen3";
             case "qwen3_moe" -> "qwen3moe";
             case "qwen2_moe" -> "qwen2moe";
             case "olmoe" -> "olmoe";
             case "gpt_oss" -> "gpt-oss";
             default -> throw new Moe4jException("unsupported architecture " + (a.isEmpty() ? "" : a + " ") + "(model_type '" + m
-                    + "'): convert supports Llama, Mistral, Mixtral, Qwen3, Qwen3-MoE, Qwen2-MoE, OLMoE and GPT-OSS");
+                    + "'): convert supports Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen3-MoE, Qwen2-MoE, OLMoE and GPT-OSS");
         };
     }
 

@@ -153,7 +153,7 @@ public final class TokenizerFiles {
 
     static String defaultPre(String arch) {
         return switch (arch) {
-            case "qwen3", "qwen3moe", "qwen2moe" -> "qwen2";
+            case "qwen2", "qwen3", "qwen3moe", "qwen2moe" -> "qwen2";
             case "olmoe" -> "olmo";
             case "gpt-oss" -> "gpt-4o";
             case "llama" -> "llama-bpe";

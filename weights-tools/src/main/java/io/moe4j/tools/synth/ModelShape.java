@@ -6,7 +6,7 @@ import io.moe4j.Moe4jException;
  * The hyper-parameters of a decoder model, enough to lay out every tensor with llama.cpp's names and write its
  * {@code <arch>.*} metadata.
  *
- * @param arch        llama.cpp architecture name: llama, qwen3, qwen3moe, qwen2moe, olmoe, gpt-oss
+ * @param arch        llama.cpp architecture name: llama, qwen2, qwen3, qwen3moe, qwen2moe, olmoe, gpt-oss
  * @param name        general.name
  * @param ff          dense FFN hidden size (the expert size for llama/olmoe MoE, where llama.cpp uses one key)
  * @param experts     routed experts per layer, 0 for a dense model
@@ -79,7 +79,7 @@ public record ModelShape(String arch, String name, int vocab, int embd, int laye
             req(expertHidden() > 0, "expert-ff must be positive");
         } else {
             req(ff > 0, "ff must be positive for a dense model");
-            req(arch.equals("llama") || arch.equals("qwen3"), "architecture " + arch + " needs experts (dense: llama or qwen3)");
+            req(arch.equals("llama") || arch.equals("qwen3") || arch.equals("qwen2"), "architecture " + arch + " needs experts (dense: llama, qwen2 or qwen3)");
         }
         req(sharedFf == 0 || arch.equals("qwen2moe"), "a shared expert (shared-ff) exists only in qwen2moe");
         req(ctx > 0, "ctx must be positive");

@@ -30,6 +30,7 @@ public final class Presets {
         // Tiny shapes for tests, one per architecture.
         add(new ModelShape("llama", "tiny", 512, 64, 2, 4, 2, 16, 128, 4, 2, 0, 0, 10000, 1e-5f, 256, 0, 0, 0, false));
         add(new ModelShape("llama", "tiny-dense", 512, 64, 2, 4, 2, 16, 128, 0, 0, 0, 0, 10000, 1e-5f, 256, 0, 0, 0, false));
+        add(new ModelShape("qwen2", "tiny-qwen2", 512, 64, 2, 4, 2, 16, 128, 0, 0, 0, 0, 1e6, 1e-6f, 256, 0, 0, 0, true));
         add(new ModelShape("qwen3", "tiny-qwen3", 512, 64, 2, 4, 2, 32, 128, 0, 0, 0, 0, 1e6, 1e-6f, 256, 0, 0, 0, true));
         add(new ModelShape("qwen3moe", "tiny-qwen3moe", 512, 64, 2, 4, 2, 32, 128, 8, 2, 64, 0, 1e6, 1e-6f, 256, 0, 0, 0, false));
         add(new ModelShape("qwen2moe", "tiny-qwen2moe", 512, 64, 2, 4, 2, 16, 128, 4, 2, 64, 128, 1e6, 1e-6f, 256, 0, 0, 0, false));

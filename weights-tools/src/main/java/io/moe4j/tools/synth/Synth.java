@@ -72,7 +72,7 @@ public final class Synth {
             t.add(linear(b + "attn_k.weight", e, kv, 1));
             t.add(linear(b + "attn_v.weight", e, kv, 1));
             t.add(linear(b + "attn_output.weight", q, e, residual));
-            if (s.arch().equals("qwen2moe") || gptOss) {
+            if (s.arch().equals("qwen2moe") || s.arch().equals("qwen2") || gptOss) {
                 t.add(bias(b + "attn_q.bias", q));
                 t.add(bias(b + "attn_k.bias", kv));
                 t.add(bias(b + "attn_v.bias", kv));

@@ -50,7 +50,7 @@ class ConvertExportTest {
     }
 
     @ParameterizedTest(name = "{0} {1} {2}")
-    @CsvSource({"tiny, BF16, ", "tiny-dense, F16, ", "tiny-qwen3, F32, ", "tiny-qwen3moe, Q8_0, ", "tiny-qwen2moe, F32, ",
+    @CsvSource({"tiny, BF16, ", "tiny-dense, F16, ", "tiny-qwen2, BF16, ", "tiny-qwen3, F32, ", "tiny-qwen3moe, Q8_0, ", "tiny-qwen2moe, F32, ",
             "tiny-olmoe, F32, ", "tiny-gpt-oss, F32, ", "tiny-gpt-oss, Q8_0, MXFP4"})
     void everyArchitectureSurvivesExportAndConvert(String preset, String type, String experts) {
         GgmlType et = experts == null ? null : GgmlType.valueOf(experts);
@@ -127,6 +127,31 @@ class ConvertExportTest {
         try (Stream<Path> s = Files.list(hf)) {
             return (int) s.filter(p -> p.getFileName().toString().matches("model-\\d+-of-\\d+\\.safetensors")).count();
         }
+    }
+
+    @Test
+    void llama3RopeScalingBecomesRopeFreqs() throws Exception {
+        float[] f = HfConfig.llama3RopeFactors(new double[]{8, 1, 4, 8192}, 500000, 128);
+        // Llama 3.1 8B's factors (numpy float32 reproduction of the converter's torch code)
+        float[] expected = {1.2074839f, 1.5534146f, 2.026313f, 2.69453f, 3.6842532f, 5.257327f};
+        assertEquals(1f, f[28]);
+        for (int i = 0; i < expected.length; i++) assertEquals(expected[i], f[29 + i], 1e-6f * expected[i], "factor " + (29 + i));
+        assertEquals(8f, f[35]);
+
+        Path src = synth("tiny-dense", FileType.F32, null);
+        Path hf = tmp.resolve("hf"), out = tmp.resolve("l3.gguf");
+        HfExporter.export(src, hf, new HfExporter.Settings(null, 1L << 40, true));
+        Path cfg = hf.resolve("config.json");
+        Files.writeString(cfg, Files.readString(cfg).replace("\"rope_scaling\" : null",
+                "\"rope_scaling\" : {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 64}"));
+        HfConverter.convert(hf, out, new HfConverter.Settings(null, null, false, 1, true));
+        try (GgufFile g = GgufFile.open(out)) {
+            assertEquals(List.of(8L), java.util.Arrays.stream(g.tensor("rope_freqs.weight").dims()).boxed().toList());
+        }
+        for (float x : Logits.of(out, PROMPT)) assertTrue(Float.isFinite(x));
+        Moe4jException e = assertThrows(Moe4jException.class, () -> HfExporter.export(out, tmp.resolve("hf2"), new HfExporter.Settings(null, 1L << 40, true)));
+        assertTrue(e.getMessage().contains("rope_freqs"), e.getMessage());
+        assertFalse(Files.exists(tmp.resolve("hf2")));
     }
 
     @Test
