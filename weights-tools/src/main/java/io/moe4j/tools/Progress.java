@@ -32,7 +32,8 @@ public final class Progress {
 
     /** A bar for {@code totalBytes} of work on stderr (silent when {@code quiet}). */
     public static Progress start(String task, long totalBytes, boolean quiet) {
-        return new Progress(task, totalBytes, System.err, System.console() != null, quiet);
+        java.io.Console c = System.console();
+        return new Progress(task, totalBytes, System.err, c != null && c.isTerminal(), quiet);
     }
 
     /** A bar that prints nothing, for library callers and tests. */
