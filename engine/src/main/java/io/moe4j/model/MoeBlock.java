@@ -33,7 +33,11 @@ final class MoeBlock {
             if (observer != null) observer.onRouting(layer, t, logits, t * nExp, selected[t], weights[t]);
         }
 
-        // Expert by expert (ascending id), so each token sums its experts in the same order whatever the batch.
+        // The experts' weighted outputs are summed first and added to the residual once (as llama.cpp does), expert
+        // by expert in ascending id, so each token sums in the same order whatever the batch.
+        // Mixed in double: with renormalised weights that sum to exactly 1, k identical experts give back exactly
+        // their common output (sparse upcycling without noise reproduces the dense model).
+        double[] sum = new double[n * nEmbd];
         for (int e = 0; e < nExp; e++) {
             int m = tokensPerExpert[e];
             if (m == 0) continue;
@@ -55,7 +59,7 @@ final class MoeBlock {
             FeedForwardBlock.run(lw.experts(), e, in, m, out, cfg.arch().activation());
             for (int r = 0; r < m; r++) {
                 int base = rows[r] * nEmbd;
-                for (int i = 0; i < nEmbd; i++) residual[base + i] += w[r] * out[r * nEmbd + i];
+                for (int i = 0; i < nEmbd; i++) sum[base + i] += (double) w[r] * out[r * nEmbd + i];
             }
         }
 
@@ -69,9 +73,10 @@ final class MoeBlock {
                     for (int i = 0; i < nEmbd; i++) dot += lw.sharedExpertGate()[i] * x[t * nEmbd + i];
                     g = Activations.sigmoid(dot);
                 }
-                for (int i = 0; i < nEmbd; i++) residual[t * nEmbd + i] += g * out[t * nEmbd + i];
+                for (int i = 0; i < nEmbd; i++) sum[t * nEmbd + i] += (double) g * out[t * nEmbd + i];
             }
         }
+        for (int i = 0; i < n * nEmbd; i++) residual[i] += (float) sum[i];
     }
 
     /**
@@ -103,8 +108,18 @@ final class MoeBlock {
         if (!softmaxFirst) Activations.softmax(weights, 0, k);
         if (cfg.normalizeTopK()) {
             float sum = 0;
-            for (float w : weights) sum += w;
-            for (int s = 0; s < k; s++) weights[s] /= sum;
+            int largest = 0;
+            for (int s = 0; s < k; s++) {
+                sum += weights[s];
+                if (weights[s] > weights[largest]) largest = s;
+            }
+            float others = 0;
+            for (int s = 0; s < k; s++) {
+                weights[s] /= sum;
+                if (s != largest) others += weights[s];
+            }
+            // The largest weight is at least 1/k; taking it as 1 - others makes the weights sum to exactly 1.
+            weights[largest] = 1f - others;
         }
         if (cfg.expertWeightsScale() != 1f) {
             for (int s = 0; s < k; s++) weights[s] *= cfg.expertWeightsScale();

@@ -19,7 +19,7 @@ public final class Transformer {
     public Transformer(ModelConfig cfg, ModelWeights weights) {
         this.cfg = cfg;
         this.w = weights;
-        this.rope = cfg.rope();
+        this.rope = cfg.rope(weights.ropeFreqFactors);
     }
 
     /** Reads architecture, hyper-parameters and weights of an open GGUF file (the mapping must stay open). */

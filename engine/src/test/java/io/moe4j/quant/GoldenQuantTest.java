@@ -5,7 +5,6 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.kernels.quant.BlockFormats;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -14,10 +13,10 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
-import java.util.Map;
+import java.util.Random;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -129,6 +128,46 @@ class GoldenQuantTest {
         }
     }
 
+    /**
+     * The dot kernels on every row of every tensor of real files (memory-mapped, as the engine reads them),
+     * against the double-precision dot of the decoded row: 1e-4 of sum|x| * max|w|, far above float rounding,
+     * far below any mis-decoded group.
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"llama_moe-f32", "llama_moe-f16", "llama_moe-bf16", "llama_moe-q8_0", "llama_moe-q4_0",
+            "llama_moe-q4_k_m", "llama_moe-q6_k", "llama_moe-mxfp4_moe", "gpt_oss-mxfp4_moe", "qwen2moe-q8_0"})
+    void dotOfEveryRowMatchesItsDecodedRow(String name) {
+        Random r = new Random(name.hashCode());
+        try (GgufFile f = GgufFile.open(SharedData.golden().resolve("models").resolve(name + ".gguf"))) {
+            long rowsChecked = 0;
+            for (GgufTensor t : f.tensors().values()) {
+                int cols = Math.toIntExact(t.dim(0));
+                int rows = Math.toIntExact(t.elementCount() / cols);
+                long rowBytes = t.type().bytesFor(cols);
+                var format = BlockFormats.of(t.type());
+                float[] x = new float[cols + 3], w = new float[cols];
+                for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
+                for (int row = 0; row < rows; row++) {
+                    format.dequantize(t.data(), row * rowBytes, w, 0, cols);
+                    double exact = 0, mag = 0, wmax = 0;
+                    for (int i = 0; i < cols; i++) {
+                        exact += (double) w[i] * x[3 + i];
+                        mag += Math.abs(x[3 + i]);
+                        wmax = Math.max(wmax, Math.abs(w[i]));
+                    }
+                    float got = format.dot(t.data(), row * rowBytes, x, 3, cols);
+                    double tol = 1e-4 * mag * wmax + Float.MIN_NORMAL;
+                    if (!(Math.abs(got - exact) <= tol)) {
+                        fail(name + " " + t + " row " + row + ": dot " + got + ", decoded row gives " + exact + " +- " + tol);
+                    }
+                    rowsChecked++;
+                }
+            }
+            System.out.println(name + ": dot of " + rowsChecked + " rows checked");
+            assertTrue(rowsChecked > 1000);
+        }
+    }
+
     /** Q8_0, Q4_0 (with --pure: token_embd and output too), MXFP4 + Q8_0 (mxfp4_moe), F16, BF16: same bytes. */
     @ParameterizedTest
     @ValueSource(strings = {"q8_0", "q4_0", "mxfp4_moe", "f16", "bf16"})
@@ -140,8 +179,8 @@ class GoldenQuantTest {
                 float[] x = floats(src.requireTensor(t.name()));
                 byte[] mine = BlockFormats.quantize(t.type(), x, 0, x.length);
                 byte[] theirs = t.data().toArray(ValueLayout.JAVA_BYTE);
-                if (!java.util.Arrays.equals(mine, theirs)) {
-                    int i = java.util.Arrays.mismatch(mine, theirs);
+                if (!Arrays.equals(mine, theirs)) {
+                    int i = Arrays.mismatch(mine, theirs);
                     long block = i / t.type().blockBytes;
                     fail(t + ": " + countDiff(mine, theirs) + " of " + theirs.length + " bytes differ, first at byte " + i
                             + " (block " + block + ", byte " + (i % t.type().blockBytes) + " in it): ours "
@@ -176,7 +215,7 @@ class GoldenQuantTest {
                 double oursErr = relRmse(ours, x), theirsErr = relRmse(decode(t), x);
                 assertTrue(oursErr <= theirsErr * (1 + 1e-9) + 1e-12,
                         t + ": relative RMS error " + oursErr + " > llama.cpp's " + theirsErr);
-                if (java.util.Arrays.equals(mine, t.data().toArray(ValueLayout.JAVA_BYTE))) identical++;
+                if (Arrays.equals(mine, t.data().toArray(ValueLayout.JAVA_BYTE))) identical++;
                 checked++;
             }
             System.out.println("llama_moe-" + variant + ": " + checked + " K-quant tensors no worse than llama.cpp, "

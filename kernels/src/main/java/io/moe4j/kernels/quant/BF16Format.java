@@ -12,7 +12,6 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.S128;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.S2I;
 
@@ -47,7 +46,7 @@ final class BF16Format implements BlockFormat, BlockQuantizer {
             a0 = toFloats(src, offset + 2L * i).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
             a1 = toFloats(src, offset + 2L * i + 16).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
         }
-        float s = a0.add(a1).reduceLanes(ADD);
+        float s = QuantSupport.sumLanes(a0.add(a1));
         for (; i < n; i++) s += toFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
         return s;
     }

@@ -13,8 +13,8 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.S128;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
-import static jdk.incubator.vector.VectorOperators.GE;
+import static jdk.incubator.vector.VectorOperators.ASHR;
+import static jdk.incubator.vector.VectorOperators.EQ;
 import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.S2I;
 
@@ -45,26 +45,31 @@ final class F16Format implements BlockFormat, BlockQuantizer {
             a0 = toFloats(src, offset + 2L * i).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
             a1 = toFloats(src, offset + 2L * i + 16).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
         }
-        float s = a0.add(a1).reduceLanes(ADD);
+        float s = QuantSupport.sumLanes(a0.add(a1));
         for (; i < n; i++) s += Float.float16ToFloat(src.get(LE_SHORT, offset + 2L * i)) * x[xOffset + i];
         return s;
     }
 
     /**
      * 8 halves at {@code off} as floats, exactly. The Vector API has no half-to-float conversion, so this is the
-     * bit trick: the half's exponent and mantissa shifted into a float's place make a float 2^112 too small
-     * (the bias difference), also for half subnormals, so one exact multiply fixes it. Infinity and NaN (half
-     * exponent 31) need the float exponent all ones instead; the sign bit is put back last. (A signalling NaN
-     * keeps its payload as is, where Float.float16ToFloat would set the quiet bit: a NaN either way.)
+     * bit trick: sign, exponent and mantissa moved into a float's places make a float 2^112 too small (the bias
+     * difference), also for half subnormals, so one exact multiply fixes it; the sign rides along. Infinity and
+     * NaN (half exponent 31) need the float exponent all ones instead: a rare branch, so the common path is five
+     * instructions. (A signalling NaN keeps its payload as is, where Float.float16ToFloat would set the quiet
+     * bit: a NaN either way.)
      */
     static FloatVector toFloats(MemorySegment src, long off) {
         IntVector h = (IntVector) ShortVector.fromMemorySegment(S128, src, off, LE).convertShape(S2I, I256, 0);
-        IntVector mag = h.and(0x7fff);
-        IntVector shifted = mag.lanewise(LSHL, 13);
-        IntVector finite = ((FloatVector) shifted.reinterpretAsFloats()).mul(0x1p112f).reinterpretAsInts();
-        VectorMask<Integer> special = mag.compare(GE, 0x7c00);
-        IntVector bits = finite.blend(shifted.or(0x7f800000), special).or(h.and(0x8000).lanewise(LSHL, 16));
-        return (FloatVector) bits.reinterpretAsFloats();
+        // sign to bit 31, exponent and mantissa to bits 27..13 (the arithmetic shift copies the sign into 30..28)
+        IntVector bits = h.lanewise(LSHL, 16).lanewise(ASHR, 3).and(0x8FFFE000);
+        FloatVector v = ((FloatVector) bits.reinterpretAsFloats()).mul(0x1p112f);
+        VectorMask<Integer> special = h.and(0x7c00).compare(EQ, 0x7c00);
+        if (special.anyTrue()) v = fixSpecial(v, bits, special);
+        return v;
+    }
+
+    private static FloatVector fixSpecial(FloatVector v, IntVector bits, VectorMask<Integer> special) {
+        return (FloatVector) v.reinterpretAsInts().blend(bits.or(0x7f800000), special).reinterpretAsFloats();
     }
 
     @Override

@@ -8,7 +8,6 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
 
 /** Plain little-endian float32. */
 final class F32Format implements BlockFormat, BlockQuantizer {
@@ -38,7 +37,7 @@ final class F32Format implements BlockFormat, BlockQuantizer {
             a0 = FloatVector.fromMemorySegment(F256, src, offset + 4L * i, LE).fma(FloatVector.fromArray(F256, x, xOffset + i), a0);
             a1 = FloatVector.fromMemorySegment(F256, src, offset + 4L * i + 32, LE).fma(FloatVector.fromArray(F256, x, xOffset + i + 8), a1);
         }
-        float s = a0.add(a1).reduceLanes(ADD);
+        float s = QuantSupport.sumLanes(a0.add(a1));
         for (; i < n; i++) s += src.get(LE_FLOAT, offset + 4L * i) * x[xOffset + i];
         return s;
     }

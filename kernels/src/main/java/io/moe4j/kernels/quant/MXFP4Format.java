@@ -10,9 +10,7 @@ import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
-import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
  * MXFP4 (OCP microscaling FP4): blocks of 32 weights, 17 bytes: one E8M0 exponent byte e, then 16 bytes of 4-bit
@@ -75,14 +73,14 @@ final class MXFP4Format implements BlockFormat, BlockQuantizer {
             // All 16 code bytes at once; a byte shuffle through the 16-entry table turns codes into values.
             ByteVector codes = ByteVector.fromMemorySegment(B128, src, p + 1, LE);
             ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
-            ByteVector hi = codes.lanewise(LSHR, 4).selectFrom(TABLE);
+            ByteVector hi = QuantSupport.highNibbles(codes).selectFrom(TABLE);
             FloatVector s0 = widen(lo, 0).mul(FloatVector.fromArray(F256, x, xo));
             FloatVector s1 = widen(lo, 1).mul(FloatVector.fromArray(F256, x, xo + 8));
             s0 = widen(hi, 0).fma(FloatVector.fromArray(F256, x, xo + 16), s0);
             s1 = widen(hi, 1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
             acc = s0.add(s1).fma(FloatVector.broadcast(F256, scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF)), acc);
         }
-        return acc.reduceLanes(ADD);
+        return QuantSupport.sumLanes(acc);
     }
 
     private static FloatVector widen(ByteVector v, int part) {

@@ -11,9 +11,7 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
-import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
  * Q4_0: blocks of 32 weights, 18 bytes: f16 scale d, then 16 bytes of nibbles. Byte j holds weight j in its low
@@ -73,7 +71,7 @@ final class Q4_0Format implements BlockFormat, BlockQuantizer {
             s1 = hi(v1).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
             acc = s0.add(s1).fma(FloatVector.broadcast(F256, f16(src, p - 2)), acc);
         }
-        return acc.reduceLanes(ADD);
+        return QuantSupport.sumLanes(acc);
     }
 
     private static FloatVector lo(ByteVector v) {
@@ -81,8 +79,7 @@ final class Q4_0Format implements BlockFormat, BlockQuantizer {
     }
 
     private static FloatVector hi(ByteVector v) {
-        // LSHR on byte lanes is unsigned within the byte: the high nibble, 0..15.
-        return (FloatVector) v.lanewise(LSHR, 4).sub((byte) 8).convertShape(B2F, F256, 0);
+        return (FloatVector) QuantSupport.highNibbles(v).sub((byte) 8).convertShape(B2F, F256, 0);
     }
 
     /**

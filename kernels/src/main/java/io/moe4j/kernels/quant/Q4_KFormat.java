@@ -6,15 +6,16 @@ import jdk.incubator.vector.FloatVector;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import static io.moe4j.kernels.quant.QuantSupport.B256;
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.LE_INT;
+import static io.moe4j.kernels.quant.QuantSupport.LE_LONG;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
-import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
  * Q4_K: super-blocks of 256 weights in 8 sub-blocks of 32, 144 bytes: f16 d, f16 dmin, 12 bytes packing a 6-bit
@@ -36,9 +37,18 @@ final class Q4_KFormat implements BlockFormat, BlockQuantizer {
      * j-4 (scale) and j (min). Returns scale | min << 8.
      */
     static int scaleMin(MemorySegment s, long scales, int j) {
-        if (j < 4) return (u8(s, scales + j) & 63) | (u8(s, scales + j + 4) & 63) << 8;
-        int sc = (u8(s, scales + j + 4) & 0xF) | (u8(s, scales + j - 4) >>> 6) << 4;
-        int m = (u8(s, scales + j + 4) >>> 4) | (u8(s, scales + j) >>> 6) << 4;
+        return scaleMin(s.get(LE_LONG, scales), s.get(LE_INT, scales + 8), j);
+    }
+
+    /**
+     * The same from the 12 scale bytes read as a little-endian long (bytes 0..7) and int (bytes 8..11): a few
+     * shifts, small enough to be inlined into the dot loop (a call there would spill every vector register).
+     */
+    static int scaleMin(long b0to7, int b8to11, int j) {
+        if (j < 4) return (int) (b0to7 >>> 8 * j) & 63 | ((int) (b0to7 >>> 8 * j + 32) & 63) << 8;
+        int k = j - 4;
+        int sc = (b8to11 >>> 8 * k & 0xF) | ((int) (b0to7 >>> 8 * k + 6) & 3) << 4;
+        int m = (b8to11 >>> 8 * k + 4 & 0xF) | ((int) (b0to7 >>> 8 * j + 6) & 3) << 4;
         return sc | m << 8;
     }
 
@@ -93,31 +103,44 @@ final class Q4_KFormat implements BlockFormat, BlockQuantizer {
         return s;
     }
 
+    /**
+     * Per thread: one super-block's nibbles (0..15) in weight order. Unpacking 32 at a time and then running a
+     * plain loop is faster than decoding in the loop, and keeps the loop small enough for C2 (see QuantSupport).
+     */
+    private static final ThreadLocal<byte[]> SCRATCH = ThreadLocal.withInitial(() -> new byte[QK]);
+
     float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n) {
+        byte[] qs = SCRATCH.get();
         FloatVector accQ = FloatVector.zero(F256), accM = FloatVector.zero(F256);
         for (int b = 0; b < n / QK; b++) {
             long p = offset + (long) b * BLOCK_BYTES;
-            float d = f16(src, p), dmin = f16(src, p + 2);
-            int xo = xOffset + b * QK;
+            // Unpack 32 nibbles per operation into weight order, then one plain loop over the 8 sub-blocks.
             for (int c = 0; c < 4; c++) {
-                FloatVector qx0 = FloatVector.zero(F256), qx1 = qx0, x0 = qx0, x1 = qx0;
-                for (int k = 0; k < 4; k++) {
-                    ByteVector v = ByteVector.fromMemorySegment(B64, src, p + QS + 32 * c + 8 * k, LE);
-                    FloatVector a = FloatVector.fromArray(F256, x, xo + 64 * c + 8 * k);
-                    FloatVector bb = FloatVector.fromArray(F256, x, xo + 64 * c + 32 + 8 * k);
-                    qx0 = ((FloatVector) v.and((byte) 0x0F).convertShape(B2F, F256, 0)).fma(a, qx0);
-                    qx1 = ((FloatVector) v.lanewise(LSHR, 4).convertShape(B2F, F256, 0)).fma(bb, qx1);
-                    x0 = x0.add(a);
-                    x1 = x1.add(bb);
-                }
-                int sm0 = scaleMin(src, p + SCALES, 2 * c), sm1 = scaleMin(src, p + SCALES, 2 * c + 1);
-                accQ = qx0.fma(FloatVector.broadcast(F256, d * (sm0 & 0xFF)), accQ);
-                accQ = qx1.fma(FloatVector.broadcast(F256, d * (sm1 & 0xFF)), accQ);
-                accM = x0.fma(FloatVector.broadcast(F256, dmin * (sm0 >>> 8)), accM);
-                accM = x1.fma(FloatVector.broadcast(F256, dmin * (sm1 >>> 8)), accM);
+                ByteVector v = ByteVector.fromMemorySegment(B256, src, p + QS + 32 * c, LE);
+                v.and((byte) 0x0F).intoArray(qs, 64 * c);
+                QuantSupport.highNibbles(v).intoArray(qs, 64 * c + 32);
+            }
+            float d = f16(src, p), dmin = f16(src, p + 2);
+            long sLow = src.get(LE_LONG, p + SCALES);
+            int sHigh = src.get(LE_INT, p + SCALES + 8);
+            int xo = xOffset + b * QK;
+            for (int j = 0; j < 8; j++) {
+                int k = 32 * j;
+                FloatVector x0 = FloatVector.fromArray(F256, x, xo + k), x1 = FloatVector.fromArray(F256, x, xo + k + 8);
+                FloatVector x2 = FloatVector.fromArray(F256, x, xo + k + 16), x3 = FloatVector.fromArray(F256, x, xo + k + 24);
+                FloatVector qx = nib(qs, k).mul(x0).add(nib(qs, k + 8).mul(x1)).add(nib(qs, k + 16).fma(x2, nib(qs, k + 24).mul(x3)));
+                FloatVector sx = x0.add(x1).add(x2.add(x3));
+                int sm = scaleMin(sLow, sHigh, j);
+                accQ = qx.fma(FloatVector.broadcast(F256, d * (sm & 0xFF)), accQ);
+                accM = sx.fma(FloatVector.broadcast(F256, dmin * (sm >>> 8)), accM);
             }
         }
-        return accQ.sub(accM).reduceLanes(ADD);
+        return QuantSupport.sumLanes(accQ.sub(accM));
+    }
+
+    /** 8 unpacked nibbles as floats. */
+    private static FloatVector nib(byte[] qs, int k) {
+        return (FloatVector) ByteVector.fromArray(B64, qs, k).convertShape(B2F, F256, 0);
     }
 
     /**

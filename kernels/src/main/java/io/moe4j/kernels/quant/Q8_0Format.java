@@ -11,7 +11,6 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.VECTOR;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
-import static jdk.incubator.vector.VectorOperators.ADD;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
@@ -63,7 +62,7 @@ final class Q8_0Format implements BlockFormat, BlockQuantizer {
             s1 = q8(src, p + 24).fma(FloatVector.fromArray(F256, x, xo + 24), s1);
             acc = s0.add(s1).fma(FloatVector.broadcast(F256, f16(src, p - 2)), acc);
         }
-        return acc.reduceLanes(ADD);
+        return QuantSupport.sumLanes(acc);
     }
 
     private static FloatVector q8(MemorySegment src, long off) {

@@ -4,6 +4,7 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
@@ -20,21 +21,44 @@ final class QuantSupport {
 
     static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
     static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(LE);
+    static final ValueLayout.OfInt LE_INT = ValueLayout.JAVA_INT_UNALIGNED.withOrder(LE);
+    static final ValueLayout.OfLong LE_LONG = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(LE);
     static final ValueLayout.OfFloat LE_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
 
     /*
-     * The dot kernels work on 256-bit float vectors: 8 lanes, so a 32-element block is 4 vectors and every byte
-     * load is a 64-bit vector widened (part 0) to 8 floats, a shape C2 compiles to one widening instruction.
-     * Where the hardware has narrower vectors (e.g. 128-bit NEON) the Vector API would emulate 256 bits very
-     * slowly, so the kernels fall back to their scalar loops there. -Dmoe4j.kernels.scalar=true forces that.
+     * The dot kernels work on 256-bit float vectors: 8 lanes, so a 32-element block is 4 vectors, and codes are
+     * mostly read as 64-bit byte vectors widened (part 0) to 8 floats, a shape C2 compiles to one widening
+     * instruction. Where the hardware has narrower vectors (e.g. 128-bit NEON) the Vector API would emulate
+     * 256 bits very slowly, so the kernels fall back to their scalar loops there. -Dmoe4j.kernels.scalar=true
+     * forces that.
+     *
+     * Two things matter for speed, both measured: x86 has no byte shifts (the Vector API emulates one in several
+     * instructions, so nibbles are shifted as 16-bit lanes and masked), and C2 gives up inlining a method once it
+     * has too many IR nodes, leaving the remaining vector operations boxed (allocating, 5-10x slower). So a loop
+     * body holds only a handful of vector operations; the K-quants unpack a super-block into a small per-thread
+     * buffer first and then run a plain loop.
      */
     static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     static final VectorSpecies<Short> S128 = ShortVector.SPECIES_128;
     static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
     static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     static final boolean VECTOR = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 256
             && !Boolean.getBoolean("moe4j.kernels.scalar");
+
+    /** The high nibble of every byte (0..15): a 16-bit shift, masked, where a byte shift costs several instructions. */
+    /**
+     * The sum of the 8 lanes in one fixed order. {@code reduceLanes(ADD)} may add lanes in a different order in
+     * the interpreter than in JIT-compiled code, which would make a token's logits depend on when it ran.
+     */
+    static float sumLanes(FloatVector v) {
+        return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+    }
+
+    static ByteVector highNibbles(ByteVector v) {
+        return v.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F);
+    }
 
     /** The IEEE half at {@code off} as a float (exact). */
     static float f16(MemorySegment s, long off) {
