@@ -126,7 +126,7 @@ public final class BatchScheduler implements AutoCloseable {
         lock.lock();
         try {
             if (closed) throw new IllegalStateException("the scheduler is closed");
-            int free = slots.length - active.size();
+            int free = slots.length - activeCount; // active itself belongs to the scheduler thread
             if (waiting.size() >= queueCapacity + Math.max(0, free)) throw new QueueFullException(waiting.size());
             waiting.add(seq);
             wake.signalAll();
