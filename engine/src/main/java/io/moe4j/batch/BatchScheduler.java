@@ -424,13 +424,22 @@ public final class BatchScheduler implements AutoCloseable {
     /** Ends {@code s} (with a reason, or with an error) and frees or keeps its slot. */
     private void release(Seq s, StopReason reason, RuntimeException error) {
         active.remove(s);
-        activeCount = active.size();
+        try {
+            finish(s, reason, error);
+        } finally {
+            // Published last: whoever sees the new count also sees the freed memory and the counters.
+            activeCount = active.size();
+        }
+    }
+
+    private void finish(Seq s, StopReason reason, RuntimeException error) {
         Slot slot = s.slot;
         if (slot != null) {
             slot.seq = null;
             if (reason == null || reason == StopReason.CANCELLED || !promptCache) slot.free();
             else slot.lastUsed = ++clock;
         }
+        updateMemoryStats();
         long now = System.nanoTime();
         if (error != null) {
             requestsFailed++;
