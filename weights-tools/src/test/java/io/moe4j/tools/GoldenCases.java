@@ -1,5 +1,7 @@
 package io.moe4j.tools;
 
+import io.moe4j.SharedData;
+
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -17,7 +19,7 @@ public final class GoldenCases {
 
     public static JsonNode byId(String id) {
         try {
-            JsonNode m = new ObjectMapper().readTree(Shared.golden().resolve("manifest.json").toFile());
+            JsonNode m = new ObjectMapper().readTree(SharedData.golden().resolve("manifest.json").toFile());
             for (JsonNode c : m.get("cases")) if (c.get("id").asText().equals(id)) return c;
             throw new AssertionError("no golden case " + id);
         } catch (IOException e) {
@@ -33,7 +35,7 @@ public final class GoldenCases {
 
     public static float[] floats(JsonNode c, String field) {
         try {
-            byte[] b = Files.readAllBytes(Shared.golden().resolve(c.get(field).asText()));
+            byte[] b = Files.readAllBytes(SharedData.golden().resolve(c.get(field).asText()));
             float[] f = new float[b.length / 4];
             ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(f);
             return f;

@@ -3,7 +3,7 @@ package io.moe4j.tools.cli;
 import io.moe4j.cli.Main;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.GgmlType;
-import io.moe4j.tools.Shared;
+import io.moe4j.SharedData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -81,10 +81,10 @@ class ToolsCliTest {
     @Test
     void expertsTypeWithQ8_0IsLlamaCppsMxfp4Moe() throws Exception {
         Path out = tmp.resolve("keep.gguf");
-        Run r = run("quantize", Shared.goldenModel("llama_moe-f32").toString(), out.toString(), "--type", "Q8_0",
+        Run r = run("quantize", SharedData.goldenModel("llama_moe-f32").toString(), out.toString(), "--type", "Q8_0",
                 "--experts-type", "MXFP4", "-q");
         assertEquals(0, r.code(), r.err());
-        assertArrayEquals(Files.readAllBytes(Shared.goldenModel("llama_moe-mxfp4_moe")), Files.readAllBytes(out));
+        assertArrayEquals(Files.readAllBytes(SharedData.goldenModel("llama_moe-mxfp4_moe")), Files.readAllBytes(out));
     }
 
     @Test

@@ -3,7 +3,7 @@ package io.moe4j.tools.hf;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.tools.Logits;
-import io.moe4j.tools.Shared;
+import io.moe4j.SharedData;
 import io.moe4j.tools.quant.FileType;
 import io.moe4j.tools.quant.Quantizer;
 import org.junit.jupiter.api.io.TempDir;
@@ -36,7 +36,7 @@ class RoundTripGoldenTest {
             "llama_moe-mxfp4_moe, MXFP4, false", "qwen3moe-q8_0, Q8_0, false", "qwen2moe-q8_0, Q8_0, false", "olmoe-q8_0, Q8_0, false",
             "gpt_oss-mxfp4_moe, MXFP4, false", "stories260K, , false"})
     void exportThenConvertGivesIdenticalTensorsAndLogits(String id, String type, boolean pure) {
-        Path src = id.equals("stories260K") ? Shared.models().resolve("stories260K.gguf") : Shared.goldenModel(id);
+        Path src = id.equals("stories260K") ? SharedData.models().resolve("stories260K.gguf") : SharedData.goldenModel(id);
         Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");
         HfExporter.export(src, hf, new HfExporter.Settings(null, 1 << 20, true));
         HfConverter.convert(hf, back, new HfConverter.Settings(type == null ? null : FileType.parse(type), null, pure, 2, true));

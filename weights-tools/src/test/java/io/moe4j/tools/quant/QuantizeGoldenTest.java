@@ -7,7 +7,7 @@ import io.moe4j.kernels.GgmlType;
 import io.moe4j.tools.Codec;
 import io.moe4j.tools.GoldenCases;
 import io.moe4j.tools.Logits;
-import io.moe4j.tools.Shared;
+import io.moe4j.SharedData;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -34,7 +34,7 @@ class QuantizeGoldenTest {
     private Path quantize(String id, String type, boolean pure) {
         Path out = tmp.resolve(id + ".gguf");
         TypeRules.Options o = new TypeRules.Options(FileType.parse(type), null, null, null, pure, false);
-        Quantizer.quantize(Shared.goldenModel("llama_moe-f32"), out, new Quantizer.Settings(o, false, 2, true));
+        Quantizer.quantize(SharedData.goldenModel("llama_moe-f32"), out, new Quantizer.Settings(o, false, 2, true));
         return out;
     }
 
@@ -45,7 +45,7 @@ class QuantizeGoldenTest {
             "llama_moe-q4_k_m, Q4_K, false", "llama_moe-q6_k, Q6_K, false"})
     void byteIdenticalToLlamaQuantize(String id, String type, boolean pure) throws Exception {
         Path out = quantize(id, type, pure);
-        byte[] ours = Files.readAllBytes(out), theirs = Files.readAllBytes(Shared.goldenModel(id));
+        byte[] ours = Files.readAllBytes(out), theirs = Files.readAllBytes(SharedData.goldenModel(id));
         long mismatch = Arrays.mismatch(ours, theirs);
         if (mismatch >= 0) fail(id + ": first differing byte at offset " + mismatch + " (sizes " + ours.length + " / " + theirs.length + ")");
         checkLogits(id, out);
@@ -55,9 +55,9 @@ class QuantizeGoldenTest {
     @CsvSource({"llama_moe-q4_k_m, Q4_K", "llama_moe-q6_k, Q6_K"})
     void kQuantsAreNoWorseThanLlamaCpp(String id, String type) {
         Path out = quantize(id, type, false);
-        try (GgufFile src = GgufFile.open(Shared.goldenModel("llama_moe-f32"));
+        try (GgufFile src = GgufFile.open(SharedData.goldenModel("llama_moe-f32"));
              GgufFile ours = GgufFile.open(out);
-             GgufFile theirs = GgufFile.open(Shared.goldenModel(id))) {
+             GgufFile theirs = GgufFile.open(SharedData.goldenModel(id))) {
             assertEquals(theirs.tensors().keySet().stream().toList(), ours.tensors().keySet().stream().toList(), "tensor order");
             int identical = 0, k = 0;
             for (GgufTensor t : theirs.tensors().values()) {

@@ -4,7 +4,7 @@ import io.moe4j.Moe4jException;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.tools.Logits;
-import io.moe4j.tools.Shared;
+import io.moe4j.SharedData;
 import io.moe4j.tools.quant.FileType;
 import io.moe4j.tools.synth.Presets;
 import io.moe4j.tools.synth.Synth;
@@ -31,7 +31,7 @@ class UpcycleTest {
 
     @Test
     void stories260kWithFourExpertsTopTwoKeepsTheDenseLogits() {
-        Path dense = Shared.models().resolve("stories260K.gguf");
+        Path dense = SharedData.models().resolve("stories260K.gguf");
         Path moe = tmp.resolve("moe.gguf");
         Upcycler.upcycle(dense, moe, new Upcycler.Spec(4, 2, 0, 1), 2, true);
         try (GgufFile f = GgufFile.open(moe)) {
