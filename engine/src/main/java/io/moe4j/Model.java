@@ -46,6 +46,10 @@ public final class Model implements AutoCloseable {
 
     /** Opens a GGUF model file; weights stay memory-mapped until {@link #close()}. */
     public static Model load(Path path) {
+        if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            throw new Moe4jException("the Vector API module is missing: start the JVM with "
+                    + "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED (bin/moe4j does this)");
+        }
         return new Model(GgufFile.open(path));
     }
 

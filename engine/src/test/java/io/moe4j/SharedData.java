@@ -29,6 +29,10 @@ public final class SharedData {
         return root().resolve("golden");
     }
 
+    public static Path goldenModel(String caseId) {
+        return golden().resolve("models").resolve(caseId + ".gguf");
+    }
+
     public static Path models() {
         return root().resolve("models");
     }

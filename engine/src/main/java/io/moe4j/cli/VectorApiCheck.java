@@ -12,5 +12,9 @@ final class VectorApiCheck {
                     Start moe4j through bin/moe4j, or add: --add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED""");
             throw new IllegalStateException("jdk.incubator.vector is missing: moe4j does not fall back to slow scalar code");
         }
+        if (!io.moe4j.kernels.quant.SimdStatus.vectorKernels()) {
+            System.err.println("moe4j: WARNING: running without the SIMD kernels (" + io.moe4j.kernels.quant.SimdStatus.describe()
+                    + "): expect inference many times slower than on a CPU with 256-bit vectors");
+        }
     }
 }

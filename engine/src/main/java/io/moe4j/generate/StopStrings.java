@@ -6,17 +6,17 @@ import java.util.List;
  * Watches streamed text for stop strings. Text that might be the start of a stop string is held back until it is
  * known not to be one, so a stop string never reaches the caller, not even in part.
  */
-final class StopStrings {
+public final class StopStrings {
     private final List<String> stops;
     private final StringBuilder pending = new StringBuilder();
     private boolean stopped;
 
-    StopStrings(List<String> stops) {
+    public StopStrings(List<String> stops) {
         this.stops = stops.stream().filter(s -> !s.isEmpty()).toList();
     }
 
     /** Adds text; returns what can be released now (may be empty). After a stop string, {@link #stopped()} is true. */
-    String accept(String text) {
+    public String accept(String text) {
         if (stopped) return "";
         pending.append(text);
         int cut = -1;
@@ -45,13 +45,13 @@ final class StopStrings {
     }
 
     /** Whatever is still held back (at the end of generation, when no stop string came). */
-    String flush() {
+    public String flush() {
         String out = stopped ? "" : pending.toString();
         pending.setLength(0);
         return out;
     }
 
-    boolean stopped() {
+    public boolean stopped() {
         return stopped;
     }
 }

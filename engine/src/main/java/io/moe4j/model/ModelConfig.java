@@ -109,9 +109,10 @@ public record ModelConfig(
         return kvHeadCount * headDim;
     }
 
-    public Rope rope() {
+    /** RoPE for this model; {@code freqFactors} is the optional rope_freqs tensor (Llama 3.1 style), or null. */
+    public Rope rope(float[] freqFactors) {
         return new Rope(arch.ropeStyle(), ropeDim, ropeBase, ropeScaling, ropeScalingFactor, ropeOriginalContext,
-                32.0, 1.0, ropeAttnFactor);
+                32.0, 1.0, ropeAttnFactor, freqFactors);
     }
 
     /** First key position visible from {@code pos} in {@code layer}. */

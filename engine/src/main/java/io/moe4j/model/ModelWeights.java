@@ -31,6 +31,8 @@ public final class ModelWeights {
     public final WeightMatrix tokenEmbedding;
     public final float[] outputNorm;
     public final WeightMatrix output;
+    /** Per-pair RoPE frequency divisors (rope_freqs.weight, Llama 3.1 style), or null. */
+    public final float[] ropeFreqFactors;
     public final Layer[] layers;
     public final int vocabSize;
 
@@ -42,6 +44,7 @@ public final class ModelWeights {
         this.tokenEmbedding = l.matrix("token_embd.weight", nEmbd, vocabSize);
         this.outputNorm = l.vector("output_norm.weight", nEmbd);
         this.output = file.tensor("output.weight") != null ? l.matrix("output.weight", nEmbd, vocabSize) : tokenEmbedding;
+        this.ropeFreqFactors = l.optionalVector("rope_freqs.weight", cfg.ropeDim() / 2);
         this.layers = new Layer[cfg.blockCount()];
         Architecture arch = cfg.arch();
         int q = cfg.qDim(), kv = cfg.kvDim();

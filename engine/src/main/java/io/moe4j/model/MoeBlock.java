@@ -15,7 +15,7 @@ final class MoeBlock {
     /** Per-thread routing arrays, grown to the largest batch seen. */
     static final class Buffers {
         float[] logits = new float[0], weights = new float[0], scratch = new float[0], sharedWeights = new float[0];
-        int[] selected = new int[0], zeros = new int[0];
+        int[] selected = new int[0];
         boolean[] taken = new boolean[0];
 
         void ensure(int n, int nExp, int k) {
@@ -28,10 +28,7 @@ final class MoeBlock {
                 scratch = new float[nExp];
                 taken = new boolean[nExp];
             }
-            if (zeros.length < n) {
-                zeros = new int[n];
-                sharedWeights = new float[n];
-            }
+            if (sharedWeights.length < n) sharedWeights = new float[n];
         }
     }
 
@@ -55,8 +52,10 @@ final class MoeBlock {
         }
         if (t0 != 0) Profile.routerNanos += Profile.now() - t0;
 
-        ops.feedForward(lw.experts(), act, x, n, k, b.selected, b.weights, residual);
-
+        // The routed experts, then the shared one, mixed in double and added to the residual once (as llama.cpp adds
+        // them), expert by expert in ascending id, so each token sums in the same order whatever the batch. With
+        // renormalised weights that sum to exactly 1, k identical experts give back exactly their common output
+        // (sparse upcycling without noise reproduces the dense model).
         if (lw.sharedExpert() != null) {
             for (int t = 0; t < n; t++) {
                 float g = 1f;
@@ -67,8 +66,8 @@ final class MoeBlock {
                 }
                 b.sharedWeights[t] = g;
             }
-            ops.feedForward(lw.sharedExpert(), act, x, n, 1, b.zeros, b.sharedWeights, residual);
         }
+        ops.feedForward(lw.experts(), act, x, n, k, b.selected, b.weights, lw.sharedExpert(), b.sharedWeights, residual);
     }
 
     /**
@@ -101,8 +100,18 @@ final class MoeBlock {
         if (!softmaxFirst) Activations.softmax(weights, so, k);
         if (cfg.normalizeTopK()) {
             float sum = 0;
-            for (int s = 0; s < k; s++) sum += weights[so + s];
-            for (int s = 0; s < k; s++) weights[so + s] /= sum;
+            int largest = 0;
+            for (int s = 0; s < k; s++) {
+                sum += weights[so + s];
+                if (weights[so + s] > weights[so + largest]) largest = s;
+            }
+            float others = 0;
+            for (int s = 0; s < k; s++) {
+                weights[so + s] /= sum;
+                if (s != largest) others += weights[so + s];
+            }
+            // The largest weight is at least 1/k; taking it as 1 - others makes the weights sum to exactly 1.
+            weights[so + largest] = 1f - others;
         }
         if (cfg.expertWeightsScale() != 1f) {
             for (int s = 0; s < k; s++) weights[so + s] *= cfg.expertWeightsScale();

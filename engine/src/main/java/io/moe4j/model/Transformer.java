@@ -32,7 +32,7 @@ public final class Transformer {
     public Transformer(ModelConfig cfg, ModelWeights weights, Backend backend) {
         this.cfg = cfg;
         this.w = weights;
-        this.rope = cfg.rope();
+        this.rope = cfg.rope(weights.ropeFreqFactors);
         this.ops = backend;
     }
 
@@ -100,7 +100,7 @@ public final class Transformer {
             if (cfg.isMoe()) {
                 MoeBlock.forward(ops, cfg, lw, l, a.xb, n, a.x, observer, a.moe);
             } else {
-                ops.feedForward(lw.dense(), activation(), a.xb, n, 1, a.zeros, a.ones, a.x);
+                ops.feedForward(lw.dense(), activation(), a.xb, n, 1, a.zeros, a.ones, null, null, a.x);
             }
         }
 

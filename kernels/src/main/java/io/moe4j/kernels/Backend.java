@@ -54,12 +54,14 @@ public interface Backend {
                    int[] first, int[] last, float scale, float[] sinks, float[] out);
 
     /**
-     * Feed-forward networks of a stack, with routing: for each token t (of {@code n}, rows of {@code ff.width()} in
-     * {@code x}) and each of its {@code k} choices s, network {@code experts[t * k + s]} (ascending per token) is
-     * applied to x[t] and its output, times {@code weights[t * k + s]}, added to {@code residual[t]}, the networks in
-     * ascending order. Tokens are grouped by network, so each network's weights are read once per call and networks
-     * nobody chose are not read at all. A dense FFN is the case of one network, k = 1, weight 1.
+     * Feed-forward networks of a stack, with routing, plus an optional shared network: for each token t (of
+     * {@code n}, rows of {@code ff.width()} in {@code x}) and each of its {@code k} choices s (ascending network ids),
+     * network {@code experts[t * k + s]} is applied to x[t]; the outputs times {@code weights[t * k + s]}, then the
+     * shared network's output times {@code sharedWeights[t]}, are summed in double in that order and the sum, rounded
+     * to float, is added to {@code residual[t]} (as llama.cpp adds the mixed experts to the residual once). Tokens are
+     * grouped by network, so each network's weights are read once per call and networks nobody chose are not read at
+     * all. A dense FFN is the case of one network, k = 1, weight 1, no shared network.
      */
     void feedForward(FeedForwardWeights ff, Activations.Gated activation, float[] x, int n, int k, int[] experts,
-                     float[] weights, float[] residual);
+                     float[] weights, FeedForwardWeights shared, float[] sharedWeights, float[] residual);
 }

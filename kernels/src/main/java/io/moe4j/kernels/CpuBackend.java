@@ -52,7 +52,7 @@ final class CpuBackend implements Backend {
 
     @Override
     public void feedForward(FeedForwardWeights ff, Activations.Gated activation, float[] x, int n, int k, int[] experts,
-                            float[] weights, float[] residual) {
+                            float[] weights, FeedForwardWeights shared, float[] sharedWeights, float[] residual) {
         int count = ff.count(), width = ff.width(), hidden = ff.hidden(), rows = n * k;
         Workspace ws = WORKSPACE.get();
         long t0 = FeedForwardStats.enabled ? System.nanoTime() : 0;
@@ -78,17 +78,25 @@ final class CpuBackend implements Backend {
         }
         if (FeedForwardStats.enabled) FeedForwardStats.groupNanos += System.nanoTime() - t0;
 
+        // Gate and up of every active network (and the shared one) in one dispatch, down in another.
+        int sh = shared != null ? shared.hidden() : 0;
         float[] g = ws.floats(1, rows * hidden), u = ws.floats(2, rows * hidden), out = ws.floats(3, rows * width);
-        MatMul.Task[] up = new MatMul.Task[2 * count], down = new MatMul.Task[count];
+        float[] gs = ws.floats(4, n * sh), us = ws.floats(5, n * sh), outS = ws.floats(6, shared != null ? n * width : 0);
+        MatMul.Task[] upTasks = new MatMul.Task[2 * count + 2], downTasks = new MatMul.Task[count + 1];
         int nt = 0, nd = 0;
         for (int e = 0; e < count; e++) {
             int m = start[e + 1] - start[e], r0 = start[e];
             if (m == 0) continue;
-            up[nt++] = new MatMul.Task(ff.gate().rows(e * hidden, hidden), in, r0 * width, m, g, r0 * hidden);
-            up[nt++] = new MatMul.Task(ff.up().rows(e * hidden, hidden), in, r0 * width, m, u, r0 * hidden);
-            down[nd++] = new MatMul.Task(ff.down().rows(e * width, width), g, r0 * hidden, m, out, r0 * width);
+            upTasks[nt++] = new MatMul.Task(ff.gate().rows(e * hidden, hidden), in, r0 * width, m, g, r0 * hidden);
+            upTasks[nt++] = new MatMul.Task(ff.up().rows(e * hidden, hidden), in, r0 * width, m, u, r0 * hidden);
+            downTasks[nd++] = new MatMul.Task(ff.down().rows(e * width, width), g, r0 * hidden, m, out, r0 * width);
         }
-        MatMul.mulAll(Arrays.copyOf(up, nt));
+        if (shared != null) {
+            upTasks[nt++] = new MatMul.Task(shared.gate(), x, 0, n, gs, 0);
+            upTasks[nt++] = new MatMul.Task(shared.up(), x, 0, n, us, 0);
+            downTasks[nd++] = new MatMul.Task(shared.down(), gs, 0, n, outS, 0);
+        }
+        MatMul.mulAll(Arrays.copyOf(upTasks, nt));
         int[] expertOfRow = ws.ints(4, rows);
         for (int e = 0; e < count; e++) Arrays.fill(expertOfRow, start[e], start[e + 1], e);
         rowsParallel(rows, hidden, (from, to) -> {
@@ -99,21 +107,36 @@ final class CpuBackend implements Backend {
                 Activations.apply(activation, g, o, u, o, hidden);
             }
         });
-        MatMul.mulAll(Arrays.copyOf(down, nd));
+        if (shared != null) {
+            rowsParallel(n, sh, (from, to) -> {
+                for (int t = from; t < to; t++) {
+                    if (shared.gateBias() != null) addInPlace(gs, t * sh, shared.gateBias(), 0, sh);
+                    if (shared.upBias() != null) addInPlace(us, t * sh, shared.upBias(), 0, sh);
+                    Activations.apply(activation, gs, t * sh, us, t * sh, sh);
+                }
+            });
+        }
+        MatMul.mulAll(Arrays.copyOf(downTasks, nd));
 
         long t1 = FeedForwardStats.enabled ? System.nanoTime() : 0;
-        float[] downBias = ff.downBias();
+        float[] downBias = ff.downBias(), sharedBias = shared != null ? shared.downBias() : null;
         rowsParallel(n, k * width, (from, to) -> {
             for (int t = from; t < to; t++) {
-                for (int s = 0; s < k; s++) {
-                    int i = t * k + s, row = rowOf[i], e = experts[i];
-                    float w = weights[i];
-                    int o = row * width, r = t * width;
-                    if (downBias != null) {
-                        for (int c = 0; c < width; c++) residual[r + c] += w * (out[o + c] + downBias[e * width + c]);
-                    } else {
-                        for (int c = 0; c < width; c++) residual[r + c] += w * out[o + c];
+                int r = t * width;
+                for (int c = 0; c < width; c++) {
+                    double sum = 0;
+                    for (int s = 0; s < k; s++) {
+                        int i = t * k + s;
+                        float o = out[rowOf[i] * width + c];
+                        if (downBias != null) o += downBias[experts[i] * width + c];
+                        sum += (double) weights[i] * o;
                     }
+                    if (shared != null) {
+                        float o = outS[r + c];
+                        if (sharedBias != null) o += sharedBias[c];
+                        sum += (double) sharedWeights[t] * o;
+                    }
+                    residual[r + c] += (float) sum;
                 }
             }
         });
@@ -140,7 +163,7 @@ final class CpuBackend implements Backend {
 
     /** Growing per-thread arrays for the feed-forward op (rows × widths of one call). */
     private static final class Workspace {
-        final float[][] f = new float[4][0];
+        final float[][] f = new float[7][0];
         final int[][] i = new int[5][0];
 
         float[] floats(int slot, int n) {

@@ -21,12 +21,18 @@ public final class Rope {
      * @param originalCtx the context the model was trained with (YaRN only)
      */
     public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx) {
-        this(style, nRot, base, scaling, factor, originalCtx, 32.0, 1.0, 1.0);
+        this(style, nRot, base, scaling, factor, originalCtx, 32.0, 1.0, 1.0, null);
     }
 
+    /**
+     * @param freqFactors per-pair divisors of the base frequencies (Llama 3.1's rope_freqs tensor), or null
+     */
     public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx,
-                double betaFast, double betaSlow, double attnFactor) {
+                double betaFast, double betaSlow, double attnFactor, float[] freqFactors) {
         if (nRot <= 0 || nRot % 2 != 0) throw new IllegalArgumentException("rope dimension must be even and positive: " + nRot);
+        if (freqFactors != null && freqFactors.length != nRot / 2) {
+            throw new IllegalArgumentException(freqFactors.length + " rope frequency factors for " + nRot / 2 + " pairs");
+        }
         this.style = style;
         this.nRot = nRot;
         int half = nRot / 2;
@@ -38,7 +44,7 @@ public final class Rope {
             hi = Math.min(nRot - 1, Math.ceil(yarnCorrDim(nRot, originalCtx, betaSlow, base)));
         }
         for (int i = 0; i < half; i++) {
-            double extrap = Math.pow(base, -2.0 * i / nRot);
+            double extrap = Math.pow(base, -2.0 * i / nRot) / (freqFactors != null ? freqFactors[i] : 1.0);
             double interp = freqScale * extrap;
             freq[i] = switch (scaling) {
                 case NONE -> extrap;

@@ -1,0 +1,560 @@
+package io.moe4j.batch;
+
+import io.moe4j.generate.StopReason;
+import io.moe4j.generate.StopStrings;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.model.KvCache;
+import io.moe4j.model.ModelConfig;
+import io.moe4j.model.RoutingObserver;
+import io.moe4j.model.Transformer;
+import io.moe4j.tokenizer.StreamingDecoder;
+import io.moe4j.tokenizer.Tokenizer;
+
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Continuous batching: up to {@code parallel} sequences generate together. Every step runs the next token of each
+ * decoding sequence (and a chunk of the prompts still being evaluated) as ONE batch through the transformer, so
+ * the weights are read once per step rather than once per sequence. New requests join between steps; requests
+ * beyond the free slots wait in a bounded queue, beyond which {@link #submit} refuses them.
+ *
+ * <p>Each slot keeps the keys and values of its last sequence when that finishes normally (the prompt cache): a
+ * new request that starts with the same tokens (the usual multi-turn chat) goes to the slot with the longest
+ * common prefix and evaluates only the rest. A cancelled or failed sequence frees its slot's memory.
+ *
+ * <p>The transformer evaluates each token of a batch exactly as it would alone, so what a request generates does
+ * not depend on what else runs beside it. One thread (the scheduler's) runs the model; listeners are called on it.
+ */
+public final class BatchScheduler implements AutoCloseable {
+    /** Most prompt tokens evaluated per step (all prefilling sequences together), to bound the step latency. */
+    public static final int DEFAULT_PREFILL_CHUNK = 256;
+
+    private final Transformer transformer;
+    private final Tokenizer tokenizer;
+    private final int contextSize;
+    private final KvBuffer.Type kvType;
+    private final int queueCapacity;
+    private final int prefillChunk;
+    private final boolean promptCache;
+    private final Slot[] slots;
+
+    private final ReentrantLock lock = new ReentrantLock();
+    private final Condition wake = lock.newCondition();
+    private final ArrayDeque<Seq> waiting = new ArrayDeque<>();
+    private final List<Seq> active = new ArrayList<>();
+    private volatile boolean closed;
+    private boolean clearRequested;
+    private final Thread thread;
+
+    // Statistics (written by the scheduler thread, read by anyone).
+    private final AtomicLongArray expertCounts;
+    private final int expertCount;
+    private volatile long requestsFinished, requestsFailed;
+    private final java.util.concurrent.atomic.LongAdder requestsCancelled = new java.util.concurrent.atomic.LongAdder();
+    private volatile long promptTokensEvaluated, promptTokensCached, tokensGenerated, steps, busyNanos;
+    private volatile long kvBytes, kvBytesActive;
+    private volatile int activeCount;
+    private long clock;
+
+    /**
+     * @param parallel      sequences that decode together (slots)
+     * @param contextSize   KV capacity of every slot, in tokens
+     * @param queueCapacity requests that may wait for a slot before {@link #submit} refuses more
+     * @param promptCache   keep finished sequences' keys and values for reuse by later requests
+     */
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+                          int queueCapacity, boolean promptCache) {
+        this(transformer, tokenizer, parallel, contextSize, kvType, queueCapacity, promptCache, DEFAULT_PREFILL_CHUNK);
+    }
+
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+                          int queueCapacity, boolean promptCache, int prefillChunk) {
+        if (parallel < 1) throw new IllegalArgumentException("parallel must be at least 1, got " + parallel);
+        if (contextSize < 1) throw new IllegalArgumentException("context size must be positive, got " + contextSize);
+        if (queueCapacity < 0) throw new IllegalArgumentException("queue capacity must be >= 0, got " + queueCapacity);
+        if (prefillChunk < 1) throw new IllegalArgumentException("prefill chunk must be positive, got " + prefillChunk);
+        this.transformer = transformer;
+        this.tokenizer = tokenizer;
+        this.contextSize = contextSize;
+        this.kvType = kvType;
+        this.queueCapacity = queueCapacity;
+        this.prefillChunk = prefillChunk;
+        this.promptCache = promptCache;
+        this.slots = new Slot[parallel];
+        for (int i = 0; i < parallel; i++) slots[i] = new Slot();
+        ModelConfig cfg = transformer.config();
+        this.expertCount = Math.max(cfg.expertCount(), 0);
+        this.expertCounts = new AtomicLongArray(cfg.blockCount() * Math.max(expertCount, 1));
+        this.thread = Thread.ofPlatform().name("moe4j-batch").daemon(true).unstarted(this::run);
+        thread.start();
+    }
+
+    public int parallel() {
+        return slots.length;
+    }
+
+    public int contextSize() {
+        return contextSize;
+    }
+
+    public int queueCapacity() {
+        return queueCapacity;
+    }
+
+    /**
+     * Queues a request. Throws {@link QueueFullException} when every slot is busy and the queue is full, and
+     * {@link IllegalArgumentException} when the prompt does not fit in the context.
+     */
+    public BatchHandle submit(BatchRequest request, BatchListener listener) {
+        if (request.prompt().length > contextSize) {
+            throw new IllegalArgumentException("the prompt is " + request.prompt().length + " tokens, more than the context of "
+                    + contextSize + " tokens");
+        }
+        for (int id : request.prompt()) {
+            if (id < 0 || id >= transformer.vocabSize()) {
+                throw new IllegalArgumentException("token id " + id + " is outside the vocabulary [0, " + transformer.vocabSize() + ")");
+            }
+        }
+        Seq seq = new Seq(request, listener);
+        lock.lock();
+        try {
+            if (closed) throw new IllegalStateException("the scheduler is closed");
+            int free = slots.length - activeCount; // active itself belongs to the scheduler thread
+            if (waiting.size() >= queueCapacity + Math.max(0, free)) throw new QueueFullException(waiting.size());
+            waiting.add(seq);
+            wake.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        return seq;
+    }
+
+    /** Requests waiting for a slot. */
+    public int queueDepth() {
+        lock.lock();
+        try {
+            return waiting.size();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    /** Sequences generating now. */
+    public int activeCount() {
+        return activeCount;
+    }
+
+    /** Drops the prompt cache of idle slots (their memory is freed); returns once done. */
+    public void clearPromptCache() {
+        lock.lock();
+        try {
+            clearRequested = true;
+            wake.signalAll();
+            while (clearRequested && !closed) wake.awaitUninterruptibly();
+        } finally {
+            lock.unlock();
+        }
+    }
+
+    public Stats stats() {
+        long[][] experts = new long[transformer.config().blockCount()][expertCount];
+        for (int l = 0; l < experts.length; l++) {
+            for (int e = 0; e < expertCount; e++) experts[l][e] = expertCounts.get(l * expertCount + e);
+        }
+        return new Stats(requestsFinished, requestsCancelled.sum(), requestsFailed, promptTokensEvaluated, promptTokensCached,
+                tokensGenerated, steps, busyNanos, activeCount, queueDepth(), slots.length, kvBytes, kvBytesActive, experts);
+    }
+
+    /**
+     * A snapshot of the scheduler's counters.
+     *
+     * @param promptTokensEvaluated prompt tokens run through the model
+     * @param promptTokensCached    prompt tokens taken from the prompt cache instead
+     * @param busyNanos             time spent in model steps
+     * @param kvBytes               keys and values held by all slots (active sequences and the prompt cache)
+     * @param kvBytesActive         of those, held by sequences generating now
+     * @param expertSelections      per layer and expert, how many tokens were routed to it
+     */
+    public record Stats(long requestsFinished, long requestsCancelled, long requestsFailed, long promptTokensEvaluated,
+                        long promptTokensCached, long tokensGenerated, long steps, long busyNanos, int active, int queued,
+                        int slots, long kvBytes, long kvBytesActive, long[][] expertSelections) {
+    }
+
+    @Override
+    public void close() {
+        List<Seq> dropped;
+        lock.lock();
+        try {
+            if (closed) return;
+            closed = true;
+            dropped = new ArrayList<>(waiting);
+            waiting.clear();
+            wake.signalAll();
+        } finally {
+            lock.unlock();
+        }
+        for (Seq s : dropped) s.fail(new IllegalStateException("the scheduler was closed"));
+        try {
+            thread.join(TimeUnit.SECONDS.toMillis(30));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    // ---- the loop --------------------------------------------------------------------------------------------
+
+    private void run() {
+        while (true) {
+            try {
+                if (!admit()) break;
+                if (!active.isEmpty()) step();
+            } catch (RuntimeException | Error e) {
+                // A step failed as a whole (a bug, or out of memory): fail the sequences in it, keep serving.
+                for (Seq s : List.copyOf(active)) release(s, null, e instanceof RuntimeException re ? re : new IllegalStateException(e));
+            }
+        }
+        for (Seq s : List.copyOf(active)) release(s, null, new IllegalStateException("the scheduler was closed"));
+        updateMemoryStats();
+    }
+
+    /** Moves waiting requests into free slots; blocks while there is nothing to do. False once closed. */
+    private boolean admit() {
+        List<Seq> started = new ArrayList<>();
+        List<Seq> dropped = new ArrayList<>();
+        lock.lock();
+        try {
+            while (!closed && active.isEmpty() && waiting.isEmpty() && !clearRequested) {
+                try {
+                    wake.await();
+                } catch (InterruptedException e) {
+                    return false;
+                }
+            }
+            if (closed) return false;
+            if (clearRequested) {
+                for (Slot slot : slots) {
+                    if (slot.seq == null) slot.free();
+                }
+                updateMemoryStats();
+                clearRequested = false;
+                wake.signalAll();
+            }
+            while (!waiting.isEmpty() && active.size() < slots.length) {
+                Seq s = waiting.poll();
+                if (s.cancelled) {
+                    dropped.add(s);
+                    continue;
+                }
+                assign(s);
+                active.add(s);
+                started.add(s);
+            }
+            activeCount = active.size();
+        } finally {
+            lock.unlock();
+        }
+        for (Seq s : dropped) s.finishCancelledUnstarted();
+        for (Seq s : started) {
+            promptTokensCached += s.cached;
+            safely(() -> s.listener.onStart(s.req.prompt().length, s.cached));
+        }
+        return true;
+    }
+
+    /** Gives {@code s} the free slot whose cached tokens share the longest prefix with its prompt. */
+    private void assign(Seq s) {
+        int[] prompt = s.req.prompt();
+        Slot best = null;
+        int bestReuse = -1;
+        for (Slot slot : slots) {
+            if (slot.seq != null) continue;
+            int reuse = 0;
+            if (promptCache && slot.cache != null) {
+                int max = Math.min(slot.length, prompt.length - 1); // at least one token must be evaluated for logits
+                while (reuse < max && slot.tokens[reuse] == prompt[reuse]) reuse++;
+            }
+            boolean better;
+            if (best == null || reuse != bestReuse) better = best == null || reuse > bestReuse;
+            else if ((slot.cache == null) != (best.cache == null)) better = slot.cache == null; // keep other caches
+            else better = slot.lastUsed < best.lastUsed; // least recently used
+            if (better) {
+                best = slot;
+                bestReuse = reuse;
+            }
+        }
+        if (best.cache == null) best.cache = new KvCache(transformer.config(), contextSize, kvType);
+        best.cache.truncate(Math.min(bestReuse, best.cache.length()));
+        best.length = best.cache.length();
+        if (best.tokens.length < prompt.length) best.tokens = Arrays.copyOf(best.tokens, Math.max(prompt.length, best.tokens.length * 2));
+        System.arraycopy(prompt, best.length, best.tokens, best.length, prompt.length - best.length);
+        best.seq = s;
+        best.lastUsed = ++clock;
+        s.slot = best;
+        s.cached = best.length;
+        s.prefilled = best.length;
+        s.admittedNanos = System.nanoTime();
+    }
+
+    private void step() {
+        // Cancelled sequences leave first.
+        for (Seq s : List.copyOf(active)) {
+            if (s.cancelled) release(s, StopReason.CANCELLED, null);
+        }
+        if (active.isEmpty()) return;
+        List<Transformer.SequenceInput> inputs = new ArrayList<>(active.size());
+        List<Seq> members = new ArrayList<>(active.size());
+        int budget = prefillChunk;
+        for (Seq s : active) {
+            int[] prompt = s.req.prompt();
+            if (s.prefilled < prompt.length) {
+                if (budget == 0) continue;
+                int n = Math.min(budget, prompt.length - s.prefilled);
+                budget -= n;
+                inputs.add(new Transformer.SequenceInput(s.slot.cache, Arrays.copyOfRange(prompt, s.prefilled, s.prefilled + n), false));
+                s.stepTokens = n;
+            } else {
+                inputs.add(new Transformer.SequenceInput(s.slot.cache, new int[] {s.next}, false));
+                s.stepTokens = 1;
+            }
+            members.add(s);
+        }
+        long t0 = System.nanoTime();
+        float[][] logits = transformer.forward(inputs, expertCount > 0 ? this::countRouting : null);
+        busyNanos += System.nanoTime() - t0;
+        steps++;
+        for (int i = 0; i < members.size(); i++) {
+            Seq s = members.get(i);
+            Slot slot = s.slot;
+            int[] fed = inputs.get(i).tokens();
+            if (slot.tokens.length < slot.length + fed.length) slot.tokens = Arrays.copyOf(slot.tokens, Math.max(slot.length + fed.length, slot.tokens.length * 2));
+            System.arraycopy(fed, 0, slot.tokens, slot.length, fed.length);
+            slot.length += fed.length;
+            if (s.prefilled < s.req.prompt().length) {
+                s.prefilled += fed.length;
+                promptTokensEvaluated += fed.length;
+                if (s.prefilled < s.req.prompt().length) continue; // more of the prompt to go
+                s.firstTokenNanos = System.nanoTime();
+            }
+            try {
+                advance(s, logits[i]);
+            } catch (RuntimeException e) {
+                release(s, null, e);
+            }
+        }
+        updateMemoryStats();
+    }
+
+    /** One iteration of the generation loop after the model produced {@code logits} for sequence {@code s}. */
+    private void advance(Seq s, float[] logits) {
+        BatchRequest r = s.req;
+        if (s.count >= r.maxTokens()) {
+            release(s, StopReason.MAX_TOKENS, null);
+            return;
+        }
+        if (s.cancelled) {
+            release(s, StopReason.CANCELLED, null);
+            return;
+        }
+        float[] raw = r.topLogprobs() >= 0 ? logits.clone() : null;
+        int next = r.sampler().sample(logits, s.slot.tokens, s.slot.length);
+        if (tokenizer.isEndOfGeneration(next)) {
+            release(s, StopReason.END_OF_GENERATION, null);
+            return;
+        }
+        s.count++;
+        tokensGenerated++;
+        String piece = s.stops.accept(s.decoder.accept(next));
+        TokenEvent event = raw == null ? new TokenEvent(next, piece, s.count - 1, Float.NaN, EMPTY_IDS, EMPTY_LP)
+                : logprobEvent(next, piece, s.count - 1, raw, r.topLogprobs());
+        safely(() -> s.listener.onToken(event));
+        if (s.stops.stopped()) {
+            release(s, StopReason.STOP_STRING, null);
+        } else if (s.count >= r.maxTokens()) {
+            release(s, StopReason.MAX_TOKENS, null);
+        } else if (s.slot.cache.length() >= s.slot.cache.capacity()) {
+            release(s, StopReason.CONTEXT_FULL, null);
+        } else {
+            s.next = next;
+        }
+    }
+
+    private static final int[] EMPTY_IDS = new int[0];
+    private static final float[] EMPTY_LP = new float[0];
+
+    static TokenEvent logprobEvent(int id, String text, int index, float[] logits, int top) {
+        float max = Float.NEGATIVE_INFINITY;
+        for (float v : logits) max = Math.max(max, v);
+        double sum = 0;
+        for (float v : logits) sum += Math.exp(v - max);
+        double logZ = max + Math.log(sum);
+        int[] ids = new int[top];
+        float[] lps = new float[top];
+        if (top > 0) {
+            // Partial selection of the `top` largest logits (ties: lower id first).
+            int n = 0;
+            for (int i = 0; i < logits.length; i++) {
+                if (n < top) {
+                    int j = n++;
+                    while (j > 0 && logits[ids[j - 1]] < logits[i]) {
+                        ids[j] = ids[j - 1];
+                        j--;
+                    }
+                    ids[j] = i;
+                } else if (logits[i] > logits[ids[top - 1]]) {
+                    int j = top - 1;
+                    while (j > 0 && logits[ids[j - 1]] < logits[i]) {
+                        ids[j] = ids[j - 1];
+                        j--;
+                    }
+                    ids[j] = i;
+                }
+            }
+            for (int k = 0; k < top; k++) lps[k] = (float) (logits[ids[k]] - logZ);
+        }
+        return new TokenEvent(id, text, index, (float) (logits[id] - logZ), ids, lps);
+    }
+
+    /** Ends {@code s} (with a reason, or with an error) and frees or keeps its slot. */
+    private void release(Seq s, StopReason reason, RuntimeException error) {
+        active.remove(s);
+        try {
+            finish(s, reason, error);
+        } finally {
+            // Published last: whoever sees the new count also sees the freed memory and the counters.
+            activeCount = active.size();
+        }
+    }
+
+    private void finish(Seq s, StopReason reason, RuntimeException error) {
+        Slot slot = s.slot;
+        if (slot != null) {
+            slot.seq = null;
+            if (reason == null || reason == StopReason.CANCELLED || !promptCache) slot.free();
+            else slot.lastUsed = ++clock;
+        }
+        updateMemoryStats();
+        long now = System.nanoTime();
+        if (error != null) {
+            requestsFailed++;
+            s.fail(error);
+            return;
+        }
+        if (reason == StopReason.CANCELLED) requestsCancelled.increment();
+        else requestsFinished++;
+        if (!s.stops.stopped()) {
+            String tail = s.stops.accept(s.decoder.flush()) + s.stops.flush();
+            if (!tail.isEmpty()) {
+                TokenEvent event = new TokenEvent(-1, tail, s.count, Float.NaN, EMPTY_IDS, EMPTY_LP);
+                safely(() -> s.listener.onToken(event));
+            }
+        }
+        long first = s.firstTokenNanos != 0 ? s.firstTokenNanos : now;
+        BatchResult result = new BatchResult(reason, s.req.prompt().length, s.cached, s.count,
+                s.admittedNanos - s.submittedNanos, first - s.admittedNanos, now - first);
+        s.finish(result);
+    }
+
+    private void countRouting(int layer, int token, float[] logits, int offset, int[] selected, float[] weights) {
+        for (int e : selected) expertCounts.incrementAndGet(layer * expertCount + e);
+    }
+
+    private void updateMemoryStats() {
+        long all = 0, act = 0;
+        for (Slot s : slots) {
+            KvCache c = s.cache;
+            if (c == null) continue;
+            long b = c.bytes();
+            all += b;
+            if (s.seq != null) act += b;
+        }
+        kvBytes = all;
+        kvBytesActive = act;
+    }
+
+    private static void safely(Runnable r) {
+        try {
+            r.run();
+        } catch (RuntimeException e) {
+            // A listener's failure must not stop the other sequences.
+        }
+    }
+
+    // ---- state -----------------------------------------------------------------------------------------------
+
+    private static final class Slot {
+        KvCache cache;
+        int[] tokens = new int[64];
+        int length;
+        long lastUsed;
+        Seq seq;
+
+        void free() {
+            cache = null;
+            length = 0;
+        }
+    }
+
+    private final class Seq implements BatchHandle {
+        final BatchRequest req;
+        final BatchListener listener;
+        final StreamingDecoder decoder;
+        final StopStrings stops;
+        final long submittedNanos = System.nanoTime();
+        long admittedNanos, firstTokenNanos;
+        volatile boolean cancelled;
+        private boolean done;
+        Slot slot;
+        int cached, prefilled, count, next, stepTokens;
+
+        Seq(BatchRequest req, BatchListener listener) {
+            this.req = req;
+            this.listener = listener;
+            this.decoder = new StreamingDecoder(tokenizer, req.renderSpecial());
+            this.stops = new StopStrings(req.stop());
+        }
+
+        @Override
+        public void cancel() {
+            cancelled = true;
+            boolean removed;
+            lock.lock();
+            try {
+                removed = waiting.remove(this);
+                wake.signalAll();
+            } finally {
+                lock.unlock();
+            }
+            if (removed) finishCancelledUnstarted();
+        }
+
+        @Override
+        public boolean isCancelled() {
+            return cancelled;
+        }
+
+        void finishCancelledUnstarted() {
+            requestsCancelled.increment();
+            long now = System.nanoTime();
+            finish(new BatchResult(StopReason.CANCELLED, req.prompt().length, 0, 0, now - submittedNanos, 0, 0));
+        }
+
+        synchronized void finish(BatchResult r) {
+            if (done) return;
+            done = true;
+            safely(() -> listener.onFinish(r));
+        }
+
+        synchronized void fail(RuntimeException e) {
+            if (done) return;
+            done = true;
+            safely(() -> listener.onError(e));
+        }
+    }
+}

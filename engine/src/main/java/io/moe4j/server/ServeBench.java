@@ -1,0 +1,261 @@
+package io.moe4j.server;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.moe4j.Model;
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.gguf.GgufValue;
+import io.moe4j.gguf.GgufWriter;
+import io.moe4j.kernels.GgmlType;
+import io.moe4j.model.DefaultModel;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Serving throughput: aggregate generated tokens per second for 1, 4 and 8 concurrent greedy streams through the
+ * HTTP server, on a synthesized Mixtral-shaped MoE (random weights, the embedded model's vocabulary). With
+ * continuous batching every step reads the weights once for all streams, so the aggregate grows with the streams.
+ *
+ * <pre>{@code
+ * bin/moe4j serve --bench                      # defaults below
+ * java ... io.moe4j.server.ServeBench [--embd 256] [--layers 4] [--heads 8] [--kv-heads 2] [--experts 8] [--used 2]
+ *                                     [--ffn 512] [--tokens 128] [--repeats 3] [--streams 1,4,8] [--threads K]
+ * }</pre>
+ * Each stream count runs {@code repeats} times and the best run counts (other processes share the cores).
+ * Batching pays where a step's cost is dominated by reading weights and by per-step work (dispatch, routing);
+ * once the matrix products are compute-bound (wide models on few cores), the gain shrinks.
+ * <pre>{@code
+ * }</pre>
+ */
+public final class ServeBench {
+    /** Shape of the synthesized model. */
+    public record Shape(int embd, int layers, int heads, int kvHeads, int experts, int used, int ffn) {
+        String fileName() {
+            return String.format("moe4j-bench-moe-e%d-l%d-h%d-kv%d-x%d-k%d-f%d.gguf", embd, layers, heads, kvHeads, experts, used, ffn);
+        }
+    }
+
+    /** Mixtral's layout scaled down: 8 experts, 2 per token; 256 wide, 4 layers, 8 heads (2 for keys/values). */
+    public static final Shape DEFAULT_SHAPE = new Shape(256, 4, 8, 2, 8, 2, 512);
+    public static final int DEFAULT_TOKENS = 128, DEFAULT_REPEATS = 3;
+
+    /** One measurement: {@code streams} concurrent requests of {@code tokens} tokens each. */
+    public record Result(int streams, long tokens, double seconds) {
+        public double tokensPerSecond() {
+            return tokens / seconds;
+        }
+    }
+
+    private ServeBench() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        Shape s = DEFAULT_SHAPE;
+        int tokens = DEFAULT_TOKENS, repeats = DEFAULT_REPEATS;
+        int[] streams = {1, 4, 8};
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            String v = i + 1 < args.length ? args[i + 1] : null;
+            switch (a) {
+                case "--embd" -> s = new Shape(Integer.parseInt(v), s.layers(), s.heads(), s.kvHeads(), s.experts(), s.used(), s.ffn());
+                case "--heads" -> s = new Shape(s.embd(), s.layers(), Integer.parseInt(v), s.kvHeads(), s.experts(), s.used(), s.ffn());
+                case "--kv-heads" -> s = new Shape(s.embd(), s.layers(), s.heads(), Integer.parseInt(v), s.experts(), s.used(), s.ffn());
+                case "--repeats" -> repeats = Integer.parseInt(v);
+                case "--layers" -> s = new Shape(s.embd(), Integer.parseInt(v), s.heads(), s.kvHeads(), s.experts(), s.used(), s.ffn());
+                case "--experts" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), Integer.parseInt(v), s.used(), s.ffn());
+                case "--used" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), s.experts(), Integer.parseInt(v), s.ffn());
+                case "--ffn" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), s.experts(), s.used(), Integer.parseInt(v));
+                case "--tokens" -> tokens = Integer.parseInt(v);
+                case "--streams" -> streams = java.util.Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
+                case "--threads" -> io.moe4j.kernels.Parallel.setThreads(Integer.parseInt(v));
+                default -> throw new IllegalArgumentException("unknown option " + a);
+            }
+            i++;
+        }
+        run(s, tokens, streams, repeats, System.out);
+    }
+
+    /** Synthesizes (or reuses) the model, serves it, measures every stream count, prints a table. */
+    public static List<Result> run(Shape shape, int tokens, int[] streams, int repeats, PrintStream out) throws Exception {
+        Path file = synthesize(shape, cacheDir());
+        out.printf("model: %s (%.0f MiB, F32), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
+                Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Parallel.threads());
+        int max = java.util.Arrays.stream(streams).max().orElse(1);
+        List<Result> results = new ArrayList<>();
+        try (Model model = Model.load(file);
+             OpenAiServer server = OpenAiServer.start(ServerOptions.defaults().withPort(0).withParallel(max)
+                     .withContextSize(Math.max(256, tokens + 64)).withPromptCache(false), model)) {
+            measure(server, 1, Math.min(tokens, 16)); // warm-up (JIT)
+            for (int n : streams) {
+                Result r = null;
+                for (int k = 0; k < Math.max(1, repeats); k++) {
+                    Result x = measure(server, n, tokens);
+                    if (r == null || x.tokensPerSecond() > r.tokensPerSecond()) r = x;
+                }
+                results.add(r);
+                out.printf("%2d stream(s): %5d tokens in %6.2f s = %8.1f tokens/s aggregate%n", n, r.tokens(), r.seconds(), r.tokensPerSecond());
+            }
+        }
+        Result one = results.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
+        if (one != null) {
+            for (Result r : results) {
+                if (r.streams() > 1) out.printf("%d streams / 1 stream: %.2fx%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond());
+            }
+        }
+        return results;
+    }
+
+    /** {@code n} greedy streams at once, each generating exactly {@code tokens} tokens; aggregate over the wall time. */
+    static Result measure(OpenAiServer server, int n, int tokens) throws Exception {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        ObjectMapper json = new ObjectMapper();
+        ExecutorService pool = Executors.newVirtualThreadPerTaskExecutor();
+        CountDownLatch go = new CountDownLatch(1);
+        List<Future<Long>> futures = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            String body = "{\"model\": \"" + server.modelId() + "\", \"prompt\": \"once upon a time " + "the ".repeat(i) + "\", "
+                    + "\"temperature\": 0, \"max_tokens\": " + tokens + ", \"stream\": true, \"stream_options\": {\"include_usage\": true}}";
+            HttpRequest req = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/v1/completions"))
+                    .timeout(Duration.ofMinutes(10)).POST(HttpRequest.BodyPublishers.ofString(body)).build();
+            futures.add(pool.submit(() -> {
+                go.await();
+                HttpResponse<java.io.InputStream> r = http.send(req, HttpResponse.BodyHandlers.ofInputStream());
+                long generated = 0;
+                try (BufferedReader in = new BufferedReader(new InputStreamReader(r.body(), StandardCharsets.UTF_8))) {
+                    String line;
+                    while ((line = in.readLine()) != null) {
+                        if (!line.startsWith("data: {")) continue;
+                        JsonNode u = json.readTree(line.substring(6)).get("usage");
+                        if (u != null && !u.isNull()) generated = u.get("completion_tokens").asLong();
+                    }
+                }
+                return generated;
+            }));
+        }
+        long t0 = System.nanoTime();
+        go.countDown();
+        long total = 0;
+        for (Future<Long> f : futures) total += f.get(10, TimeUnit.MINUTES);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        pool.shutdown();
+        return new Result(n, total, seconds);
+    }
+
+    static Path cacheDir() throws IOException {
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
+        Path dir = base.resolve("moe4j");
+        Files.createDirectories(dir);
+        return dir;
+    }
+
+    /**
+     * Writes a Mixtral-layout MoE with random F32 weights of this shape into {@code dir} (once; reused after), with
+     * the embedded default model's vocabulary. Every expert is used about equally (a random router).
+     */
+    public static Path synthesize(Shape s, Path dir) {
+        Path file = dir.resolve(s.fileName());
+        if (Files.isRegularFile(file)) {
+            try (GgufFile ignored = GgufFile.open(file)) {
+                return file;
+            } catch (RuntimeException e) {
+                // made again below
+            }
+        }
+        Map<String, GgufValue> md = new LinkedHashMap<>();
+        int vocab;
+        try (GgufFile vocabSource = GgufFile.open(DefaultModel.ensure())) {
+            vocab = vocabSource.metadata().getStringArray("tokenizer.ggml.tokens").length;
+            md.put("general.architecture", GgufValue.of("llama"));
+            md.put("general.name", GgufValue.of("moe4j synthesized bench MoE"));
+            md.put("llama.context_length", GgufValue.ofU32(4096));
+            md.put("llama.embedding_length", GgufValue.ofU32(s.embd()));
+            md.put("llama.block_count", GgufValue.ofU32(s.layers()));
+            md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
+            md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
+            md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
+            md.put("llama.rope.freq_base", GgufValue.ofF32(10000f));
+            md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
+            md.put("llama.expert_count", GgufValue.ofU32(s.experts()));
+            md.put("llama.expert_used_count", GgufValue.ofU32(s.used()));
+            for (String k : vocabSource.metadata().keys()) {
+                if (k.startsWith("tokenizer.")) md.put(k, vocabSource.metadata().get(k));
+            }
+        }
+        int e = s.embd(), kv = e / s.heads() * s.kvHeads();
+        SplittableRandom rng = new SplittableRandom(42);
+        double sd = 1.0 / Math.sqrt(e);
+        try (GgufWriter w = GgufWriter.create(file, md)) {
+            w.addTensor("token_embd.weight", GgmlType.F32, e, vocab);
+            w.addTensor("output_norm.weight", GgmlType.F32, e);
+            w.addTensor("output.weight", GgmlType.F32, e, vocab);
+            for (int l = 0; l < s.layers(); l++) {
+                String b = "blk." + l + ".";
+                w.addTensor(b + "attn_norm.weight", GgmlType.F32, e);
+                w.addTensor(b + "attn_q.weight", GgmlType.F32, e, e);
+                w.addTensor(b + "attn_k.weight", GgmlType.F32, e, kv);
+                w.addTensor(b + "attn_v.weight", GgmlType.F32, e, kv);
+                w.addTensor(b + "attn_output.weight", GgmlType.F32, e, e);
+                w.addTensor(b + "ffn_norm.weight", GgmlType.F32, e);
+                w.addTensor(b + "ffn_gate_inp.weight", GgmlType.F32, e, s.experts());
+                w.addTensor(b + "ffn_gate_exps.weight", GgmlType.F32, e, s.ffn(), s.experts());
+                w.addTensor(b + "ffn_up_exps.weight", GgmlType.F32, e, s.ffn(), s.experts());
+                w.addTensor(b + "ffn_down_exps.weight", GgmlType.F32, s.ffn(), e, s.experts());
+            }
+            w.writeData("token_embd.weight", gaussian(rng, e * vocab, 1.0));
+            w.writeData("output_norm.weight", ones(e));
+            float[] out = gaussian(rng, e * vocab, 3 * sd);
+            // Control and byte tokens (the first 3 + 256 of the embedded vocabulary) never win: streams run to max_tokens.
+            java.util.Arrays.fill(out, 0, Math.min(259, vocab) * e, 0f);
+            w.writeData("output.weight", out);
+            for (int l = 0; l < s.layers(); l++) {
+                String b = "blk." + l + ".";
+                w.writeData(b + "attn_norm.weight", ones(e));
+                w.writeData(b + "attn_q.weight", gaussian(rng, e * e, sd));
+                w.writeData(b + "attn_k.weight", gaussian(rng, e * kv, sd));
+                w.writeData(b + "attn_v.weight", gaussian(rng, e * kv, sd));
+                w.writeData(b + "attn_output.weight", gaussian(rng, e * e, sd));
+                w.writeData(b + "ffn_norm.weight", ones(e));
+                w.writeData(b + "ffn_gate_inp.weight", gaussian(rng, e * s.experts(), 3 * sd));
+                for (String t : new String[] {"ffn_gate_exps", "ffn_up_exps"}) {
+                    w.writeData(b + t + ".weight", gaussian(rng, e * s.ffn() * s.experts(), sd));
+                }
+                w.writeData(b + "ffn_down_exps.weight", gaussian(rng, s.ffn() * e * s.experts(), 1.0 / Math.sqrt(s.ffn())));
+            }
+            return w.finish();
+        }
+    }
+
+    private static float[] gaussian(SplittableRandom rng, int n, double sd) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) a[i] = (float) (rng.nextGaussian() * sd);
+        return a;
+    }
+
+    private static float[] ones(int n) {
+        float[] a = new float[n];
+        java.util.Arrays.fill(a, 1f);
+        return a;
+    }
+}
