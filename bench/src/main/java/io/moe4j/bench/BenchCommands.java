@@ -8,6 +8,6 @@ import java.util.List;
 public final class BenchCommands implements CliCommandProvider {
     @Override
     public List<Object> commands() {
-        return List.of(new BenchCommand(), new JmhCommand());
+        return List.of(new BenchCommand(), new CompareCommand(), new JmhCommand());
     }
 }

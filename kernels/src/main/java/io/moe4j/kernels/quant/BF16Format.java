@@ -54,11 +54,11 @@ final class BF16Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, 2L * n);
         for (int i = 0, end = n & ~31; i < end; i += 32) {
             long p = 2L * i;
-            int o = dstOffset + i / 4;
+            int o = dstOffset + i / 2;
             ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o);
-            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 16, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + q);
-            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 32, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + 2 * q);
-            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 48, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + 3 * q);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 16, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + 8);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 32, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + q);
+            ((FloatVector) ((IntVector) ShortVector.fromMemorySegment(S128, s, p + 48, LE).convertShape(S2I, I256, 0)).lanewise(LSHL, 16).reinterpretAsFloats()).intoArray(dst, o + q + 8);
         }
         for (int i = n & ~31; i < n; i++) dst[dstOffset + i] = toFloat(s.get(LE_SHORT, 2L * i));
     }

@@ -32,9 +32,11 @@ public interface BlockFormat {
 
     /**
      * Decodes {@code n} elements like {@link #dequantize}, but stores them in <i>lane-group order</i>, the layout of
-     * the matrix kernels ({@link FloatTiles}): with n32 = n rounded down to a multiple of 32 and q = n32 / 4, element
-     * i &lt; n32 goes to {@code dst[dstOffset + (i % 32 / 8) * q + (i / 32) * 8 + i % 8]} (so each accumulator group's
-     * elements are contiguous), element i &ge; n32 to {@code dst[dstOffset + i]}.
+     * the matrix kernels ({@link FloatTiles}): with n32 = n rounded down to a multiple of 32, the first 16 elements of
+     * every 32 (lane groups 0 and 1) go to the first half, {@code dst[dstOffset + 16 * (i / 32) + i % 16]}, the other
+     * 16 (groups 2 and 3) to the second half, {@code dst[dstOffset + n32 / 2 + 16 * (i / 32) + i % 32 - 16]}; element
+     * i &ge; n32 to {@code dst[dstOffset + i]}. A pass over one half feeds two lane groups, 8 floats each per step
+     * (one 512-bit register holds both).
      */
     void dequantizeLanes(MemorySegment src, long offset, float[] dst, int dstOffset, int n, KernelScratch scratch);
 }

@@ -53,11 +53,11 @@ final class F16Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, 2L * n);
         for (int i = 0, end = n & ~31; i < end; i += 32) {
             long p = 2L * i;
-            int o = dstOffset + i / 4;
+            int o = dstOffset + i / 2;
             toFloats(s, p).intoArray(dst, o);
-            toFloats(s, p + 16).intoArray(dst, o + q);
-            toFloats(s, p + 32).intoArray(dst, o + 2 * q);
-            toFloats(s, p + 48).intoArray(dst, o + 3 * q);
+            toFloats(s, p + 16).intoArray(dst, o + 8);
+            toFloats(s, p + 32).intoArray(dst, o + q);
+            toFloats(s, p + 48).intoArray(dst, o + q + 8);
         }
         for (int i = n & ~31; i < n; i++) dst[dstOffset + i] = Float.float16ToFloat(s.get(LE_SHORT, 2L * i));
     }

@@ -44,11 +44,11 @@ final class F32Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, 4L * n);
         for (int i = 0, end = n & ~31; i < end; i += 32) {
             long p = 4L * i;
-            int o = dstOffset + i / 4;
+            int o = dstOffset + i / 2;
             FloatVector.fromMemorySegment(F256, s, p, LE).intoArray(dst, o);
-            FloatVector.fromMemorySegment(F256, s, p + 32, LE).intoArray(dst, o + q);
-            FloatVector.fromMemorySegment(F256, s, p + 64, LE).intoArray(dst, o + 2 * q);
-            FloatVector.fromMemorySegment(F256, s, p + 96, LE).intoArray(dst, o + 3 * q);
+            FloatVector.fromMemorySegment(F256, s, p + 32, LE).intoArray(dst, o + 8);
+            FloatVector.fromMemorySegment(F256, s, p + 64, LE).intoArray(dst, o + q);
+            FloatVector.fromMemorySegment(F256, s, p + 96, LE).intoArray(dst, o + q + 8);
         }
         for (int i = n & ~31; i < n; i++) dst[dstOffset + i] = s.get(LE_FLOAT, 4L * i);
     }

@@ -10,19 +10,20 @@ import jdk.incubator.vector.VectorSpecies;
  * multiplied by every token of the batch, so each weight is read from memory once per batch.
  *
  * <p>Weights and tokens are in lane-group order ({@link BlockFormat#dequantizeLanes}; {@link #toLaneOrder} for the
- * tokens): each of the 4 accumulator groups of the reduction is a contiguous quarter of the row, so a tile runs the 4
- * groups one after the other with one accumulator per (row, token) pair, 16 in all, and then combines them in the
- * order of {@link BlockFormat}. The result of a pair is therefore the same float as {@link BlockFormat#dot} computes
- * for it, whatever tile or batch it was computed in.
+ * tokens): the first half of a row holds lane groups 0 and 1 of every 32 elements, the second half groups 2 and 3.
+ * A tile runs over each half with one accumulator per (row, token) pair, 16 in all: a 512-bit one holding both
+ * groups (where the hardware has 512-bit vectors), or two 256-bit passes, one per group. The groups are then combined
+ * in the order of {@link BlockFormat}, so a pair's result is the same float {@link BlockFormat#dot} computes for it,
+ * whatever tile, batch or vector width it was computed with.
  */
 public final class FloatTiles {
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256, F16 = FloatVector.SPECIES_512;
 
     private FloatTiles() {
     }
 
     /** Scratch floats a tile needs for its partial sums ({@code lanes} argument). */
-    public static final int LANES = 4 * 16 * 8;
+    public static final int LANES = 2 * 16 * 16;
 
     /**
      * 4 weight rows × 4 tokens: {@code out[o + r * oRow + t * oTok] = dot(w row r, x row t)} over {@code n} columns,
@@ -31,11 +32,17 @@ public final class FloatTiles {
      */
     public static void tile4x4(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int n,
                                float[] out, int o, int oRow, int oTok, int rows, float[] lanes) {
-        int q = (n & ~31) / 4;
-        if (QuantSupport.VECTOR) {
-            for (int g = 0; g < 4; g++) tile4x4Pass(w, wOff + g * q, wStride, x, xOff + g * q, xStride, q, lanes, 128 * g);
+        int h = (n & ~31) / 2, steps = n / 32;
+        if (QuantSupport.WIDE) {
+            tile4x4Wide(w, wOff, wStride, x, xOff, xStride, steps, lanes, 0);
+            tile4x4Wide(w, wOff + h, wStride, x, xOff + h, xStride, steps, lanes, 256);
+        } else if (QuantSupport.VECTOR) {
+            for (int g = 0; g < 4; g++) {
+                int d = (g >> 1) * h + 8 * (g & 1);
+                tile4x4Pass(w, wOff + d, wStride, x, xOff + d, xStride, steps, lanes, (g >> 1) * 256 + 8 * (g & 1));
+            }
         } else {
-            passScalar(w, wOff, wStride, x, xOff, xStride, q, 4, 4, lanes);
+            passScalar(w, wOff, wStride, x, xOff, xStride, h, steps, 4, 4, lanes);
         }
         finish(w, wOff, wStride, x, xOff, xStride, n, out, o, oRow, oTok, rows, 4, 4, lanes);
     }
@@ -43,19 +50,25 @@ public final class FloatTiles {
     /** 4 weight rows × 1 token: {@code out[o + r * oRow] = dot(w row r, x)}; only the first {@code rows} are stored. */
     public static void tile4x1(float[] w, int wOff, int wStride, float[] x, int xOff, int n, float[] out, int o, int oRow,
                                int rows, float[] lanes) {
-        int q = (n & ~31) / 4;
-        if (QuantSupport.VECTOR) {
-            for (int g = 0; g < 4; g++) tile4x1Pass(w, wOff + g * q, wStride, x, xOff + g * q, 0, q, lanes, 32 * g);
+        int h = (n & ~31) / 2, steps = n / 32;
+        if (QuantSupport.WIDE) {
+            tile4x1Wide(w, wOff, wStride, x, xOff, 0, steps, lanes, 0);
+            tile4x1Wide(w, wOff + h, wStride, x, xOff + h, 0, steps, lanes, 64);
+        } else if (QuantSupport.VECTOR) {
+            for (int g = 0; g < 4; g++) {
+                int d = (g >> 1) * h + 8 * (g & 1);
+                tile4x1Pass(w, wOff + d, wStride, x, xOff + d, 0, steps, lanes, (g >> 1) * 64 + 8 * (g & 1));
+            }
         } else {
-            passScalar(w, wOff, wStride, x, xOff, 0, q, 4, 1, lanes);
+            passScalar(w, wOff, wStride, x, xOff, 0, h, steps, 4, 1, lanes);
         }
         finish(w, wOff, wStride, x, xOff, 0, n, out, o, oRow, 0, rows, 4, 1, lanes);
     }
 
-    private static void tile4x4Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int q, float[] l, int lOff) {
+    private static void tile4x4Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int steps, float[] l, int lOff) {
         FloatVector z = FloatVector.zero(F);
         FloatVector c00 = z, c10 = z, c20 = z, c30 = z, c01 = z, c11 = z, c21 = z, c31 = z, c02 = z, c12 = z, c22 = z, c32 = z, c03 = z, c13 = z, c23 = z, c33 = z;
-        for (int k = 0; k < q; k += 8) {
+        for (int k = 0, end = 16 * steps; k < end; k += 16) {
             FloatVector a0 = FloatVector.fromArray(F, w, w0 + k);
             FloatVector a1 = FloatVector.fromArray(F, w, w0 + 1 * wStride + k);
             FloatVector a2 = FloatVector.fromArray(F, w, w0 + 2 * wStride + k);
@@ -82,27 +95,27 @@ public final class FloatTiles {
             c33 = a3.fma(b3, c33);
         }
         c00.intoArray(l, lOff + 0);
-        c10.intoArray(l, lOff + 8);
-        c20.intoArray(l, lOff + 16);
-        c30.intoArray(l, lOff + 24);
-        c01.intoArray(l, lOff + 32);
-        c11.intoArray(l, lOff + 40);
-        c21.intoArray(l, lOff + 48);
-        c31.intoArray(l, lOff + 56);
-        c02.intoArray(l, lOff + 64);
-        c12.intoArray(l, lOff + 72);
-        c22.intoArray(l, lOff + 80);
-        c32.intoArray(l, lOff + 88);
-        c03.intoArray(l, lOff + 96);
-        c13.intoArray(l, lOff + 104);
-        c23.intoArray(l, lOff + 112);
-        c33.intoArray(l, lOff + 120);
+        c10.intoArray(l, lOff + 16);
+        c20.intoArray(l, lOff + 32);
+        c30.intoArray(l, lOff + 48);
+        c01.intoArray(l, lOff + 64);
+        c11.intoArray(l, lOff + 80);
+        c21.intoArray(l, lOff + 96);
+        c31.intoArray(l, lOff + 112);
+        c02.intoArray(l, lOff + 128);
+        c12.intoArray(l, lOff + 144);
+        c22.intoArray(l, lOff + 160);
+        c32.intoArray(l, lOff + 176);
+        c03.intoArray(l, lOff + 192);
+        c13.intoArray(l, lOff + 208);
+        c23.intoArray(l, lOff + 224);
+        c33.intoArray(l, lOff + 240);
     }
 
-    private static void tile4x1Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int q, float[] l, int lOff) {
+    private static void tile4x1Pass(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int steps, float[] l, int lOff) {
         FloatVector z = FloatVector.zero(F);
         FloatVector c00 = z, c10 = z, c20 = z, c30 = z;
-        for (int k = 0; k < q; k += 8) {
+        for (int k = 0, end = 16 * steps; k < end; k += 16) {
             FloatVector a0 = FloatVector.fromArray(F, w, w0 + k);
             FloatVector a1 = FloatVector.fromArray(F, w, w0 + 1 * wStride + k);
             FloatVector a2 = FloatVector.fromArray(F, w, w0 + 2 * wStride + k);
@@ -114,20 +127,88 @@ public final class FloatTiles {
             c30 = a3.fma(b0, c30);
         }
         c00.intoArray(l, lOff + 0);
-        c10.intoArray(l, lOff + 8);
-        c20.intoArray(l, lOff + 16);
-        c30.intoArray(l, lOff + 24);
+        c10.intoArray(l, lOff + 16);
+        c20.intoArray(l, lOff + 32);
+        c30.intoArray(l, lOff + 48);
     }
 
-    /** The passes in scalar code: group g of pair (r, t) in lanes[(g * R * T + t * R + r) * 8 ..]. */
-    private static void passScalar(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int q, int R, int T, float[] l) {
-        for (int g = 0; g < 4; g++) {
+    private static void tile4x4Wide(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int steps, float[] l, int lOff) {
+        FloatVector z = FloatVector.zero(F16);
+        FloatVector c00 = z, c10 = z, c20 = z, c30 = z, c01 = z, c11 = z, c21 = z, c31 = z, c02 = z, c12 = z, c22 = z, c32 = z, c03 = z, c13 = z, c23 = z, c33 = z;
+        for (int k = 0, end = 16 * steps; k < end; k += 16) {
+            FloatVector a0 = FloatVector.fromArray(F16, w, w0 + k);
+            FloatVector a1 = FloatVector.fromArray(F16, w, w0 + 1 * wStride + k);
+            FloatVector a2 = FloatVector.fromArray(F16, w, w0 + 2 * wStride + k);
+            FloatVector a3 = FloatVector.fromArray(F16, w, w0 + 3 * wStride + k);
+            FloatVector b0 = FloatVector.fromArray(F16, x, x0 + k);
+            c00 = a0.fma(b0, c00);
+            c10 = a1.fma(b0, c10);
+            c20 = a2.fma(b0, c20);
+            c30 = a3.fma(b0, c30);
+            FloatVector b1 = FloatVector.fromArray(F16, x, x0 + 1 * xStride + k);
+            c01 = a0.fma(b1, c01);
+            c11 = a1.fma(b1, c11);
+            c21 = a2.fma(b1, c21);
+            c31 = a3.fma(b1, c31);
+            FloatVector b2 = FloatVector.fromArray(F16, x, x0 + 2 * xStride + k);
+            c02 = a0.fma(b2, c02);
+            c12 = a1.fma(b2, c12);
+            c22 = a2.fma(b2, c22);
+            c32 = a3.fma(b2, c32);
+            FloatVector b3 = FloatVector.fromArray(F16, x, x0 + 3 * xStride + k);
+            c03 = a0.fma(b3, c03);
+            c13 = a1.fma(b3, c13);
+            c23 = a2.fma(b3, c23);
+            c33 = a3.fma(b3, c33);
+        }
+        c00.intoArray(l, lOff + 0);
+        c10.intoArray(l, lOff + 16);
+        c20.intoArray(l, lOff + 32);
+        c30.intoArray(l, lOff + 48);
+        c01.intoArray(l, lOff + 64);
+        c11.intoArray(l, lOff + 80);
+        c21.intoArray(l, lOff + 96);
+        c31.intoArray(l, lOff + 112);
+        c02.intoArray(l, lOff + 128);
+        c12.intoArray(l, lOff + 144);
+        c22.intoArray(l, lOff + 160);
+        c32.intoArray(l, lOff + 176);
+        c03.intoArray(l, lOff + 192);
+        c13.intoArray(l, lOff + 208);
+        c23.intoArray(l, lOff + 224);
+        c33.intoArray(l, lOff + 240);
+    }
+
+    private static void tile4x1Wide(float[] w, int w0, int wStride, float[] x, int x0, int xStride, int steps, float[] l, int lOff) {
+        FloatVector z = FloatVector.zero(F16);
+        FloatVector c00 = z, c10 = z, c20 = z, c30 = z;
+        for (int k = 0, end = 16 * steps; k < end; k += 16) {
+            FloatVector a0 = FloatVector.fromArray(F16, w, w0 + k);
+            FloatVector a1 = FloatVector.fromArray(F16, w, w0 + 1 * wStride + k);
+            FloatVector a2 = FloatVector.fromArray(F16, w, w0 + 2 * wStride + k);
+            FloatVector a3 = FloatVector.fromArray(F16, w, w0 + 3 * wStride + k);
+            FloatVector b0 = FloatVector.fromArray(F16, x, x0 + k);
+            c00 = a0.fma(b0, c00);
+            c10 = a1.fma(b0, c10);
+            c20 = a2.fma(b0, c20);
+            c30 = a3.fma(b0, c30);
+        }
+        c00.intoArray(l, lOff + 0);
+        c10.intoArray(l, lOff + 16);
+        c20.intoArray(l, lOff + 32);
+        c30.intoArray(l, lOff + 48);
+    }
+
+    /** The passes in scalar code: pair p's half P in lanes[(P * R * T + p) * 16 ..], groups 0/2 then 1/3. */
+    private static void passScalar(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int h, int steps,
+                                   int R, int T, float[] l) {
+        for (int half = 0; half < 2; half++) {
             for (int t = 0; t < T; t++) {
                 for (int r = 0; r < R; r++) {
-                    int base = (g * R * T + t * R + r) * 8;
-                    for (int j = 0; j < 8; j++) l[base + j] = 0f;
-                    for (int k = 0; k < q; k++) {
-                        l[base + (k & 7)] = Math.fma(w[wOff + r * wStride + g * q + k], x[xOff + t * xStride + g * q + k], l[base + (k & 7)]);
+                    int base = (half * R * T + t * R + r) * 16;
+                    for (int j = 0; j < 16; j++) l[base + j] = 0f;
+                    for (int k = 0; k < 16 * steps; k++) {
+                        l[base + (k & 15)] = Math.fma(w[wOff + r * wStride + half * h + k], x[xOff + t * xStride + half * h + k], l[base + (k & 15)]);
                     }
                 }
             }
@@ -145,21 +226,21 @@ public final class FloatTiles {
      */
     private static void finish(float[] w, int wOff, int wStride, float[] x, int xOff, int xStride, int n,
                                float[] out, int o, int oRow, int oTok, int rows, int R, int T, float[] l) {
-        int n32 = n & ~31, pairs = R * T, g1 = 8 * pairs, g2 = 16 * pairs, g3 = 24 * pairs;
+        int n32 = n & ~31, second = 16 * R * T;
         for (int t = 0; t < T; t++) {
             for (int r = 0; r < rows; r++) {
-                int p = (t * R + r) * 8;
+                int p = (t * R + r) * 16; // groups 0 and 1 at p, p + 8; groups 2 and 3 at p + second, p + second + 8
                 float s;
                 if (QuantSupport.VECTOR) {
-                    FloatVector c = FloatVector.fromArray(F, l, p).add(FloatVector.fromArray(F, l, p + g2))
-                            .add(FloatVector.fromArray(F, l, p + g1).add(FloatVector.fromArray(F, l, p + g3)));
+                    FloatVector c = FloatVector.fromArray(F, l, p).add(FloatVector.fromArray(F, l, p + second))
+                            .add(FloatVector.fromArray(F, l, p + 8).add(FloatVector.fromArray(F, l, p + second + 8)));
                     c = c.add(c.rearrange(SWAP1));
                     c = c.add(c.rearrange(SWAP2));
                     c = c.add(c.rearrange(SWAP4));
                     s = c.lane(0);
                 } else {
                     float[] c = new float[8];
-                    for (int j = 0; j < 8; j++) c[j] = (l[p + j] + l[p + j + g2]) + (l[p + j + g1] + l[p + j + g3]);
+                    for (int j = 0; j < 8; j++) c[j] = (l[p + j] + l[p + second + j]) + (l[p + 8 + j] + l[p + second + 8 + j]);
                     s = ((c[0] + c[1]) + (c[2] + c[3])) + ((c[4] + c[5]) + (c[6] + c[7]));
                 }
                 for (int k = n32; k < n; k++) s = Math.fma(w[wOff + r * wStride + k], x[xOff + t * xStride + k], s);
@@ -174,13 +255,13 @@ public final class FloatTiles {
             KernelBase.toLaneOrder(src, srcOffset, dst, dstOffset, n);
             return;
         }
-        int n32 = n & ~31, q = n32 / 4;
+        int n32 = n & ~31, h = n32 / 2;
         for (int i = 0; i < n32; i += 32) {
-            int o = dstOffset + i / 4, si = srcOffset + i;
+            int o = dstOffset + i / 2, si = srcOffset + i;
             FloatVector.fromArray(F, src, si).intoArray(dst, o);
-            FloatVector.fromArray(F, src, si + 8).intoArray(dst, o + q);
-            FloatVector.fromArray(F, src, si + 16).intoArray(dst, o + 2 * q);
-            FloatVector.fromArray(F, src, si + 24).intoArray(dst, o + 3 * q);
+            FloatVector.fromArray(F, src, si + 8).intoArray(dst, o + 8);
+            FloatVector.fromArray(F, src, si + 16).intoArray(dst, o + h);
+            FloatVector.fromArray(F, src, si + 24).intoArray(dst, o + h + 8);
         }
         System.arraycopy(src, srcOffset + n32, dst, dstOffset + n32, n - n32);
     }

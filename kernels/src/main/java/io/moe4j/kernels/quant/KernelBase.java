@@ -45,7 +45,7 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
         QuantSupport.checkBlocks(n, type.blockSize, type.name());
         if (n == 0) return;
         if (VECTOR) {
-            dequantizeLanesVector(src, offset, dst, dstOffset, n, (n & ~31) / 4, scratch);
+            dequantizeLanesVector(src, offset, dst, dstOffset, n, (n & ~31) / 2, scratch);
         } else {
             float[] row = scratch.row(n);
             dequantize(src, offset, row, 0, n);
@@ -55,8 +55,11 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
 
     /** Copies {@code n} floats in natural order into lane-group order (see {@link BlockFormat#dequantizeLanes}). */
     static void toLaneOrder(float[] src, int srcOffset, float[] dst, int dstOffset, int n) {
-        int n32 = n & ~31, q = n32 / 4;
-        for (int i = 0; i < n32; i++) dst[dstOffset + (i & 31) / 8 * q + (i >>> 5) * 8 + (i & 7)] = src[srcOffset + i];
+        int n32 = n & ~31, h = n32 / 2;
+        for (int i = 0; i < n32; i++) {
+            int r = i & 31;
+            dst[dstOffset + (r < 16 ? 0 : h) + (i >>> 5) * 16 + (r & 15)] = src[srcOffset + i];
+        }
         for (int i = n32; i < n; i++) dst[dstOffset + i] = src[srcOffset + i];
     }
 
@@ -84,6 +87,6 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
         return dotVector(src, offset, x, xOffset, n, scratch);
     }
 
-    /** The SIMD decode of one row into lane-group order; q = (n rounded down to 32) / 4. */
+    /** The SIMD decode of one row into lane-group order; q = (n rounded down to 32) / 2, where the second halves start. */
     abstract void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch);
 }

@@ -97,16 +97,16 @@ final class MXFP4Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
-            int o = dstOffset + 8 * b;
+            int o = dstOffset + 16 * b;
             int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
             FloatVector d = FloatVector.broadcast(F256, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));
             ByteVector codes = ByteVector.fromMemorySegment(B128, s, p + 1, LE);
             ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
             ByteVector hi = codes.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(TABLE);
             ((FloatVector) lo.convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o);
-            ((FloatVector) lo.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + q);
-            ((FloatVector) hi.convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 2 * q);
-            ((FloatVector) hi.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + 3 * q);
+            ((FloatVector) lo.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + 8);
+            ((FloatVector) hi.convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) hi.convertShape(B2F, F256, 1)).mul(d).intoArray(dst, o + q + 8);
         }
     }
 

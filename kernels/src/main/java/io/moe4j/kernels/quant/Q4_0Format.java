@@ -91,14 +91,14 @@ final class Q4_0Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
-            int o = dstOffset + 8 * b;
+            int o = dstOffset + 16 * b;
             FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
             IntVector i0 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
             IntVector i1 = (IntVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(ZERO_EXTEND_B2I, I256, 0);
             ((FloatVector) i0.and(15).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o);
-            ((FloatVector) i1.and(15).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + q);
-            ((FloatVector) i0.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + 2 * q);
-            ((FloatVector) i1.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + 3 * q);
+            ((FloatVector) i1.and(15).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + 8);
+            ((FloatVector) i0.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) i1.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).intoArray(dst, o + q + 8);
         }
     }
 

@@ -146,13 +146,13 @@ final class Q4_KFormat extends KernelBase {
             long p = (long) BLOCK_BYTES * b;
             scalesMins(s, p, sm);
             for (int j = 0; j < 8; j++) {
-                int o = dstOffset + 64 * b + 8 * j, sh = 4 * (j & 1);
+                int o = dstOffset + 128 * b + 16 * j, sh = 4 * (j & 1);
                 long c = p + QS + 32 * (j >> 1);
                 FloatVector sc = FloatVector.broadcast(F256, sm[j]), mn = FloatVector.broadcast(F256, sm[8 + j]);
-                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 0, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 0 * q);
-                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 8, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 1 * q);
-                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 2 * q);
-                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 24, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 3 * q);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 0, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 8, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + 8);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + q);
+                ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B64, s, c + 24, LE).convertShape(ZERO_EXTEND_B2I, I256, 0)).lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).intoArray(dst, o + q + 8);
             }
         }
     }

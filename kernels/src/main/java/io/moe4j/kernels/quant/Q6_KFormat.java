@@ -115,13 +115,13 @@ final class Q6_KFormat extends KernelBase {
             unpack(s, p, qs);
             float d = f16(s, p + D);
             for (int k = 0; k < 8; k++) {
-                int o = dstOffset + 64 * b + 8 * k;
+                int o = dstOffset + 128 * b + 16 * k;
                 FloatVector s0 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k));
                 FloatVector s1 = FloatVector.broadcast(F256, d * s.get(ValueLayout.JAVA_BYTE, p + SCALES + 2 * k + 1));
                 ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k).convertShape(B2F, F256, 0)).mul(s0).intoArray(dst, o);
-                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 8).convertShape(B2F, F256, 0)).mul(s0).intoArray(dst, o + q);
-                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 16).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + 2 * q);
-                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 24).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + 3 * q);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 8).convertShape(B2F, F256, 0)).mul(s0).intoArray(dst, o + 8);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 16).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + q);
+                ((FloatVector) ByteVector.fromArray(B64, qs, 32 * k + 24).convertShape(B2F, F256, 0)).mul(s1).intoArray(dst, o + q + 8);
             }
         }
     }

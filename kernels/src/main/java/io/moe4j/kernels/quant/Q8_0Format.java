@@ -76,12 +76,12 @@ final class Q8_0Format extends KernelBase {
         MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = (long) BLOCK_BYTES * b;
-            int o = dstOffset + 8 * b;
+            int o = dstOffset + 16 * b;
             FloatVector d = FloatVector.broadcast(F256, Float.float16ToFloat(s.get(LE_SHORT, p)));
             ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 2, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o);
-            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + q);
-            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 18, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 2 * q);
-            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 26, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 3 * q);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 10, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + 8);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 18, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + q);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, s, p + 26, LE).convertShape(B2F, F256, 0)).mul(d).intoArray(dst, o + q + 8);
         }
     }
 
