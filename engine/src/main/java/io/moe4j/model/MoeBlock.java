@@ -42,7 +42,7 @@ final class MoeBlock {
         b.ensure(n, nExp, k);
         long t0 = Profile.now();
         ops.matmul(lw.router(), x, 0, n, b.logits, 0);
-        Transformer.addBias(b.logits, n, nExp, lw.routerBias());
+        ops.addBias(b.logits, n, nExp, lw.routerBias());
         for (int t = 0; t < n; t++) {
             route(cfg, b.logits, t * nExp, b.scratch, b.taken, b.selected, b.weights, t * k, k);
             if (observer != null) {

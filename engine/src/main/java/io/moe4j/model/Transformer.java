@@ -87,7 +87,7 @@ public final class Transformer {
             for (int i = 0; i < in.tokens().length; i++, t++) {
                 a.caches[t] = in.cache();
                 a.positions[t] = in.cache().length() + i;
-                MatMul.row(w.tokenEmbedding, in.tokens()[i], a.x, t * dim);
+                ops.embed(w.tokenEmbedding, in.tokens()[i], a.x, t * dim);
                 rope.angles(a.positions[t], a.cos, a.sin, t * (rope.nRot() / 2));
             }
         }
@@ -129,9 +129,9 @@ public final class Transformer {
         int qDim = cfg.qDim(), kvDim = cfg.kvDim(), hd = cfg.headDim(), dim = cfg.embeddingLength();
         ops.matmul(new MatMul.Task(lw.wq(), a.xb, 0, n, a.q, 0), new MatMul.Task(lw.wk(), a.xb, 0, n, a.k, 0),
                 new MatMul.Task(lw.wv(), a.xb, 0, n, a.v, 0));
-        addBias(a.q, n, qDim, lw.bq());
-        addBias(a.k, n, kvDim, lw.bk());
-        addBias(a.v, n, kvDim, lw.bv());
+        ops.addBias(a.q, n, qDim, lw.bq());
+        ops.addBias(a.k, n, kvDim, lw.bk());
+        ops.addBias(a.v, n, kvDim, lw.bv());
         switch (cfg.arch().qkNorm()) {
             case PER_HEAD -> {
                 ops.rmsNorm(a.q, 0, n * cfg.headCount(), hd, lw.qNorm(), cfg.rmsEps(), a.q, 0);
@@ -158,7 +158,7 @@ public final class Transformer {
         ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
                 scale, lw.sinks(), a.att);
         ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
-        addBias(a.o, n, dim, lw.bo());
+        ops.addBias(a.o, n, dim, lw.bo());
         ops.add(a.x, 0, a.o, 0, n * dim);
     }
 
@@ -167,13 +167,6 @@ public final class Transformer {
             case SWIGLU -> Activations.Gated.SWIGLU;
             case SWIGLU_CLAMPED -> Activations.Gated.SWIGLU_CLAMPED;
         };
-    }
-
-    static void addBias(float[] x, int rows, int n, float[] bias) {
-        if (bias == null) return;
-        for (int r = 0; r < rows; r++) {
-            for (int i = 0; i < n; i++) x[r * n + i] += bias[i];
-        }
     }
 
     private int validate(List<SequenceInput> inputs) {

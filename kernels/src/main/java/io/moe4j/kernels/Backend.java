@@ -47,6 +47,12 @@ public interface Backend {
     /** {@code x[i] += y[i]} for {@code n} floats. */
     void add(float[] x, int xOffset, float[] y, int yOffset, int n);
 
+    /** Row {@code row} of {@code table} (an embedding) decoded into {@code out[outOffset ..]}. */
+    void embed(WeightMatrix table, int row, float[] out, int outOffset);
+
+    /** Adds {@code bias} (may be null: nothing to do) to each of {@code rows} rows of {@code width} floats of {@code x}. */
+    void addBias(float[] x, int rows, int width, float[] bias);
+
     /**
      * Causal grouped-query attention of {@code n} tokens over their caches (see {@link io.moe4j.kernels.ops.Attention}).
      */

@@ -45,6 +45,17 @@ final class CpuBackend implements Backend {
     }
 
     @Override
+    public void embed(WeightMatrix table, int row, float[] out, int outOffset) {
+        MatMul.row(table, row, out, outOffset);
+    }
+
+    @Override
+    public void addBias(float[] x, int rows, int width, float[] bias) {
+        if (bias == null) return;
+        for (int r = 0; r < rows; r++) addInPlace(x, r * width, bias, 0, width);
+    }
+
+    @Override
     public void attention(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvBuffer[] keys,
                           KvBuffer[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
         Attention.attend(n, q, qStride, nHead, nKvHead, headDim, keys, values, first, last, scale, sinks, out);

@@ -3,6 +3,8 @@ package io.moe4j.kernels.quant;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorShuffle;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -17,6 +19,7 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
 import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
@@ -82,14 +85,25 @@ final class Q4_KFormat extends KernelBase {
     /** Fills sm[j] = d * scale_j and sm[8 + j] = dmin * min_j of the super-block at {@code p}. */
     private static void scalesMins(MemorySegment s, long p, float[] sm) {
         float d = f16(s, p), dmin = f16(s, p + 2);
-        long low = s.get(QuantSupport.LE_LONG, p + SCALES);
-        int high = s.get(QuantSupport.LE_INT, p + SCALES + 8);
-        for (int j = 0; j < 8; j++) {
-            int m = scaleMin(low, high, j);
-            sm[j] = d * (m & 0xFF);
-            sm[8 + j] = dmin * (m >>> 8);
-        }
+        // The 12 scale bytes (and 4 bytes of codes after them, unused) as 16 bytes; lane j of 8 int lanes is
+        // sub-block j. Sub-blocks 0-3: scale = b[j] & 63, min = b[j+4] & 63; 4-7: scale = (b[j+4] & 15) | (b[j-4] >> 6) << 4,
+        // min = (b[j+4] >> 4) | (b[j] >> 6) << 4 (get_scale_min_k4, eight at once).
+        ByteVector v = ByteVector.fromMemorySegment(B128, s, p + SCALES, LE);
+        IntVector a = (IntVector) v.rearrange(PICK_A).convertShape(ZERO_EXTEND_B2I, I256, 0);
+        IntVector hiA = (IntVector) v.rearrange(PICK_B).convertShape(ZERO_EXTEND_B2I, I256, 0);
+        IntVector c = (IntVector) v.rearrange(PICK_C).convertShape(ZERO_EXTEND_B2I, I256, 0);
+        IntVector hiC = (IntVector) v.rearrange(PICK_D).convertShape(ZERO_EXTEND_B2I, I256, 0);
+        IntVector sc = a.and(63).blend(a.and(15).or(hiA.lanewise(LSHR, 6).lanewise(LSHL, 4)), UPPER);
+        IntVector m = c.and(63).blend(c.lanewise(LSHR, 4).or(hiC.lanewise(LSHR, 6).lanewise(LSHL, 4)), UPPER);
+        ((FloatVector) sc.convert(I2F, 0)).mul(d).intoArray(sm, 0);
+        ((FloatVector) m.convert(I2F, 0)).mul(dmin).intoArray(sm, 8);
     }
+
+    private static final VectorShuffle<Byte> PICK_A = VectorShuffle.fromValues(B128, 0, 1, 2, 3, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0),
+            PICK_B = VectorShuffle.fromValues(B128, 0, 0, 0, 0, 0, 1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0),
+            PICK_C = VectorShuffle.fromValues(B128, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0, 0, 0, 0, 0, 0, 0),
+            PICK_D = VectorShuffle.fromValues(B128, 0, 0, 0, 0, 4, 5, 6, 7, 0, 0, 0, 0, 0, 0, 0, 0);
+    private static final VectorMask<Integer> UPPER = VectorMask.fromValues(I256, false, false, false, false, true, true, true, true);
 
     @Override
     float dotVector(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
@@ -122,14 +136,20 @@ final class Q4_KFormat extends KernelBase {
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = offset + (long) BLOCK_BYTES * b;
             scalesMins(s, p, sm);
-            for (int j = 0; j < 8; j++) {
-                int xo = xOffset + QK * b + 32 * j, sh = 4 * (j & 1);
-                long c = p + QS + 32 * (j >> 1);
-                FloatVector sc = FloatVector.broadcast(F512, sm[j]), mn = FloatVector.broadcast(F512, sm[8 + j]);
-                z0 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B128, s, c, LE).convertShape(ZERO_EXTEND_B2I, I512, 0))
-                        .lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F512, x, xo), z0);
-                z1 = ((FloatVector) ((IntVector) ByteVector.fromMemorySegment(B128, s, c + 16, LE).convertShape(ZERO_EXTEND_B2I, I512, 0))
-                        .lanewise(LSHR, sh).and(15).convert(I2F, 0)).mul(sc).sub(mn).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            // Chunk c: 32 bytes, sub-block 2c in the low nibbles, 2c+1 in the high ones. Each sub-block's 16 possible
+            // weights d*sc*q - dmin*m (q = 0..15, formed as dequantize forms them) make a table; a permute looks the
+            // nibbles up in it, in place of widening, converting, scaling and offsetting every weight.
+            for (int c = 0; c < 4; c++) {
+                long q = p + QS + 32 * c;
+                int xo = xOffset + QK * b + 64 * c;
+                IntVector i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, q, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+                IntVector i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, q + 16, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+                IntVector t = (IntVector) IOTA16.mul(sm[2 * c]).sub(sm[8 + 2 * c]).reinterpretAsInts();
+                z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo), z0);
+                z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+                t = (IntVector) IOTA16.mul(sm[2 * c + 1]).sub(sm[9 + 2 * c]).reinterpretAsInts();
+                z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 32), z0);
+                z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 48), z1);
             }
         }
         FloatVector c = z0.add(z1);
@@ -137,6 +157,10 @@ final class Q4_KFormat extends KernelBase {
         h = h.add((FloatVector) c.reinterpretShape(F256, 1));
         return ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
     }
+
+    /** 0, 1, ..., 15: the nibble values, as floats. */
+    private static final FloatVector IOTA16 = FloatVector.fromArray(F512,
+            new float[]{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, 0);
 
     @Override
     void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {

@@ -4,13 +4,10 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
 /**
@@ -35,10 +32,10 @@ final class QuantSupport {
      * forces that.
      *
      * Two things matter for speed, both measured: x86 has no byte shifts (the Vector API emulates one in several
-     * instructions, so nibbles are shifted as 16-bit lanes and masked), and C2 gives up inlining a method once it
-     * has too many IR nodes, leaving the remaining vector operations boxed (allocating, 5-10x slower). So a loop
-     * body holds only a handful of vector operations; the K-quants unpack a super-block into a small per-thread
-     * buffer first and then run a plain loop.
+     * instructions, so nibbles are shifted as 16-bit lanes, or widened to ints first, and masked), and C2 gives up
+     * inlining a method once it has too many IR nodes, leaving the remaining vector operations boxed (allocating,
+     * 5-10x slower). So the kernels write their loops with Vector API calls only (no helper methods taking or
+     * returning vectors), and Q6_K unpacks a super-block into a small buffer before its loop.
      */
     static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
     static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
@@ -57,21 +54,6 @@ final class QuantSupport {
             && !Boolean.getBoolean("moe4j.kernels.no512");
     static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
     static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
-
-    /*
-     * The matrix kernels read weights from a heap copy (see MatMul): C2 removes the range checks of byte[] accesses
-     * in counted loops, while every MemorySegment access in a loop over several rows keeps a long range check of a
-     * dozen instructions. One memcpy of a few rows into L1 costs far less than that.
-     */
-    static final VarHandle SHORT_LE = MethodHandles.byteArrayViewVarHandle(short[].class, LE);
-    static final VarHandle INT_LE = MethodHandles.byteArrayViewVarHandle(int[].class, LE);
-    static final VarHandle LONG_LE = MethodHandles.byteArrayViewVarHandle(long[].class, LE);
-    static final VarHandle FLOAT_LE = MethodHandles.byteArrayViewVarHandle(float[].class, LE);
-
-    /** The IEEE half at {@code off} of a heap copy, as a float (exact). */
-    static float f16(byte[] b, int off) {
-        return Float.float16ToFloat((short) SHORT_LE.get(b, off));
-    }
 
     /**
      * The reduction order every dot kernel implements, written out in scalar code. Weight i (i below the last multiple
@@ -93,19 +75,6 @@ final class QuantSupport {
         return s;
     }
 
-
-    /** The high nibble of every byte (0..15): a 16-bit shift, masked, where a byte shift costs several instructions. */
-    /**
-     * The sum of the 8 lanes in one fixed order. {@code reduceLanes(ADD)} may add lanes in a different order in
-     * the interpreter than in JIT-compiled code, which would make a token's logits depend on when it ran.
-     */
-    static float sumLanes(FloatVector v) {
-        return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
-    }
-
-    static ByteVector highNibbles(ByteVector v) {
-        return v.reinterpretAsShorts().lanewise(VectorOperators.LSHR, 4).reinterpretAsBytes().and((byte) 0x0F);
-    }
 
     /** The IEEE half at {@code off} as a float (exact). */
     static float f16(MemorySegment s, long off) {
