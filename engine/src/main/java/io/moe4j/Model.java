@@ -46,11 +46,16 @@ public final class Model implements AutoCloseable {
 
     /** Opens a GGUF model file; weights stay memory-mapped until {@link #close()}. */
     public static Model load(Path path) {
+        requireVectorApi();
+        return new Model(GgufFile.open(path));
+    }
+
+    /** The kernels need the Vector API module; without it moe4j refuses to run rather than fall back to slow code. */
+    public static void requireVectorApi() {
         if (ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
-            throw new Moe4jException("the Vector API module is missing: start the JVM with "
+            throw new Moe4jException("the Vector API module (jdk.incubator.vector) is missing: start the JVM with "
                     + "--add-modules jdk.incubator.vector --enable-native-access=ALL-UNNAMED (bin/moe4j does this)");
         }
-        return new Model(GgufFile.open(path));
     }
 
     public String name() {

@@ -14,9 +14,9 @@ import java.util.ArrayList;
 import java.util.List;
 
 /** One case of ../shared/golden/manifest.json with its files, as the acceptance rules of the golden README use it. */
-record GoldenCase(String id, JsonNode json, Path golden) {
+public record GoldenCase(String id, JsonNode json, Path golden) {
 
-    static List<GoldenCase> all() {
+    public static List<GoldenCase> all() {
         Path golden = SharedData.golden();
         try {
             JsonNode manifest = new ObjectMapper().readTree(golden.resolve("manifest.json").toFile());
@@ -28,48 +28,62 @@ record GoldenCase(String id, JsonNode json, Path golden) {
         }
     }
 
-    static GoldenCase byId(String id) {
+    public static GoldenCase byId(String id) {
         return all().stream().filter(c -> c.id.equals(id)).findFirst().orElseThrow();
     }
 
-    Path modelPath() {
+    public Path modelPath() {
         return golden.resolve(json.get("model_file").asText()).normalize();
     }
 
-    int[] promptTokens() {
+    public int[] promptTokens() {
         return ints(json.get("prompt_token_ids"));
     }
 
-    int[] positions() {
+    public int[] positions() {
         return ints(json.get("positions"));
     }
 
-    int vocab() {
+    public int vocab() {
         return json.get("n_vocab").asInt();
     }
 
-    float[] floats(String field) {
+    public float[] floats(String field) {
         return readFloats(golden.resolve(json.get(field).asText()));
     }
 
-    double number(String field) {
+    public double number(String field) {
         return json.get(field).asDouble();
     }
 
     /** L = max(1, max|logit| / 5) of the golden README. */
-    double logitScale() {
+    public double logitScale() {
         float max = 0;
         for (float f : floats("logits_file_kv_f32")) max = Math.max(max, Math.abs(f));
         return Math.max(1.0, max / 5.0);
     }
 
-    static int[] ints(JsonNode arr) {
+    /** The rows of {@code all} ({@code [n_tokens][n_vocab]} logits) at the positions this case stores. */
+    public float[] storedRows(float[] all) {
+        int[] positions = positions();
+        int vocab = vocab();
+        float[] stored = new float[positions.length * vocab];
+        for (int i = 0; i < positions.length; i++) System.arraycopy(all, positions[i] * vocab, stored, i * vocab, vocab);
+        return stored;
+    }
+
+    /** Rule 2 of the golden README: the bound on max |engine - llama.cpp (F32 KV)|. */
+    public double rule2Bound() {
+        return 2 * number("reference_exact_vs_llamacpp_kvf32_max_abs") + 1e-3 * logitScale();
+    }
+
+    public static int[] ints(JsonNode arr) {
         int[] r = new int[arr.size()];
         for (int i = 0; i < r.length; i++) r[i] = arr.get(i).asInt();
         return r;
     }
 
-    static float[] readFloats(Path p) {
+    public static float[] readFloats(Path p) {
         try {
             byte[] b = Files.readAllBytes(p);
             float[] f = new float[b.length / 4];

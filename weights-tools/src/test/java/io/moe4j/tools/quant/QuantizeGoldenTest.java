@@ -1,11 +1,10 @@
 package io.moe4j.tools.quant;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.tools.Codec;
-import io.moe4j.tools.GoldenCases;
+import io.moe4j.model.GoldenCase;
 import io.moe4j.tools.Logits;
 import io.moe4j.SharedData;
 import org.junit.jupiter.api.io.TempDir;
@@ -76,9 +75,9 @@ class QuantizeGoldenTest {
     }
 
     private static void checkLogits(String id, Path ours) {
-        JsonNode c = GoldenCases.byId(id);
-        double d = Logits.maxAbsDiff(GoldenCases.logits(c, ours), GoldenCases.floats(c, "logits_file_kv_f32"));
-        double bound = GoldenCases.rule2Bound(c);
+        GoldenCase c = GoldenCase.byId(id);
+        double d = Logits.maxAbsDiff(c.storedRows(Logits.of(ours, c.promptTokens())), c.floats("logits_file_kv_f32"));
+        double bound = c.rule2Bound();
         System.out.printf("%s: max |ours on our file - llama.cpp on its file| = %.3g (bound %.3g)%n", id, d, bound);
         assertTrue(d <= bound, id + ": logits differ by " + d + " > " + bound);
     }
