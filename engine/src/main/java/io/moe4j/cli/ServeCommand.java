@@ -48,7 +48,7 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
     KvBuffer.Type kvType;
     @Option(names = "--bench", description = "instead of serving: measure aggregate tokens/s of 1, 4 and 8 concurrent greedy "
-            + "streams through the server on a synthesized MoE model, and exit")
+            + "streams through the server on -m MODEL (default: a small synthesized MoE), and exit")
     boolean bench;
     @Mixin
     ThreadsOption threads;
@@ -59,8 +59,10 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         threads.apply();
         if (bench) {
-            io.moe4j.server.ServeBench.run(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.DEFAULT_TOKENS,
-                    new int[] {1, 4, 8}, io.moe4j.server.ServeBench.DEFAULT_REPEATS, System.out);
+            Path file = model != null ? model
+                    : io.moe4j.server.ServeBench.synthesize(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.cacheDir());
+            io.moe4j.server.ServeBench.run(file, io.moe4j.server.ServeBench.DEFAULT_TOKENS, new int[] {1, 4, 8},
+                    io.moe4j.server.ServeBench.DEFAULT_REPEATS, System.out);
             return 0;
         }
         PrintWriter err = spec.commandLine().getErr();

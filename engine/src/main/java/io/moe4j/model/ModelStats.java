@@ -12,11 +12,32 @@ import io.moe4j.gguf.GgufTensor;
  * @param expertParams       parameters in routed-expert tensors
  * @param decodeBytesPerToken bytes read per decoded token: attention, norms, router, shared experts, k routed
  *                            experts, the output head, and one embedding row
+ * @param expertBytes        bytes of all routed-expert tensors
+ * @param expertCount        routed experts per layer (0: dense)
+ * @param expertUsedCount    experts each token is routed to
  */
-public record ModelStats(long totalParams, long activeParams, long expertParams, long totalBytes, long decodeBytesPerToken) {
+public record ModelStats(long totalParams, long activeParams, long expertParams, long totalBytes, long decodeBytesPerToken,
+                         long expertBytes, int expertCount, int expertUsedCount) {
+
+    /**
+     * Weight bytes one batched decode step of {@code tokens} tokens (one per sequence) reads, if each token picks its
+     * k experts of E independently and uniformly: everything but the routed experts once, and each expert that at
+     * least one token picked, E·(1 − (1 − k/E)^n) of them per layer on average. The weights are read once per step
+     * however many tokens use them, so the ratio {@code tokens · decodeBytesPerToken / batchStepBytes(tokens)} is
+     * the most that batching can gain where decoding is bound by memory bandwidth.
+     */
+    public double batchStepBytes(int tokens) {
+        if (tokens < 1) throw new IllegalArgumentException("tokens must be positive, got " + tokens);
+        double perExpertAll = expertCount > 0 ? (double) expertBytes / expertCount : 0;
+        double oneTokenExperts = expertCount > 0 ? perExpertAll * expertUsedCount : 0;
+        double dense = decodeBytesPerToken - oneTokenExperts; // includes one embedding row
+        if (expertCount == 0) return dense;
+        double touched = expertCount * (1 - Math.pow(1 - (double) expertUsedCount / expertCount, tokens));
+        return dense + touched * perExpertAll;
+    }
 
     public static ModelStats of(GgufFile file, ModelConfig cfg) {
-        long total = 0, active = 0, experts = 0, bytes = 0, decodeBytes = 0;
+        long total = 0, active = 0, experts = 0, expertBytes = 0, bytes = 0, decodeBytes = 0;
         double share = cfg.isMoe() ? (double) cfg.expertUsedCount() / cfg.expertCount() : 1.0;
         GgufTensor emb = file.tensor("token_embd.weight");
         boolean tied = file.tensor("output.weight") == null;
@@ -26,6 +47,7 @@ public record ModelStats(long totalParams, long activeParams, long expertParams,
             bytes += t.byteSize();
             if (isRoutedExpert(t.name())) {
                 experts += n;
+                expertBytes += t.byteSize();
                 active += (long) (n * share);
                 decodeBytes += (long) (t.byteSize() * share);
             } else if (t == emb) {
@@ -37,7 +59,8 @@ public record ModelStats(long totalParams, long activeParams, long expertParams,
                 decodeBytes += t.byteSize();
             }
         }
-        return new ModelStats(total, active, experts, bytes, decodeBytes);
+        return new ModelStats(total, active, experts, bytes, decodeBytes, expertBytes, cfg.isMoe() ? cfg.expertCount() : 0,
+                cfg.isMoe() ? cfg.expertUsedCount() : 0);
     }
 
     static boolean isRoutedExpert(String name) {

@@ -8,6 +8,7 @@ import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.model.DefaultModel;
+import io.moe4j.model.ModelStats;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -74,6 +75,7 @@ public final class ServeBench {
         Shape s = DEFAULT_SHAPE;
         int tokens = DEFAULT_TOKENS, repeats = DEFAULT_REPEATS;
         int[] streams = {1, 4, 8};
+        Path model = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             String v = i + 1 < args.length ? args[i + 1] : null;
@@ -86,6 +88,7 @@ public final class ServeBench {
                 case "--experts" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), Integer.parseInt(v), s.used(), s.ffn());
                 case "--used" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), s.experts(), Integer.parseInt(v), s.ffn());
                 case "--ffn" -> s = new Shape(s.embd(), s.layers(), s.heads(), s.kvHeads(), s.experts(), s.used(), Integer.parseInt(v));
+                case "-m", "--model" -> model = Path.of(v);
                 case "--tokens" -> tokens = Integer.parseInt(v);
                 case "--streams" -> streams = java.util.Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
                 case "--threads" -> io.moe4j.kernels.Parallel.setThreads(Integer.parseInt(v));
@@ -93,20 +96,29 @@ public final class ServeBench {
             }
             i++;
         }
-        run(s, tokens, streams, repeats, System.out);
+        if (model != null) run(model, tokens, streams, repeats, System.out);
+        else run(s, tokens, streams, repeats, System.out);
     }
 
     /** Synthesizes (or reuses) the model, serves it, measures every stream count, prints a table. */
     public static List<Result> run(Shape shape, int tokens, int[] streams, int repeats, PrintStream out) throws Exception {
-        Path file = synthesize(shape, cacheDir());
-        out.printf("model: %s (%.0f MiB, F32), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
+        return run(synthesize(shape, cacheDir()), tokens, streams, repeats, out);
+    }
+
+    /** Serves the model in {@code file}, measures every stream count, prints a table. */
+    public static List<Result> run(Path file, int tokens, int[] streams, int repeats, PrintStream out) throws Exception {
+        out.printf("model: %s (%.0f MiB), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
                 Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Parallel.threads());
         int max = java.util.Arrays.stream(streams).max().orElse(1);
         List<Result> results = new ArrayList<>();
+        ModelStats stats;
         try (Model model = Model.load(file);
              OpenAiServer server = OpenAiServer.start(ServerOptions.defaults().withPort(0).withParallel(max)
                      .withContextSize(Math.max(256, tokens + 64)).withPromptCache(false), model)) {
-            measure(server, 1, Math.min(tokens, 16)); // warm-up (JIT)
+            stats = ModelStats.of(model.file(), model.config());
+            // Warm-up: every stream count once, so that the JIT has compiled the single-token and the batched
+            // kernels (the Vector API is slow until C2 compiles it) before anything is measured.
+            for (int n : streams) measure(server, n, Math.min(tokens, 32));
             for (int n : streams) {
                 Result r = null;
                 for (int k = 0; k < Math.max(1, repeats); k++) {
@@ -120,7 +132,11 @@ public final class ServeBench {
         Result one = results.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
         if (one != null) {
             for (Result r : results) {
-                if (r.streams() > 1) out.printf("%d streams / 1 stream: %.2fx%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond());
+                if (r.streams() <= 1) continue;
+                out.printf("%d streams / 1 stream: %.2fx (memory-bound ceiling %.2fx: a step reads %.0f MiB of weights for %d "
+                                + "tokens, one token %.0f MiB)%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond(),
+                        stats.decodeBytesPerToken() * (double) r.streams() / stats.batchStepBytes(r.streams()),
+                        stats.batchStepBytes(r.streams()) / 1048576.0, r.streams(), stats.decodeBytesPerToken() / 1048576.0);
             }
         }
         return results;
@@ -162,7 +178,7 @@ public final class ServeBench {
         return new Result(n, total, seconds);
     }
 
-    static Path cacheDir() throws IOException {
+    public static Path cacheDir() throws IOException {
         String xdg = System.getenv("XDG_CACHE_HOME");
         Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
         Path dir = base.resolve("moe4j");
