@@ -177,6 +177,10 @@ public final class Synth {
             md.put(a + "rope.scaling.type", GgufValue.of("yarn"));
             md.put(a + "rope.scaling.factor", GgufValue.ofF32((float) s.yarnFactor()));
             md.put(a + "rope.scaling.original_context_length", u32(s.yarnOrigCtx()));
+            if (s.arch().equals("gpt-oss")) { // llama.cpp's converter copies gpt-oss's rope_scaling beta_fast/beta_slow
+                md.put(a + "rope.scaling.yarn_beta_fast", GgufValue.ofF32(32f));
+                md.put(a + "rope.scaling.yarn_beta_slow", GgufValue.ofF32(1f));
+            }
         }
         if (s.arch().equals("llama")) {
             md.put(a + "vocab_size", u32(s.vocab()));
