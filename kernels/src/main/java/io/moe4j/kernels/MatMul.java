@@ -74,7 +74,9 @@ public final class MatMul {
         }
         int total = first[nt];
         if (total == 0) return;
-        Parallel.dynamic(total, Parallel.chunkFor(total, 64, 1), (worker, from, to) -> {
+        boolean panels = false;
+        for (Task t : tasks) panels |= t.n >= PANEL_MIN_TOKENS;
+        Parallel.RangeTask work = (worker, from, to) -> {
             Buffers b = BUFFERS.get();
             int j = 0;
             for (int u = from; u < to; u++) {
@@ -84,7 +86,11 @@ public final class MatMul {
                 if (t.n < PANEL_MIN_TOKENS) rowsKernel(t, r0, r1, b);
                 else panelKernel(t, lx[j], lxOff[j], r0, r1, b);
             }
-        });
+        };
+        // Row kernels (decode) stream the weights: each thread reads its own contiguous share, unit after unit.
+        // Panels are compute-bound: chunks handed out as threads become free.
+        if (panels) Parallel.dynamic(total, Parallel.chunkFor(total, 64, 1), work);
+        else Parallel.contiguous(total, 1, work);
     }
 
     /** Rows per unit of work: 16 for the row kernels, a panel of 4 to 16 rows (at most ~128 KB of floats) otherwise. */

@@ -1,6 +1,7 @@
 package io.moe4j.kernels;
 
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
@@ -104,6 +105,57 @@ public final class Parallel {
             }
         });
     }
+
+    /**
+     * Runs [0, n) in chunks of {@code chunk} indices, like {@link #dynamic}, but each thread starts on its own
+     * contiguous share of the range (as {@link #split} gives it) and takes that share's chunks in increasing order; a
+     * thread that runs out of work takes chunks from the end of the share of another thread. For memory-bound work
+     * that reads memory in index order (the decode row kernels): each thread reads one sequential stream, which the
+     * hardware prefetcher follows, where chunks handed out alternately make every thread jump ahead after each chunk
+     * (measured on the 2-vCPU EPYC: Q4_0 matrix × vector at 13 GB/s with 16-row chunks handed out alternately,
+     * 26 GB/s with contiguous shares) and still balances the load when a core is slowed by another program.
+     */
+    public static void contiguous(int n, int chunk, RangeTask task) {
+        if (n <= 0) return;
+        int chunks = (n + chunk - 1) / chunk;
+        int t = threads;
+        if (t <= 1 || chunks <= 1) {
+            task.run(0, 0, n);
+            return;
+        }
+        int parts = Math.min(t, chunks);
+        // Per share: (next chunk from the front) << 32 | (end of the chunks not yet taken), 16 longs apart
+        // (own cache lines).
+        AtomicLongArray shares = new AtomicLongArray(parts * STRIDE);
+        for (int w = 0; w < parts; w++) {
+            long from = (long) chunks * w / parts, to = (long) chunks * (w + 1) / parts;
+            shares.set(w * STRIDE, from << 32 | to);
+        }
+        run(parts, new Job() {
+            @Override
+            void work(int worker, int parts) {
+                if (worker >= parts) return;
+                int i = worker * STRIDE;
+                for (long v; ; ) { // own share, from the front
+                    v = shares.get(i);
+                    int f = (int) (v >>> 32), b = (int) v;
+                    if (f >= b) break;
+                    if (shares.compareAndSet(i, v, v + (1L << 32))) task.run(worker, f * chunk, Math.min(n, (f + 1) * chunk));
+                }
+                for (int k = 1; k < parts; k++) { // then the others', from the back
+                    int j = ((worker + k) % parts) * STRIDE;
+                    for (long v; ; ) {
+                        v = shares.get(j);
+                        int f = (int) (v >>> 32), b = (int) v;
+                        if (f >= b) break;
+                        if (shares.compareAndSet(j, v, v - 1)) task.run(worker, (b - 1) * chunk, Math.min(n, b * chunk));
+                    }
+                }
+            }
+        });
+    }
+
+    private static final int STRIDE = 16;
 
     /** A chunk size that gives each of the threads about {@code perThread} chunks of [0, n), a multiple of {@code grain}. */
     public static int chunkFor(int n, int perThread, int grain) {

@@ -2,6 +2,7 @@ package io.moe4j.kernels.quant;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -9,9 +10,11 @@ import java.lang.foreign.ValueLayout;
 import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
+import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static jdk.incubator.vector.VectorOperators.B2F;
 import static jdk.incubator.vector.VectorOperators.LSHR;
+import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
 /**
  * MXFP4 (OCP microscaling FP4): blocks of 32 weights, 17 bytes: one E8M0 exponent byte e, then 16 bytes of 4-bit
@@ -71,6 +74,15 @@ final class MXFP4Format extends KernelBase {
         return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
+    /** {@link #KVALUES} as floats: a block's 16 possible weights are these times its scale. */
+    private static final FloatVector LEVELS = FloatVector.fromArray(F512,
+            new float[]{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}, 0);
+
+    /*
+     * The 512-bit kernel looks weights up in a per-block table of the block's 16 possible weights, KVALUES[code] * d,
+     * computed by the same float multiplication as dequantize (so the same floats): one multiply per block, one
+     * permute per 16 weights, where the byte-table kernel needed a byte shuffle, a widening conversion and a multiply.
+     */
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
         MemorySegment s = src;
@@ -79,12 +91,11 @@ final class MXFP4Format extends KernelBase {
             long p = offset + (long) BLOCK_BYTES * b;
             int xo = xOffset + QK * b;
             int e = s.get(ValueLayout.JAVA_BYTE, p) & 0xFF;
-            FloatVector d = FloatVector.broadcast(F512, Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23));
-            ByteVector codes = ByteVector.fromMemorySegment(B128, s, p + 1, LE);
-            ByteVector lo = codes.and((byte) 0x0F).selectFrom(TABLE);
-            ByteVector hi = codes.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).selectFrom(TABLE);
-            z0 = ((FloatVector) lo.convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo), z0);
-            z1 = ((FloatVector) hi.convertShape(B2F, F512, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            IntVector t = LEVELS.mul(Float.intBitsToFloat(e < 2 ? 0x00200000 << e : (e - 1) << 23)).reinterpretAsInts();
+            // The 16 code bytes widened to 16 ints: low nibbles are weights 0..15, high nibbles 16..31.
+            IntVector i = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 1, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            z0 = ((FloatVector) i.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo), z0);
+            z1 = ((FloatVector) i.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
         }
         FloatVector c = z0.add(z1);
         FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);

@@ -67,6 +67,16 @@ final class Q4_0Format extends KernelBase {
         return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
     }
 
+    /** The 16 nibble values less 8, as floats: a block's 16 possible weights are these times its scale. */
+    private static final FloatVector LEVELS = FloatVector.fromArray(F512,
+            new float[]{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7}, 0);
+
+    /*
+     * The 512-bit kernels look weights up in a per-block table instead of converting every nibble: the table holds
+     * the block's 16 possible weights (nibble - 8) * d, computed by the same float multiplication as dequantize, so
+     * each looked-up weight is the same float. Per block: one multiply for the table, one permute per 16 weights
+     * (where the widening kernel needed a subtract, a conversion and a multiply).
+     */
     @Override
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
         MemorySegment s = src;
@@ -75,10 +85,10 @@ final class Q4_0Format extends KernelBase {
             long p = offset + (long) BLOCK_BYTES * b;
             int xo = xOffset + QK * b;
             // The 16 code bytes widened to 16 ints: low nibbles are weights 0..15, high nibbles 16..31.
-            FloatVector d = FloatVector.broadcast(F512, Float.float16ToFloat(s.get(LE_SHORT, p)));
+            IntVector t = LEVELS.mul(Float.float16ToFloat(s.get(LE_SHORT, p))).reinterpretAsInts();
             IntVector i = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
-            z0 = ((FloatVector) i.and(15).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo), z0);
-            z1 = ((FloatVector) i.lanewise(LSHR, 4).sub(8).convert(I2F, 0)).mul(d).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            z0 = ((FloatVector) i.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo), z0);
+            z1 = ((FloatVector) i.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
         }
         FloatVector c = z0.add(z1);
         FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);

@@ -133,24 +133,48 @@ final class Q4_KFormat extends KernelBase {
         MemorySegment s = src;
         FloatVector z0 = FloatVector.zero(F512), z1 = z0;
         float[] sm = scratch.f;
+        // Chunk c of a super-block: 32 bytes at QS + 32c, sub-block 2c in the low nibbles, 2c+1 in the high ones. Each
+        // sub-block's 16 possible weights d*sc*q - dmin*m (q = 0..15, formed as dequantize forms them) make a table; a
+        // permute looks the nibbles up in it, in place of widening, converting, scaling and offsetting every weight.
+        // The 4 chunks are written out: C2 compiled a nested 4-iteration loop with pre- and post-loops and their
+        // range-check arithmetic around every super-block.
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = offset + (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
             scalesMins(s, p, sm);
-            // Chunk c: 32 bytes, sub-block 2c in the low nibbles, 2c+1 in the high ones. Each sub-block's 16 possible
-            // weights d*sc*q - dmin*m (q = 0..15, formed as dequantize forms them) make a table; a permute looks the
-            // nibbles up in it, in place of widening, converting, scaling and offsetting every weight.
-            for (int c = 0; c < 4; c++) {
-                long q = p + QS + 32 * c;
-                int xo = xOffset + QK * b + 64 * c;
-                IntVector i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, q, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
-                IntVector i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, q + 16, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
-                IntVector t = (IntVector) IOTA16.mul(sm[2 * c]).sub(sm[8 + 2 * c]).reinterpretAsInts();
-                z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo), z0);
-                z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
-                t = (IntVector) IOTA16.mul(sm[2 * c + 1]).sub(sm[9 + 2 * c]).reinterpretAsInts();
-                z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 32), z0);
-                z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 48), z1);
-            }
+            IntVector i0, i1, t;
+            i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 16, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 32, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            t = (IntVector) IOTA16.mul(sm[0]).sub(sm[8]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 0), z0);
+            z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            t = (IntVector) IOTA16.mul(sm[1]).sub(sm[9]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 32), z0);
+            z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 48), z1);
+            i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 48, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 64, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            t = (IntVector) IOTA16.mul(sm[2]).sub(sm[10]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 64), z0);
+            z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 80), z1);
+            t = (IntVector) IOTA16.mul(sm[3]).sub(sm[11]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 96), z0);
+            z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 112), z1);
+            i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 80, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 96, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            t = (IntVector) IOTA16.mul(sm[4]).sub(sm[12]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 128), z0);
+            z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 144), z1);
+            t = (IntVector) IOTA16.mul(sm[5]).sub(sm[13]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 160), z0);
+            z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 176), z1);
+            i0 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 112, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            i1 = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 128, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            t = (IntVector) IOTA16.mul(sm[6]).sub(sm[14]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 192), z0);
+            z1 = ((FloatVector) i1.and(15).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 208), z1);
+            t = (IntVector) IOTA16.mul(sm[7]).sub(sm[15]).reinterpretAsInts();
+            z0 = ((FloatVector) i0.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 224), z0);
+            z1 = ((FloatVector) i1.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats()).fma(FloatVector.fromArray(F512, x, xo + 240), z1);
         }
         FloatVector c = z0.add(z1);
         FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);

@@ -7,9 +7,11 @@ import jdk.incubator.vector.ShortVector;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
+import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.B256;
 import static io.moe4j.kernels.quant.QuantSupport.B64;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
 import static io.moe4j.kernels.quant.QuantSupport.nearestInt;
@@ -104,6 +106,66 @@ final class Q6_KFormat extends KernelBase {
         }
         FloatVector c = a0.add(a2).add(a1.add(a3));
         return ((c.lane(0) + c.lane(1)) + (c.lane(2) + c.lane(3))) + ((c.lane(4) + c.lane(5)) + (c.lane(6) + c.lane(7)));
+    }
+
+    /**
+     * {@link #dotVector} with 512-bit registers: lanes 0-15 of z0 are lane groups 0 and 1 (16 weights, one group of
+     * 16 with one scale), z1 groups 2 and 3 (the next group). The 16 scales d * sc are formed once per super-block
+     * (the same float multiplication as dequantize); the codes are unpacked as in {@link #unpack}, but kept in
+     * registers (the 256-bit kernel's round trip through a byte buffer, stored 32 bytes at a time and loaded 8 or 16,
+     * stalls store-to-load forwarding), and the 8 steps of 32 weights are written out.
+     */
+    @Override
+    float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
+        MemorySegment s = src;
+        float[] sm = scratch.f;
+        FloatVector z0 = FloatVector.zero(F512), z1 = z0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = offset + (long) BLOCK_BYTES * b;
+            int xo = xOffset + QK * b;
+            ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SCALES, LE).convertShape(B2F, F512, 0))
+                    .mul(Float.float16ToFloat(s.get(QuantSupport.LE_SHORT, p + D))).intoArray(sm, 0);
+            ByteVector lowA, lowB, high, q0, q1, q2, q3;
+            ShortVector hs;
+            lowA = ByteVector.fromMemorySegment(B256, s, p + QL + 0, LE);
+            lowB = ByteVector.fromMemorySegment(B256, s, p + QL + 32, LE);
+            high = ByteVector.fromMemorySegment(B256, s, p + QH + 0, LE);
+            hs = high.reinterpretAsShorts();
+            q0 = lowA.and((byte) 0x0F).or(hs.lanewise(LSHL, 4).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            q1 = lowB.and((byte) 0x0F).or(hs.lanewise(LSHL, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            q2 = lowA.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).or(high.and((byte) 0x30)).sub((byte) 32);
+            q3 = lowB.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F)
+                    .or(hs.lanewise(LSHR, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            z0 = ((FloatVector) q0.convertShape(B2F, F512, 0)).mul(sm[0]).fma(FloatVector.fromArray(F512, x, xo + 0), z0);
+            z1 = ((FloatVector) q0.convertShape(B2F, F512, 1)).mul(sm[1]).fma(FloatVector.fromArray(F512, x, xo + 16), z1);
+            z0 = ((FloatVector) q1.convertShape(B2F, F512, 0)).mul(sm[2]).fma(FloatVector.fromArray(F512, x, xo + 32), z0);
+            z1 = ((FloatVector) q1.convertShape(B2F, F512, 1)).mul(sm[3]).fma(FloatVector.fromArray(F512, x, xo + 48), z1);
+            z0 = ((FloatVector) q2.convertShape(B2F, F512, 0)).mul(sm[4]).fma(FloatVector.fromArray(F512, x, xo + 64), z0);
+            z1 = ((FloatVector) q2.convertShape(B2F, F512, 1)).mul(sm[5]).fma(FloatVector.fromArray(F512, x, xo + 80), z1);
+            z0 = ((FloatVector) q3.convertShape(B2F, F512, 0)).mul(sm[6]).fma(FloatVector.fromArray(F512, x, xo + 96), z0);
+            z1 = ((FloatVector) q3.convertShape(B2F, F512, 1)).mul(sm[7]).fma(FloatVector.fromArray(F512, x, xo + 112), z1);
+            lowA = ByteVector.fromMemorySegment(B256, s, p + QL + 64, LE);
+            lowB = ByteVector.fromMemorySegment(B256, s, p + QL + 96, LE);
+            high = ByteVector.fromMemorySegment(B256, s, p + QH + 32, LE);
+            hs = high.reinterpretAsShorts();
+            q0 = lowA.and((byte) 0x0F).or(hs.lanewise(LSHL, 4).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            q1 = lowB.and((byte) 0x0F).or(hs.lanewise(LSHL, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            q2 = lowA.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F).or(high.and((byte) 0x30)).sub((byte) 32);
+            q3 = lowB.reinterpretAsShorts().lanewise(LSHR, 4).reinterpretAsBytes().and((byte) 0x0F)
+                    .or(hs.lanewise(LSHR, 2).reinterpretAsBytes().and((byte) 0x30)).sub((byte) 32);
+            z0 = ((FloatVector) q0.convertShape(B2F, F512, 0)).mul(sm[8]).fma(FloatVector.fromArray(F512, x, xo + 128), z0);
+            z1 = ((FloatVector) q0.convertShape(B2F, F512, 1)).mul(sm[9]).fma(FloatVector.fromArray(F512, x, xo + 144), z1);
+            z0 = ((FloatVector) q1.convertShape(B2F, F512, 0)).mul(sm[10]).fma(FloatVector.fromArray(F512, x, xo + 160), z0);
+            z1 = ((FloatVector) q1.convertShape(B2F, F512, 1)).mul(sm[11]).fma(FloatVector.fromArray(F512, x, xo + 176), z1);
+            z0 = ((FloatVector) q2.convertShape(B2F, F512, 0)).mul(sm[12]).fma(FloatVector.fromArray(F512, x, xo + 192), z0);
+            z1 = ((FloatVector) q2.convertShape(B2F, F512, 1)).mul(sm[13]).fma(FloatVector.fromArray(F512, x, xo + 208), z1);
+            z0 = ((FloatVector) q3.convertShape(B2F, F512, 0)).mul(sm[14]).fma(FloatVector.fromArray(F512, x, xo + 224), z0);
+            z1 = ((FloatVector) q3.convertShape(B2F, F512, 1)).mul(sm[15]).fma(FloatVector.fromArray(F512, x, xo + 240), z1);
+        }
+        FloatVector c = z0.add(z1);
+        FloatVector h = (FloatVector) c.reinterpretShape(F256, 0);
+        h = h.add((FloatVector) c.reinterpretShape(F256, 1));
+        return ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
     }
 
     @Override
