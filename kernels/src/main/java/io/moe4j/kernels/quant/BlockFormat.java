@@ -31,6 +31,18 @@ public interface BlockFormat {
     float dot(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch);
 
     /**
+     * The dot products of one row with {@code tokens} vectors: {@code out[outOffset + t * outStride]} = the
+     * {@link #dot} of the row with {@code x[xOffset + t * xStride ..]}, the same floats, but the SIMD kernels decode
+     * each block once for up to 4 tokens (the row kernel of small batches, e.g. the experts that only a few of a
+     * batch's tokens chose).
+     */
+    void dotTokens(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int tokens, int n, float[] out,
+                   int outOffset, int outStride, KernelScratch scratch);
+
+    /** Up to this many tokens the row kernel ({@link #dotTokens}) beats decoding a panel for the matrix kernels. */
+    int rowKernelMaxTokens();
+
+    /**
      * Decodes {@code n} elements like {@link #dequantize}, but stores them in <i>lane-group order</i>, the layout of
      * the matrix kernels ({@link FloatTiles}): with n32 = n rounded down to a multiple of 32, the first 16 elements of
      * every 32 (lane groups 0 and 1) go to the first half, {@code dst[dstOffset + 16 * (i / 32) + i % 16]}, the other

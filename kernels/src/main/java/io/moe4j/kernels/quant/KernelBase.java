@@ -41,6 +41,28 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
     }
 
     @Override
+    public final void dotTokens(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int tokens, int n,
+                                float[] out, int outOffset, int outStride, KernelScratch scratch) {
+        QuantSupport.checkBlocks(n, type.blockSize, type.name());
+        int t = 0;
+        if (VECTOR && WIDE && n > 0) {
+            while (t + 4 <= tokens && dotWide4(src, offset, x, xOffset + t * xStride, xStride, n, out, outOffset + t * outStride, outStride)) t += 4;
+            while (t + 2 <= tokens && dotWide2(src, offset, x, xOffset + t * xStride, xStride, n, out, outOffset + t * outStride, outStride)) t += 2;
+        }
+        for (; t < tokens; t++) out[outOffset + t * outStride] = dot(src, offset, x, xOffset + t * xStride, n, scratch);
+    }
+
+    @Override
+    public final int rowKernelMaxTokens() {
+        return VECTOR && WIDE ? wideRowKernelMaxTokens() : 3;
+    }
+
+    /** {@link #rowKernelMaxTokens} with 512-bit kernels: 7 where {@link #dotWide4} exists, else 3. */
+    int wideRowKernelMaxTokens() {
+        return 3;
+    }
+
+    @Override
     public final void dequantizeLanes(MemorySegment src, long offset, float[] dst, int dstOffset, int n, KernelScratch scratch) {
         QuantSupport.checkBlocks(n, type.blockSize, type.name());
         if (n == 0) return;
@@ -85,6 +107,20 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
      */
     float dotWide(MemorySegment src, long offset, float[] x, int xOffset, int n, KernelScratch scratch) {
         return dotVector(src, offset, x, xOffset, n, scratch);
+    }
+
+    /**
+     * {@link #dotTokens} for 2 (or 4) tokens with 512-bit registers, for the types that have such a kernel (false:
+     * not done). Each token keeps its own two accumulators in {@link #dotWide}'s order, so the floats are the same;
+     * the 4 (8) independent FMA chains also hide more of the FMA latency than one token's two.
+     */
+    boolean dotWide2(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int n, float[] out, int outOffset, int outStride) {
+        return false;
+    }
+
+    /** {@link #dotWide2} for 4 tokens. */
+    boolean dotWide4(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int n, float[] out, int outOffset, int outStride) {
+        return false;
     }
 
     /** The SIMD decode of one row into lane-group order; q = (n rounded down to 32) / 2, where the second halves start. */

@@ -14,8 +14,8 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The matrix kernels (decode path for 1-3 tokens, panel path for 4 and more, several products in one dispatch, any
- * thread count) against the plain scalar reference: rows decoded by the independent {@link ReferenceDecoder}, then
+ * The matrix kernels (row path for up to 3 tokens, 7 where a 4-token row kernel exists; panel path beyond; several
+ * products in one dispatch; any thread count) against the plain scalar reference: rows decoded by the independent {@link ReferenceDecoder}, then
  * the lane-ordered reduction written out element by element. Bit for bit, on random data with odd sizes.
  */
 class MatMulTest {
