@@ -59,6 +59,7 @@ final class ServeCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         threads.apply();
         if (bench) {
+            if (model != null && !Files.isRegularFile(model)) throw new IllegalArgumentException("no model file at " + model);
             Path file = model != null ? model
                     : io.moe4j.server.ServeBench.synthesize(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.cacheDir());
             io.moe4j.server.ServeBench.run(file, io.moe4j.server.ServeBench.DEFAULT_TOKENS, new int[] {1, 4, 8},
