@@ -12,7 +12,14 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.B64;
+import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.GT;
+import static jdk.incubator.vector.VectorOperators.I2B;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.LT;
+import static jdk.incubator.vector.VectorOperators.MAX;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
@@ -124,26 +131,97 @@ final class MXFP4Format extends KernelBase {
     /**
      * llama.cpp's quantize_row_mxfp4_ref: e = floor(log2(max|x|)) - 2 + 127 (so the largest magnitude lands
      * on the E2M1 range 4..6, i.e. 8..12 doubled) and each weight takes the code of the nearest representable
-     * value, the first code winning ties (so 0 is +0, never -0).
+     * value, the first code winning ties (so 0 is +0, never -0). The SIMD form gives the same bytes (a test
+     * compares the two).
      */
     @Override
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
         QuantSupport.checkBlocks(n, QK, "MXFP4");
-        for (int b = 0; b < n / QK; b++) {
+        if (QuantSupport.VECTOR) {
+            quantizeVector(src, srcOffset, dst, dstOffset, n);
+        } else {
+            quantizeScalar(src, srcOffset, dst, dstOffset, n);
+        }
+    }
+
+    /** The reference, block by block in scalar code. */
+    static void quantizeScalar(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0; b < n / QK; b++) quantizeBlock(src, srcOffset + b * QK, dst, dstOffset + (long) b * BLOCK_BYTES);
+    }
+
+    private static void quantizeBlock(float[] src, int xo, MemorySegment dst, long p) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) {
+            if (amax < Math.abs(src[xo + j])) amax = Math.abs(src[xo + j]);
+        }
+        int e = amax > 0 ? QuantSupport.truncToInt((float) Math.floor(log2f(amax)) - 2 + 127) & 0xFF : 0;
+        float d = scale(e);
+        dst.set(ValueLayout.JAVA_BYTE, p, (byte) e);
+        for (int j = 0; j < QK / 2; j++) {
+            int q0 = bestIndex(src[xo + j], d);
+            int q1 = bestIndex(src[xo + QK / 2 + j], d);
+            dst.set(ValueLayout.JAVA_BYTE, p + 1 + j, (byte) (q0 | q1 << 4));
+        }
+    }
+
+    /**
+     * The same bytes, 8 lanes at a time, for blocks whose max|x| is a normal float of at least 2^-100 with a
+     * significand of at most 1.984375 (the rest, and blocks with NaN or infinity, take the scalar path). There,
+     * floor(log2f(max|x|)) is the float's exponent E (log2 of the significand is at least 0.011 away from the
+     * next integer, far more than log2f's rounding), so d = 2^(E-3) and every |x| is below 16d.
+     *
+     * <p>The nearest value, first code winning ties, is then a count of thresholds: code = the number of the
+     * midpoints 0.5, 1.5, 2.5, 3.5, 5, 7, 10 (times d) that |x| exceeds. Why the scalar search gives the same: the
+     * values k*d are exact (d is a power of two), the float error |k*d - x| rounds the exact error monotonically,
+     * and two candidates can only tie in float when |x| is within an ulp of their midpoint, where Sterbenz's lemma
+     * makes both subtractions exact, so the errors tie exactly at the midpoint only, and there the lower code wins
+     * as in the scalar loop. A negative x has the same errors for the negative codes as |x| has for the positive
+     * ones, and every positive code's error is at least |x| = the error of code 0: so its code is 8 + that of |x|,
+     * except that it is 0 (not the -0 code 8) when |x| is nearest to 0.
+     */
+    static void quantizeVector(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
             int xo = srcOffset + b * QK;
             long p = dstOffset + (long) b * BLOCK_BYTES;
-            float amax = 0;
-            for (int j = 0; j < QK; j++) {
-                if (amax < Math.abs(src[xo + j])) amax = Math.abs(src[xo + j]);
+            FloatVector v0 = FloatVector.fromArray(F256, src, xo), v1 = FloatVector.fromArray(F256, src, xo + 8);
+            FloatVector v2 = FloatVector.fromArray(F256, src, xo + 16), v3 = FloatVector.fromArray(F256, src, xo + 24);
+            FloatVector a0 = v0.abs(), a1 = v1.abs(), a2 = v2.abs(), a3 = v3.abs();
+            float amax = a0.max(a1).max(a2.max(a3)).reduceLanes(MAX); // NaN if any is NaN
+            int bits = Float.floatToRawIntBits(amax);
+            int exp = bits >>> 23; // biased: E + 127 for a normal amax (amax >= 0, or NaN which fails below)
+            if (exp < 27 || exp > 254 || (bits & 0x7FFFFF) > 0x7E0000) {
+                quantizeBlock(src, xo, dst, p);
+                continue;
             }
-            int e = amax > 0 ? QuantSupport.truncToInt((float) Math.floor(log2f(amax)) - 2 + 127) & 0xFF : 0;
-            float d = scale(e);
+            int e = exp - 2; // = E - 2 + 127, in [25, 252]
+            float d = Float.intBitsToFloat((e - 1) << 23); // scale(e) = 2^(e-128) = 2^(E-3), a normal float
             dst.set(ValueLayout.JAVA_BYTE, p, (byte) e);
-            for (int j = 0; j < QK / 2; j++) {
-                int q0 = bestIndex(src[xo + j], d);
-                int q1 = bestIndex(src[xo + QK / 2 + j], d);
-                dst.set(ValueLayout.JAVA_BYTE, p + 1 + j, (byte) (q0 | q1 << 4));
-            }
+            float m1 = 0.5f * d, m2 = 1.5f * d, m3 = 2.5f * d, m4 = 3.5f * d, m5 = 5 * d, m6 = 7 * d, m7 = 10 * d;
+            IntVector z = IntVector.zero(I256);
+            IntVector c0 = z.add(1, a0.compare(GT, m1).cast(I256)).add(1, a0.compare(GT, m2).cast(I256))
+                    .add(1, a0.compare(GT, m3).cast(I256)).add(1, a0.compare(GT, m4).cast(I256))
+                    .add(1, a0.compare(GT, m5).cast(I256)).add(1, a0.compare(GT, m6).cast(I256))
+                    .add(1, a0.compare(GT, m7).cast(I256));
+            IntVector c1 = z.add(1, a1.compare(GT, m1).cast(I256)).add(1, a1.compare(GT, m2).cast(I256))
+                    .add(1, a1.compare(GT, m3).cast(I256)).add(1, a1.compare(GT, m4).cast(I256))
+                    .add(1, a1.compare(GT, m5).cast(I256)).add(1, a1.compare(GT, m6).cast(I256))
+                    .add(1, a1.compare(GT, m7).cast(I256));
+            IntVector c2 = z.add(1, a2.compare(GT, m1).cast(I256)).add(1, a2.compare(GT, m2).cast(I256))
+                    .add(1, a2.compare(GT, m3).cast(I256)).add(1, a2.compare(GT, m4).cast(I256))
+                    .add(1, a2.compare(GT, m5).cast(I256)).add(1, a2.compare(GT, m6).cast(I256))
+                    .add(1, a2.compare(GT, m7).cast(I256));
+            IntVector c3 = z.add(1, a3.compare(GT, m1).cast(I256)).add(1, a3.compare(GT, m2).cast(I256))
+                    .add(1, a3.compare(GT, m3).cast(I256)).add(1, a3.compare(GT, m4).cast(I256))
+                    .add(1, a3.compare(GT, m5).cast(I256)).add(1, a3.compare(GT, m6).cast(I256))
+                    .add(1, a3.compare(GT, m7).cast(I256));
+            // the sign bit of the code for negative x not nearest to 0
+            c0 = c0.add(8, v0.compare(LT, -m1).cast(I256));
+            c1 = c1.add(8, v1.compare(LT, -m1).cast(I256));
+            c2 = c2.add(8, v2.compare(LT, -m1).cast(I256));
+            c3 = c3.add(8, v3.compare(LT, -m1).cast(I256));
+            // byte j: weight j in the low nibble, weight j + 16 in the high one
+            c0.or(c2.lanewise(LSHL, 4)).convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 1, LE);
+            c1.or(c3.lanewise(LSHL, 4)).convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 9, LE);
         }
     }
 

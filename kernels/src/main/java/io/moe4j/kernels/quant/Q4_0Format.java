@@ -16,7 +16,12 @@ import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
+import static jdk.incubator.vector.VectorOperators.EQ;
+import static jdk.incubator.vector.VectorOperators.F2I;
+import static jdk.incubator.vector.VectorOperators.I2B;
 import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.LSHL;
+import static jdk.incubator.vector.VectorOperators.MAX;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 
@@ -113,31 +118,41 @@ final class Q4_0Format extends KernelBase {
     }
 
     /**
-     * llama.cpp's quantize_row_q4_0_ref: d = m / -8 where m is the value of largest magnitude (so m itself maps
-     * to nibble 0, i.e. -8), nibble = min(15, (int)(x * (1/d) + 8.5)) with C's truncating conversion.
+     * llama.cpp's quantize_row_q4_0_ref: d = m / -8 where m is the value of largest magnitude (the first one on
+     * ties; so m itself maps to nibble 0, i.e. -8), nibble = min(15, (int)(x * (1/d) + 8.5)) with C's truncating
+     * conversion. The SIMD form gives the same bytes (a test compares the two).
      */
     @Override
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
         QuantSupport.checkBlocks(n, QK, "Q4_0");
-        for (int b = 0; b < n / QK; b++) {
-            int xo = srcOffset + b * QK;
-            long p = dstOffset + (long) b * BLOCK_BYTES;
-            float amax = 0, max = 0;
-            for (int j = 0; j < QK; j++) {
-                float v = src[xo + j];
-                if (amax < Math.abs(v)) {
-                    amax = Math.abs(v);
-                    max = v;
-                }
+        if (QuantSupport.VECTOR) {
+            quantizeVector(src, srcOffset, dst, dstOffset, n);
+        } else {
+            quantizeScalar(src, srcOffset, dst, dstOffset, n);
+        }
+    }
+
+    /** The reference, block by block in scalar code. */
+    static void quantizeScalar(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0; b < n / QK; b++) quantizeBlock(src, srcOffset + b * QK, dst, dstOffset + (long) b * BLOCK_BYTES);
+    }
+
+    private static void quantizeBlock(float[] src, int xo, MemorySegment dst, long p) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < QK; j++) {
+            float v = src[xo + j];
+            if (amax < Math.abs(v)) {
+                amax = Math.abs(v);
+                max = v;
             }
-            float d = max / -8; // -0.0 for an all-zero block, as in C
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            QuantSupport.putF16(dst, p, d);
-            for (int j = 0; j < QK / 2; j++) {
-                int q0 = nibble(src[xo + j] * id);
-                int q1 = nibble(src[xo + QK / 2 + j] * id);
-                dst.set(ValueLayout.JAVA_BYTE, p + 2 + j, (byte) (q0 | q1 << 4));
-            }
+        }
+        float d = max / -8; // -0.0 for an all-zero block, as in C
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantSupport.putF16(dst, p, d);
+        for (int j = 0; j < QK / 2; j++) {
+            int q0 = nibble(src[xo + j] * id);
+            int q1 = nibble(src[xo + QK / 2 + j] * id);
+            dst.set(ValueLayout.JAVA_BYTE, p + 2 + j, (byte) (q0 | q1 << 4));
         }
     }
 
@@ -145,5 +160,41 @@ final class Q4_0Format extends KernelBase {
         // C: MIN(15, (int8_t)(scaled + 8.5f)) stored in a uint8_t; the sum is in [0, 17) for finite input.
         byte t = (byte) QuantSupport.truncToInt(scaled + 8.5f);
         return Math.min(15, t) & 0xFF;
+    }
+
+    /**
+     * The same bytes, 8 lanes at a time. Blocks whose max|x| is NaN (which the scalar loop skips), infinite or
+     * below 2^-120 (where 1/d may overflow) take the scalar path; in every other block x * id + 8.5 lies in
+     * [0.49, 16.51], where Java's truncation is C's. m is the first lane whose |x| equals the maximum.
+     */
+    static void quantizeVector(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            int xo = srcOffset + b * QK;
+            long p = dstOffset + (long) b * BLOCK_BYTES;
+            FloatVector v0 = FloatVector.fromArray(F256, src, xo), v1 = FloatVector.fromArray(F256, src, xo + 8);
+            FloatVector v2 = FloatVector.fromArray(F256, src, xo + 16), v3 = FloatVector.fromArray(F256, src, xo + 24);
+            FloatVector a0 = v0.abs(), a1 = v1.abs(), a2 = v2.abs(), a3 = v3.abs();
+            float amax = a0.max(a1).max(a2.max(a3)).reduceLanes(MAX); // NaN if any is NaN
+            if (!(amax == 0 || amax >= 0x1p-120f && amax <= Float.MAX_VALUE)) {
+                quantizeBlock(src, xo, dst, p);
+                continue;
+            }
+            float max = 0;
+            if (amax != 0) {
+                long at = a0.compare(EQ, amax).toLong() | a1.compare(EQ, amax).toLong() << 8
+                        | a2.compare(EQ, amax).toLong() << 16 | a3.compare(EQ, amax).toLong() << 24;
+                max = src[xo + Long.numberOfTrailingZeros(at)];
+            }
+            float d = max / -8;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            dst.set(LE_SHORT, p, Float.floatToFloat16(d)); // d is finite here: no NaN to canonicalize
+            IntVector q0 = ((IntVector) v0.mul(id).add(8.5f).convert(F2I, 0)).min(15);
+            IntVector q1 = ((IntVector) v1.mul(id).add(8.5f).convert(F2I, 0)).min(15);
+            IntVector q2 = ((IntVector) v2.mul(id).add(8.5f).convert(F2I, 0)).min(15);
+            IntVector q3 = ((IntVector) v3.mul(id).add(8.5f).convert(F2I, 0)).min(15);
+            // byte j: weight j in the low nibble, weight j + 16 in the high one
+            q0.or(q2.lanewise(LSHL, 4)).convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 2, LE);
+            q1.or(q3.lanewise(LSHL, 4)).convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 10, LE);
+        }
     }
 }

@@ -2,6 +2,8 @@ package io.moe4j.kernels.quant;
 
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -13,7 +15,13 @@ import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 import static io.moe4j.kernels.quant.QuantSupport.f16;
+import static io.moe4j.kernels.quant.QuantSupport.I256;
 import static jdk.incubator.vector.VectorOperators.B2F;
+import static jdk.incubator.vector.VectorOperators.F2I;
+import static jdk.incubator.vector.VectorOperators.GE;
+import static jdk.incubator.vector.VectorOperators.I2B;
+import static jdk.incubator.vector.VectorOperators.I2F;
+import static jdk.incubator.vector.VectorOperators.MAX;
 
 /**
  * Q8_0: blocks of 32 weights, 34 bytes: f16 scale d, then 32 int8 q. Weight = q * d. The scale is
@@ -152,25 +160,71 @@ final class Q8_0Format extends KernelBase {
 
     /**
      * llama.cpp's quantize_row_q8_0_ref: d = max|x| / 127 in float, q = roundf(x * (1/d)) with the unrounded d;
-     * only the stored scale is rounded to f16.
+     * only the stored scale is rounded to f16. The SIMD form gives the same bytes (a test compares the two).
      */
     @Override
     public void quantize(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
         QuantSupport.checkBlocks(n, QK, "Q8_0");
-        for (int b = 0; b < n / QK; b++) {
+        if (QuantSupport.VECTOR) {
+            quantizeVector(src, srcOffset, dst, dstOffset, n);
+        } else {
+            quantizeScalar(src, srcOffset, dst, dstOffset, n);
+        }
+    }
+
+    /** The reference, block by block in scalar code. */
+    static void quantizeScalar(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0; b < n / QK; b++) quantizeBlock(src, srcOffset + b * QK, dst, dstOffset + (long) b * BLOCK_BYTES);
+    }
+
+    private static void quantizeBlock(float[] src, int xo, MemorySegment dst, long p) {
+        float amax = 0;
+        for (int j = 0; j < QK; j++) {
+            float a = Math.abs(src[xo + j]);
+            amax = amax > a ? amax : a; // ggml's MAX(amax, a), NaN included
+        }
+        float d = amax / 127;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        QuantSupport.putF16(dst, p, d);
+        for (int j = 0; j < QK; j++) {
+            dst.set(ValueLayout.JAVA_BYTE, p + 2 + j, (byte) QuantSupport.truncToInt(QuantSupport.roundf(src[xo + j] * id)));
+        }
+    }
+
+    /**
+     * The same bytes, 8 lanes at a time. Blocks whose max|x| is NaN, infinite or below 2^-120 (where 1/d may
+     * overflow and C's float-to-int conversion of infinity or NaN differs from Java's) take the scalar path; in
+     * every other block |x * id| is at most 127 and a bit, and roundf is exact in vector form: the truncation t of
+     * v, then the fraction v - t (exact), then t + 1 where the fraction is at least 0.5, t - 1 where it is at most
+     * -0.5 (halves away from zero).
+     */
+    static void quantizeVector(float[] src, int srcOffset, MemorySegment dst, long dstOffset, int n) {
+        for (int b = 0, nb = n / QK; b < nb; b++) {
             int xo = srcOffset + b * QK;
             long p = dstOffset + (long) b * BLOCK_BYTES;
-            float amax = 0;
-            for (int j = 0; j < QK; j++) {
-                float a = Math.abs(src[xo + j]);
-                amax = amax > a ? amax : a; // ggml's MAX(amax, a), NaN included
+            FloatVector v0 = FloatVector.fromArray(F256, src, xo), v1 = FloatVector.fromArray(F256, src, xo + 8);
+            FloatVector v2 = FloatVector.fromArray(F256, src, xo + 16), v3 = FloatVector.fromArray(F256, src, xo + 24);
+            float amax = v0.abs().max(v1.abs()).max(v2.abs().max(v3.abs())).reduceLanes(MAX); // NaN if any is NaN
+            if (!(amax == 0 || amax >= 0x1p-120f && amax <= Float.MAX_VALUE)) {
+                quantizeBlock(src, xo, dst, p);
+                continue;
             }
             float d = amax / 127;
             float id = d != 0 ? 1.0f / d : 0.0f;
-            QuantSupport.putF16(dst, p, d);
-            for (int j = 0; j < QK; j++) {
-                dst.set(ValueLayout.JAVA_BYTE, p + 2 + j, (byte) QuantSupport.truncToInt(QuantSupport.roundf(src[xo + j] * id)));
-            }
+            dst.set(LE_SHORT, p, Float.floatToFloat16(d)); // d is finite here: no NaN to canonicalize
+            FloatVector s0 = v0.mul(id), s1 = v1.mul(id), s2 = v2.mul(id), s3 = v3.mul(id);
+            IntVector t0 = (IntVector) s0.convert(F2I, 0), t1 = (IntVector) s1.convert(F2I, 0);
+            IntVector t2 = (IntVector) s2.convert(F2I, 0), t3 = (IntVector) s3.convert(F2I, 0);
+            FloatVector f0 = s0.sub((FloatVector) t0.convert(I2F, 0)), f1 = s1.sub((FloatVector) t1.convert(I2F, 0));
+            FloatVector f2 = s2.sub((FloatVector) t2.convert(I2F, 0)), f3 = s3.sub((FloatVector) t3.convert(I2F, 0));
+            t0 = t0.add(1, f0.compare(GE, 0.5f).cast(I256)).sub(1, f0.compare(VectorOperators.LE, -0.5f).cast(I256));
+            t1 = t1.add(1, f1.compare(GE, 0.5f).cast(I256)).sub(1, f1.compare(VectorOperators.LE, -0.5f).cast(I256));
+            t2 = t2.add(1, f2.compare(GE, 0.5f).cast(I256)).sub(1, f2.compare(VectorOperators.LE, -0.5f).cast(I256));
+            t3 = t3.add(1, f3.compare(GE, 0.5f).cast(I256)).sub(1, f3.compare(VectorOperators.LE, -0.5f).cast(I256));
+            t0.convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 2, LE);
+            t1.convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 10, LE);
+            t2.convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 18, LE);
+            t3.convertShape(I2B, B64, 0).reinterpretAsBytes().intoMemorySegment(dst, p + 26, LE);
         }
     }
 }
