@@ -258,6 +258,42 @@ class GgufWriterTest {
         assertEquals(List.of("t.gguf"), listing());
     }
 
+    /** Writes tensors from every source with odd sizes, through buffered or unbuffered (O_DIRECT) writes. */
+    private Path writeMixed(Path file, boolean direct, boolean[] wasDirect) {
+        float[] floats = new float[300_001];
+        for (int i = 0; i < floats.length; i++) floats[i] = i * 0.5f - 7;
+        try (Arena arena = Arena.ofConfined(); GgufWriter w = GgufWriter.create(file, arch(), direct)) {
+            MemorySegment big = arena.allocate(3 * (1 << 20) + 333);
+            for (long i = 0; i < big.byteSize(); i++) big.set(ValueLayout.JAVA_BYTE, i, (byte) (i * 7));
+            w.addTensor("a", GgmlType.I8, 5);
+            w.addTensor("b", GgmlType.F32, floats.length);
+            w.addTensor("c", GgmlType.I8, big.byteSize());
+            w.addTensor("d", GgmlType.I8, 2_500_003);
+            w.writeData("a", bytes(5, 1));
+            w.writeData("b", floats);
+            w.writeData("c", big);
+            w.writeData("d", out -> {
+                for (int k = 0; k < 2_500_003; k += 1001) out.write(bytes(Math.min(1001, 2_500_003 - k), k));
+            });
+            wasDirect[0] = w.isDirect();
+            return w.finish();
+        }
+    }
+
+    @Test
+    void unbufferedWritesGiveTheSameBytes() throws IOException {
+        boolean[] direct = new boolean[1], buffered = new boolean[1];
+        Path a = writeMixed(dir.resolve("direct.gguf"), true, direct);
+        Path b = writeMixed(dir.resolve("buffered.gguf"), false, buffered);
+        assertFalse(buffered[0]);
+        System.out.println("unbuffered (O_DIRECT) writes " + (direct[0] ? "used" : "not available on this file system: buffered"));
+        assertArrayEquals(Files.readAllBytes(b), Files.readAllBytes(a));
+        assertEquals(List.of("buffered.gguf", "direct.gguf"), listing());
+        try (GgufFile f = GgufFile.open(a)) {
+            assertEquals(-7f, f.tensor("b").data().get(ValueLayout.JAVA_FLOAT_UNALIGNED, 0));
+        }
+    }
+
     @Test
     void generalAlignmentIsHonoured() throws IOException {
         Map<String, GgufValue> md = arch();
