@@ -53,7 +53,7 @@ public final class ServeBench {
     /** Shape of the synthesized model. */
     public record Shape(int embd, int layers, int heads, int kvHeads, int experts, int used, int ffn) {
         String fileName() {
-            return String.format("moe4j-bench-moe-e%d-l%d-h%d-kv%d-x%d-k%d-f%d.gguf", embd, layers, heads, kvHeads, experts, used, ffn);
+            return String.format("moe4j-bench-moe-e%d-l%d-h%d-kv%d-x%d-k%d-f%d-q8_0.gguf", embd, layers, heads, kvHeads, experts, used, ffn);
         }
     }
 
@@ -187,8 +187,9 @@ public final class ServeBench {
     }
 
     /**
-     * Writes a Mixtral-layout MoE with random F32 weights of this shape into {@code dir} (once; reused after), with
-     * the embedded default model's vocabulary. Every expert is used about equally (a random router).
+     * Writes a Mixtral-layout MoE with random weights of this shape into {@code dir} (once; reused after), with the
+     * embedded default model's vocabulary: the matrices in Q8_0 (the usual serving type), norms and router in F32.
+     * Every expert is used about equally (a random router).
      */
     public static Path synthesize(Shape s, Path dir) {
         Path file = dir.resolve(s.fileName());
@@ -220,47 +221,52 @@ public final class ServeBench {
             }
         }
         int e = s.embd(), kv = e / s.heads() * s.kvHeads();
+        final GgmlType Q = GgmlType.Q8_0;
         SplittableRandom rng = new SplittableRandom(42);
         double sd = 1.0 / Math.sqrt(e);
         try (GgufWriter w = GgufWriter.create(file, md)) {
-            w.addTensor("token_embd.weight", GgmlType.F32, e, vocab);
+            w.addTensor("token_embd.weight", Q, e, vocab);
             w.addTensor("output_norm.weight", GgmlType.F32, e);
-            w.addTensor("output.weight", GgmlType.F32, e, vocab);
+            w.addTensor("output.weight", Q, e, vocab);
             for (int l = 0; l < s.layers(); l++) {
                 String b = "blk." + l + ".";
                 w.addTensor(b + "attn_norm.weight", GgmlType.F32, e);
-                w.addTensor(b + "attn_q.weight", GgmlType.F32, e, e);
-                w.addTensor(b + "attn_k.weight", GgmlType.F32, e, kv);
-                w.addTensor(b + "attn_v.weight", GgmlType.F32, e, kv);
-                w.addTensor(b + "attn_output.weight", GgmlType.F32, e, e);
+                w.addTensor(b + "attn_q.weight", Q, e, e);
+                w.addTensor(b + "attn_k.weight", Q, e, kv);
+                w.addTensor(b + "attn_v.weight", Q, e, kv);
+                w.addTensor(b + "attn_output.weight", Q, e, e);
                 w.addTensor(b + "ffn_norm.weight", GgmlType.F32, e);
                 w.addTensor(b + "ffn_gate_inp.weight", GgmlType.F32, e, s.experts());
-                w.addTensor(b + "ffn_gate_exps.weight", GgmlType.F32, e, s.ffn(), s.experts());
-                w.addTensor(b + "ffn_up_exps.weight", GgmlType.F32, e, s.ffn(), s.experts());
-                w.addTensor(b + "ffn_down_exps.weight", GgmlType.F32, s.ffn(), e, s.experts());
+                w.addTensor(b + "ffn_gate_exps.weight", Q, e, s.ffn(), s.experts());
+                w.addTensor(b + "ffn_up_exps.weight", Q, e, s.ffn(), s.experts());
+                w.addTensor(b + "ffn_down_exps.weight", Q, s.ffn(), e, s.experts());
             }
-            w.writeData("token_embd.weight", gaussian(rng, e * vocab, 1.0));
+            w.writeData("token_embd.weight", q8(gaussian(rng, e * vocab, 1.0)));
             w.writeData("output_norm.weight", ones(e));
             float[] out = gaussian(rng, e * vocab, 3 * sd);
             // Control and byte tokens (the first 3 + 256 of the embedded vocabulary) never win: streams run to max_tokens.
             java.util.Arrays.fill(out, 0, Math.min(259, vocab) * e, 0f);
-            w.writeData("output.weight", out);
+            w.writeData("output.weight", q8(out));
             for (int l = 0; l < s.layers(); l++) {
                 String b = "blk." + l + ".";
                 w.writeData(b + "attn_norm.weight", ones(e));
-                w.writeData(b + "attn_q.weight", gaussian(rng, e * e, sd));
-                w.writeData(b + "attn_k.weight", gaussian(rng, e * kv, sd));
-                w.writeData(b + "attn_v.weight", gaussian(rng, e * kv, sd));
-                w.writeData(b + "attn_output.weight", gaussian(rng, e * e, sd));
+                w.writeData(b + "attn_q.weight", q8(gaussian(rng, e * e, sd)));
+                w.writeData(b + "attn_k.weight", q8(gaussian(rng, e * kv, sd)));
+                w.writeData(b + "attn_v.weight", q8(gaussian(rng, e * kv, sd)));
+                w.writeData(b + "attn_output.weight", q8(gaussian(rng, e * e, sd)));
                 w.writeData(b + "ffn_norm.weight", ones(e));
                 w.writeData(b + "ffn_gate_inp.weight", gaussian(rng, e * s.experts(), 3 * sd));
                 for (String t : new String[] {"ffn_gate_exps", "ffn_up_exps"}) {
-                    w.writeData(b + t + ".weight", gaussian(rng, e * s.ffn() * s.experts(), sd));
+                    w.writeData(b + t + ".weight", q8(gaussian(rng, e * s.ffn() * s.experts(), sd)));
                 }
-                w.writeData(b + "ffn_down_exps.weight", gaussian(rng, s.ffn() * e * s.experts(), 1.0 / Math.sqrt(s.ffn())));
+                w.writeData(b + "ffn_down_exps.weight", q8(gaussian(rng, s.ffn() * e * s.experts(), 1.0 / Math.sqrt(s.ffn()))));
             }
             return w.finish();
         }
+    }
+
+    private static byte[] q8(float[] values) {
+        return io.moe4j.kernels.quant.BlockFormats.quantize(GgmlType.Q8_0, values, 0, values.length);
     }
 
     private static float[] gaussian(SplittableRandom rng, int n, double sd) {

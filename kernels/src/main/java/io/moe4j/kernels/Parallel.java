@@ -9,8 +9,9 @@ import java.util.function.IntConsumer;
 /**
  * A persistent pool of worker threads for the per-token path: {@link #threads()} - 1 daemon workers plus the
  * calling thread, started once. A dispatch publishes the job with one volatile write; workers spin on it (then park
- * after about a millisecond without work, so an idle engine burns no CPU), and the caller spins until every worker
- * has finished: no ForkJoin, no futures, no allocation beyond the job object.
+ * after about two milliseconds without work, so an idle engine burns no CPU). After its own part the caller runs
+ * the parts of workers that have not started yet (each part is claimed once, by its worker or by the caller) and
+ * spins until the started ones finish: no ForkJoin, no futures, no allocation beyond the job and dispatch objects.
  *
  * <p>The thread count defaults to the available cores and can be changed ({@link #setThreads}). A dispatch issued
  * while the pool is busy (from inside a task, or from a second thread) runs on the calling thread alone; results never
@@ -178,21 +179,39 @@ public final class Parallel {
     private static final class Pool {
         private static final long SPIN_NANOS = 2_000_000;
 
+        /**
+         * One dispatch. Each worker takes part only after claiming it: {@code claims[w]} goes from below 2·epoch to
+         * 2·epoch (the worker joined) or 2·epoch + 1 (the caller closed it first and runs that worker's part itself).
+         * So the caller never waits for a worker that has not started, e.g. one the OS has not scheduled yet because
+         * request threads of the server fill the cores, or one still waking from park.
+         */
+        private record Dispatch(long epoch, Job job, int parts, AtomicInteger pending) {
+        }
+
         private final Worker[] workers;
-        private final AtomicInteger pending = new AtomicInteger();
+        private final AtomicLongArray claims;
         private final AtomicReference<Throwable> failure = new AtomicReference<>();
         private final java.util.concurrent.atomic.AtomicBoolean busy = new java.util.concurrent.atomic.AtomicBoolean();
-        private volatile Job job;
-        private volatile int parts;
-        private volatile long epoch;
+        private volatile Dispatch current = new Dispatch(0, null, 0, new AtomicInteger());
+        private long epoch;
         private volatile boolean stopped;
 
         Pool(int threads) {
             workers = new Worker[threads - 1];
+            claims = new AtomicLongArray(Math.max(1, (threads - 1) * STRIDE));
             for (int i = 0; i < workers.length; i++) {
                 workers[i] = new Worker(i + 1);
                 workers[i].start();
             }
+        }
+
+        /** Claims worker {@code w}'s part of dispatch {@code d} for {@code value} (joined or closed); false if decided. */
+        private boolean claim(int w, Dispatch d, long value) {
+            int i = (w - 1) * STRIDE;
+            for (long c; (c = claims.get(i)) < 2 * d.epoch; ) {
+                if (claims.compareAndSet(i, c, value)) return true;
+            }
+            return false;
         }
 
         boolean tryRun(Job j, int nParts) {
@@ -200,21 +219,28 @@ public final class Parallel {
                 return false;
             }
             try {
-                job = j;
-                parts = nParts;
-                pending.set(workers.length);
-                epoch++; // publishes job and parts
+                Dispatch d = new Dispatch(++epoch, j, nParts, new AtomicInteger(workers.length));
+                current = d; // publishes the dispatch
                 for (Worker w : workers) {
                     if (w.sleeping) LockSupport.unpark(w);
                 }
                 Throwable own = null;
                 try {
                     j.work(0, nParts);
+                    // Parts of workers that have not started yet: done here, not waited for.
+                    for (Worker w : workers) {
+                        if (claim(w.id, d, 2 * d.epoch + 1)) {
+                            d.pending.decrementAndGet();
+                            if (w.id < nParts) j.work(w.id, nParts);
+                        }
+                    }
                 } catch (Throwable t) {
                     own = t;
+                    for (Worker w : workers) {
+                        if (claim(w.id, d, 2 * d.epoch + 1)) d.pending.decrementAndGet();
+                    }
                 }
-                while (pending.get() != 0) Thread.onSpinWait();
-                job = null;
+                while (d.pending.get() != 0) Thread.onSpinWait();
                 Throwable t = own != null ? own : failure.getAndSet(null);
                 failure.set(null);
                 if (t instanceof RuntimeException re) throw re;
@@ -228,7 +254,7 @@ public final class Parallel {
 
         void shutdown() {
             stopped = true;
-            epoch++;
+            current = new Dispatch(Long.MAX_VALUE / 4, null, 0, new AtomicInteger());
             for (Worker w : workers) LockSupport.unpark(w);
         }
 
@@ -246,14 +272,14 @@ public final class Parallel {
             public void run() {
                 long seen = 0;
                 while (true) {
-                    long e = epoch;
-                    if (e == seen) {
+                    Dispatch d = current;
+                    if (d.epoch == seen) {
                         long spinStart = System.nanoTime();
                         int spins = 0;
-                        while ((e = epoch) == seen) {
+                        while ((d = current).epoch == seen) {
                             if ((++spins & 1023) == 0 && System.nanoTime() - spinStart > SPIN_NANOS) {
                                 sleeping = true;
-                                if ((e = epoch) == seen) LockSupport.park(this);
+                                if ((d = current).epoch == seen) LockSupport.park(this);
                                 sleeping = false;
                                 spinStart = System.nanoTime();
                             } else {
@@ -261,15 +287,15 @@ public final class Parallel {
                             }
                         }
                     }
-                    seen = e;
+                    seen = d.epoch;
                     if (stopped) return;
+                    if (!claim(id, d, 2 * d.epoch)) continue; // the caller did this part already
                     try {
-                        Job j = job;
-                        if (j != null && id < parts) j.work(id, parts);
+                        if (id < d.parts) d.job.work(id, d.parts);
                     } catch (Throwable t) {
                         failure.compareAndSet(null, t);
                     } finally {
-                        pending.decrementAndGet();
+                        d.pending.decrementAndGet();
                     }
                 }
             }
