@@ -57,7 +57,7 @@ abstract class KernelBase implements BlockFormat, BlockQuantizer {
         return VECTOR && WIDE ? wideRowKernelMaxTokens() : 3;
     }
 
-    /** {@link #rowKernelMaxTokens} with 512-bit kernels: 7 where {@link #dotWide4} exists, else 3. */
+    /** {@link #rowKernelMaxTokens} with 512-bit kernels: 7 where {@link #dotWide4} exists (Q8_0, Q4_0, MXFP4), else 3. */
     int wideRowKernelMaxTokens() {
         return 3;
     }

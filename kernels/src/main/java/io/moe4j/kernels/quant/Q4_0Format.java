@@ -102,6 +102,73 @@ final class Q4_0Format extends KernelBase {
     }
 
     @Override
+    int wideRowKernelMaxTokens() {
+        return 7;
+    }
+
+    @Override
+    boolean dotWide2(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int n, float[] out, int outOffset, int outStride) {
+        MemorySegment s = src;
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, e0 = FloatVector.zero(F512), e1 = e0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = offset + (long) BLOCK_BYTES * b;
+            int k = xOffset + QK * b;
+            IntVector t = LEVELS.mul(Float.float16ToFloat(s.get(LE_SHORT, p))).reinterpretAsInts();
+            IntVector i = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            FloatVector w0 = (FloatVector) i.and(15).selectFrom(t).reinterpretAsFloats();
+            FloatVector w1 = (FloatVector) i.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F512, x, k), a0);
+            a1 = w1.fma(FloatVector.fromArray(F512, x, k + 16), a1);
+            e0 = w0.fma(FloatVector.fromArray(F512, x, k + xStride), e0);
+            e1 = w1.fma(FloatVector.fromArray(F512, x, k + xStride + 16), e1);
+        }
+        FloatVector c, h;
+        c = a0.add(a1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + 0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = e0.add(e1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + outStride] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        return true;
+    }
+
+    @Override
+    boolean dotWide4(MemorySegment src, long offset, float[] x, int xOffset, int xStride, int n, float[] out, int outOffset, int outStride) {
+        MemorySegment s = src;
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, e0 = FloatVector.zero(F512), e1 = e0, g0 = FloatVector.zero(F512), g1 = g0, u0 = FloatVector.zero(F512), u1 = u0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = offset + (long) BLOCK_BYTES * b;
+            int k = xOffset + QK * b;
+            IntVector t = LEVELS.mul(Float.float16ToFloat(s.get(LE_SHORT, p))).reinterpretAsInts();
+            IntVector i = (IntVector) ByteVector.fromMemorySegment(B128, s, p + 2, LE).convertShape(ZERO_EXTEND_B2I, I512, 0);
+            FloatVector w0 = (FloatVector) i.and(15).selectFrom(t).reinterpretAsFloats();
+            FloatVector w1 = (FloatVector) i.lanewise(LSHR, 4).selectFrom(t).reinterpretAsFloats();
+            a0 = w0.fma(FloatVector.fromArray(F512, x, k), a0);
+            a1 = w1.fma(FloatVector.fromArray(F512, x, k + 16), a1);
+            e0 = w0.fma(FloatVector.fromArray(F512, x, k + xStride), e0);
+            e1 = w1.fma(FloatVector.fromArray(F512, x, k + xStride + 16), e1);
+            g0 = w0.fma(FloatVector.fromArray(F512, x, k + 2 * xStride), g0);
+            g1 = w1.fma(FloatVector.fromArray(F512, x, k + 2 * xStride + 16), g1);
+            u0 = w0.fma(FloatVector.fromArray(F512, x, k + 3 * xStride), u0);
+            u1 = w1.fma(FloatVector.fromArray(F512, x, k + 3 * xStride + 16), u1);
+        }
+        FloatVector c, h;
+        c = a0.add(a1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + 0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = e0.add(e1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + outStride] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = g0.add(g1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + 2 * outStride] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = u0.add(u1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[outOffset + 3 * outStride] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        return true;
+    }
+
+    @Override
     void dequantizeLanesVector(MemorySegment src, long offset, float[] dst, int dstOffset, int n, int q, KernelScratch scratch) {
         MemorySegment s = src.asSlice(offset, (long) BLOCK_BYTES * (n / QK));
         for (int b = 0, nb = n / QK; b < nb; b++) {
