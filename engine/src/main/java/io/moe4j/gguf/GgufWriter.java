@@ -194,7 +194,6 @@ public final class GgufWriter implements AutoCloseable {
         return new GgufWriter(path, metadata.asMap(), null, TRY_DIRECT);
     }
 
-    /** For tests: the file channel wrapped (to simulate write errors such as a full disk). */
     /** With unbuffered writes tried ({@code true}, where the file system takes them) or not: for tests. */
     static GgufWriter create(Path path, Map<String, GgufValue> metadata, boolean tryDirect) {
         return new GgufWriter(path, metadata, null, tryDirect);
@@ -205,6 +204,7 @@ public final class GgufWriter implements AutoCloseable {
         return direct;
     }
 
+    /** For tests: the file channel wrapped (to simulate write errors such as a full disk); buffered writes. */
     static GgufWriter create(Path path, Map<String, GgufValue> metadata, UnaryOperator<WritableByteChannel> wrap) {
         return new GgufWriter(path, metadata, wrap, false);
     }

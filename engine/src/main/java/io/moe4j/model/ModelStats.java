@@ -28,12 +28,11 @@ public record ModelStats(long totalParams, long activeParams, long expertParams,
      */
     public double batchStepBytes(int tokens) {
         if (tokens < 1) throw new IllegalArgumentException("tokens must be positive, got " + tokens);
-        double perExpertAll = expertCount > 0 ? (double) expertBytes / expertCount : 0;
-        double oneTokenExperts = expertCount > 0 ? perExpertAll * expertUsedCount : 0;
-        double dense = decodeBytesPerToken - oneTokenExperts; // includes one embedding row
-        if (expertCount == 0) return dense;
+        if (expertCount == 0) return decodeBytesPerToken;
+        double perExpert = (double) expertBytes / expertCount; // one expert, all layers
+        double dense = decodeBytesPerToken - perExpert * expertUsedCount; // includes one embedding row
         double touched = expertCount * (1 - Math.pow(1 - (double) expertUsedCount / expertCount, tokens));
-        return dense + touched * perExpertAll;
+        return dense + touched * perExpert;
     }
 
     public static ModelStats of(GgufFile file, ModelConfig cfg) {

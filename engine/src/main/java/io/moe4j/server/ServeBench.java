@@ -133,10 +133,10 @@ public final class ServeBench {
         if (one != null) {
             for (Result r : results) {
                 if (r.streams() <= 1) continue;
+                double step = stats.batchStepBytes(r.streams()), oneToken = stats.decodeBytesPerToken();
                 out.printf("%d streams / 1 stream: %.2fx (memory-bound ceiling %.2fx: a step reads %.0f MiB of weights for %d "
                                 + "tokens, one token %.0f MiB)%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond(),
-                        stats.decodeBytesPerToken() * (double) r.streams() / stats.batchStepBytes(r.streams()),
-                        stats.batchStepBytes(r.streams()) / 1048576.0, r.streams(), stats.decodeBytesPerToken() / 1048576.0);
+                        oneToken * r.streams() / step, step / 1048576.0, r.streams(), oneToken / 1048576.0);
             }
         }
         return results;

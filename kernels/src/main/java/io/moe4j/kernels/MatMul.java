@@ -38,7 +38,7 @@ public final class MatMul {
      * block once for up to 4 tokens where the weight type has such a kernel (measured, Q8_0 1024 × 2048, 2 threads:
      * 4 tokens 211 GFLOP/s with rows, 125 with panels; 8 tokens about equal).
      */
-    static boolean panels(Task t) {
+    private static boolean panels(Task t) {
         return t.n > BlockFormats.of(t.w.type()).rowKernelMaxTokens();
     }
 
@@ -55,14 +55,20 @@ public final class MatMul {
     public static void mulAll(Task... tasks) {
         int nt = tasks.length;
         int[] first = new int[nt + 1];
-        // Panel tasks read their tokens in lane-group order: converted once here, shared by all threads.
+        int[] unit = new int[nt];
+        // Panel tasks read their tokens in lane-group order: converted once here, shared by all threads. A task has
+        // lx[j] exactly when it runs the panel kernels.
         float[][] lx = new float[nt][];
         int[] lxOff = new int[nt];
+        boolean anyPanels = false;
         for (int j = 0; j < nt; j++) {
             Task t = tasks[j];
-            int units = t.n == 0 || t.w.rows() == 0 ? 0 : (t.w.rows() + unitRows(t) - 1) / unitRows(t);
+            boolean panels = panels(t);
+            unit[j] = unitRows(t, panels);
+            int units = t.n == 0 || t.w.rows() == 0 ? 0 : (t.w.rows() + unit[j] - 1) / unit[j];
             first[j + 1] = first[j] + units;
-            if (units > 0 && panels(t)) {
+            if (units > 0 && panels) {
+                anyPanels = true;
                 int same = -1;
                 for (int i = 0; i < j; i++) {
                     Task o = tasks[i];
@@ -80,28 +86,26 @@ public final class MatMul {
         }
         int total = first[nt];
         if (total == 0) return;
-        boolean panels = false;
-        for (Task t : tasks) panels |= panels(t);
         Parallel.RangeTask work = (worker, from, to) -> {
             Buffers b = BUFFERS.get();
             int j = 0;
             for (int u = from; u < to; u++) {
                 while (u >= first[j + 1]) j++;
                 Task t = tasks[j];
-                int rows = unitRows(t), r0 = (u - first[j]) * rows, r1 = Math.min(t.w.rows(), r0 + rows);
-                if (!panels(t)) rowsKernel(t, r0, r1, b);
+                int rows = unit[j], r0 = (u - first[j]) * rows, r1 = Math.min(t.w.rows(), r0 + rows);
+                if (lx[j] == null) rowsKernel(t, r0, r1, b);
                 else panelKernel(t, lx[j], lxOff[j], r0, r1, b);
             }
         };
         // Row kernels (decode) stream the weights: each thread reads its own contiguous share, unit after unit.
         // Panels are compute-bound: chunks handed out as threads become free.
-        if (panels) Parallel.dynamic(total, Parallel.chunkFor(total, 64, 1), work);
+        if (anyPanels) Parallel.dynamic(total, Parallel.chunkFor(total, 64, 1), work);
         else Parallel.contiguous(total, 1, work);
     }
 
     /** Rows per unit of work: 16 for the row kernels, a panel of 4 to 16 rows (at most ~128 KB of floats) otherwise. */
-    private static int unitRows(Task t) {
-        if (!panels(t)) return 16;
+    private static int unitRows(Task t, boolean panels) {
+        if (!panels) return 16;
         return Math.max(4, Math.min(16, (32768 / Math.max(1, t.w.cols())) & ~3));
     }
 
