@@ -157,8 +157,13 @@ public final class Machine {
     }
 
     private static java.util.Optional<String> cpuinfo(String key) {
+        return procField(Path.of("/proc/cpuinfo"), key);
+    }
+
+    /** The value of the first "key: value" line of a /proc file (key compared trimmed), empty when unknown. */
+    private static java.util.Optional<String> procField(Path file, String key) {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+            for (String line : Files.readAllLines(file)) {
                 int c = line.indexOf(':');
                 if (c > 0 && line.substring(0, c).trim().equals(key)) return java.util.Optional.of(line.substring(c + 1).trim());
             }
@@ -170,24 +175,19 @@ public final class Machine {
 
     /** Peak resident set size in bytes (VmHWM; mapped weight pages that were touched count), -1 when unknown. */
     public static long peakRssBytes() {
-        try {
-            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
-                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux
-        }
-        return -1;
+        return kibField(Path.of("/proc/self/status"), "VmHWM");
     }
 
     public static long totalMemoryBytes() {
+        return kibField(Path.of("/proc/meminfo"), "MemTotal");
+    }
+
+    /** A "key: N kB" field of a /proc file in bytes, -1 when unknown. */
+    private static long kibField(Path file, String key) {
         try {
-            for (String line : Files.readAllLines(Path.of("/proc/meminfo"))) {
-                if (line.startsWith("MemTotal:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
-            }
-        } catch (IOException | RuntimeException e) {
-            // not Linux
+            return procField(file, key).map(v -> Long.parseLong(v.replaceAll("[^0-9]", "")) * 1024).orElse(-1L);
+        } catch (RuntimeException e) {
+            return -1;
         }
-        return -1;
     }
 }

@@ -65,14 +65,9 @@ public final class Parallel {
      * takes the remainder), and runs them in parallel.
      */
     public static void split(int n, int grain, RangeTask task) {
-        if (n <= 0) return;
-        int t = threads;
         int units = (n + grain - 1) / grain;
-        if (t <= 1 || units <= 1) {
-            task.run(0, 0, n);
-            return;
-        }
-        int parts = Math.min(t, units);
+        if (ranOnCaller(n, units, task)) return;
+        int parts = Math.min(threads, units);
         run(parts, new Job() {
             @Override
             void work(int worker, int parts) {
@@ -89,15 +84,10 @@ public final class Parallel {
      * free: for work whose cost varies, or when a core may be shared with other programs.
      */
     public static void dynamic(int n, int chunk, RangeTask task) {
-        if (n <= 0) return;
         int chunks = (n + chunk - 1) / chunk;
-        int t = threads;
-        if (t <= 1 || chunks <= 1) {
-            task.run(0, 0, n);
-            return;
-        }
+        if (ranOnCaller(n, chunks, task)) return;
         AtomicInteger next = new AtomicInteger();
-        run(Math.min(t, chunks), new Job() {
+        run(Math.min(threads, chunks), new Job() {
             @Override
             void work(int worker, int parts) {
                 for (int c; (c = next.getAndIncrement()) < chunks; ) {
@@ -117,14 +107,9 @@ public final class Parallel {
      * 26 GB/s with contiguous shares) and still balances the load when a core is slowed by another program.
      */
     public static void contiguous(int n, int chunk, RangeTask task) {
-        if (n <= 0) return;
         int chunks = (n + chunk - 1) / chunk;
-        int t = threads;
-        if (t <= 1 || chunks <= 1) {
-            task.run(0, 0, n);
-            return;
-        }
-        int parts = Math.min(t, chunks);
+        if (ranOnCaller(n, chunks, task)) return;
+        int parts = Math.min(threads, chunks);
         // Per share: (next chunk from the front) << 32 | (end of the chunks not yet taken), 16 longs apart
         // (own cache lines).
         AtomicLongArray shares = new AtomicLongArray(parts * STRIDE);
@@ -157,6 +142,14 @@ public final class Parallel {
     }
 
     private static final int STRIDE = 16;
+
+    /** Runs [0, n) on the calling thread when there is nothing to split (no work, one thread, one chunk). */
+    private static boolean ranOnCaller(int n, int chunks, RangeTask task) {
+        if (n <= 0) return true;
+        if (threads > 1 && chunks > 1) return false;
+        task.run(0, 0, n);
+        return true;
+    }
 
     /** A chunk size that gives each of the threads about {@code perThread} chunks of [0, n), a multiple of {@code grain}. */
     public static int chunkFor(int n, int perThread, int grain) {
