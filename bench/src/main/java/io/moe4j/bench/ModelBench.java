@@ -47,10 +47,12 @@ public final class ModelBench {
     public static Result run(Path model, Options o, Consumer<String> log) {
         long t0 = System.nanoTime();
         try (GgufFile f = GgufFile.open(model)) {
+            // Weights into memory first, so that the first tokens do not measure the disk; before the model is built,
+            // which releases the file pages of the matrices it copies into an interleaved layout.
+            f.mapping().load();
             Transformer tf = Transformer.of(f);
             ModelConfig cfg = tf.config();
             ModelStats stats = ModelStats.of(f, cfg);
-            f.mapping().load(); // weights into memory: the first tokens must not measure the disk
             long loadNanos = System.nanoTime() - t0;
             log.accept(String.format("loaded %s (%.2f GB) in %.1f s", model.getFileName(), f.fileSize() / 1e9, loadNanos / 1e9));
             SplittableRandom rnd = new SplittableRandom(1234);

@@ -275,6 +275,14 @@ public final class GgufFile implements AutoCloseable {
         return t;
     }
 
+    /**
+     * The arena of the file's mapping: memory allocated here (copies of tensors in another layout, such as the
+     * kernels' interleaved one) lives exactly as long as the mapping and is freed by {@link #close()}.
+     */
+    public Arena arena() {
+        return arena;
+    }
+
     @Override
     public void close() {
         arena.close();

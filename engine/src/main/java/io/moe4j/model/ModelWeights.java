@@ -11,7 +11,8 @@ import java.util.Arrays;
 
 /**
  * The tensors of a model, looked up by llama.cpp's GGUF names and checked against the hyper-parameters. Matrices
- * stay in the file mapping; only small vectors (norms, biases, sinks) are decoded to float arrays.
+ * stay in the file mapping, but for the types whose kernels have an interleaved layout (Q4_0, Q8_0), copied into it at
+ * load time; only small vectors (norms, biases, sinks) are decoded to float arrays.
  */
 public final class ModelWeights {
 
@@ -41,9 +42,10 @@ public final class ModelWeights {
         int nEmbd = cfg.embeddingLength();
         GgufTensor emb = file.requireTensor("token_embd.weight");
         this.vocabSize = (int) emb.dim(1);
-        this.tokenEmbedding = l.matrix("token_embd.weight", nEmbd, vocabSize);
+        this.tokenEmbedding = l.table("token_embd.weight", nEmbd, vocabSize);
         this.outputNorm = l.vector("output_norm.weight", nEmbd);
-        this.output = file.tensor("output.weight") != null ? l.matrix("output.weight", nEmbd, vocabSize) : tokenEmbedding;
+        // The embedding is only looked up by rows; as the (tied) output head it is multiplied, so that copy is interleaved.
+        this.output = file.tensor("output.weight") != null ? l.matrix("output.weight", nEmbd, vocabSize) : l.interleave(tokenEmbedding);
         this.ropeFreqFactors = l.optionalVector("rope_freqs.weight", cfg.ropeDim() / 2);
         this.layers = new Layer[cfg.blockCount()];
         Architecture arch = cfg.arch();
@@ -94,12 +96,33 @@ public final class ModelWeights {
         }
     }
 
-    /** Looks tensors up by name and checks their shapes; errors name the file, tensor, expected and actual shape. */
+    /**
+     * Whether matrices get the kernels' interleaved layout where their type has one (a copy, made at load time, that
+     * decodes faster: see {@link WeightMatrix#interleave}); {@code -Dmoe4j.interleave=false} keeps every matrix in
+     * the file mapping.
+     */
+    static final boolean INTERLEAVE = !"false".equals(System.getProperty("moe4j.interleave"));
+
+    /**
+     * Looks tensors up by name and checks their shapes; errors name the file, tensor, expected and actual shape.
+     * Multiplied matrices (not the embedding table) are interleaved ({@link #INTERLEAVE}) into memory that the file
+     * owns, so closing the model frees it.
+     */
     private static final class Loader {
         private final GgufFile file;
 
         Loader(GgufFile file) {
             this.file = file;
+        }
+
+        /** {@code m} interleaved if it can be, to be cut later (into experts) at multiples of {@code sliceRows}. */
+        WeightMatrix interleave(WeightMatrix m, int sliceRows) {
+            return INTERLEAVE ? m.interleave(sliceRows, file.arena()) : m;
+        }
+
+        /** {@code m} interleaved if it can be (never cut). */
+        WeightMatrix interleave(WeightMatrix m) {
+            return INTERLEAVE ? m.interleave(file.arena()) : m;
         }
 
         private GgufTensor shaped(String name, long... dims) {
@@ -121,7 +144,13 @@ public final class ModelWeights {
             return t;
         }
 
+        /** A matrix that is multiplied (interleaved where it can be). */
         WeightMatrix matrix(String name, int cols, int rows) {
+            return interleave(table(name, cols, rows));
+        }
+
+        /** A matrix in the file's layout (the embedding table: only single rows are read). */
+        WeightMatrix table(String name, int cols, int rows) {
             GgufTensor t = shaped(name, cols, rows);
             return new WeightMatrix(t.data(), t.type(), rows, cols);
         }
@@ -147,9 +176,9 @@ public final class ModelWeights {
             GgufTensor u = shaped(prefix + "ffn_up" + suffix + ".weight", upDims);
             GgufTensor d = shaped(prefix + "ffn_down" + suffix + ".weight", downDims);
             return new FeedForwardWeights(
-                    new WeightMatrix(g.data(), g.type(), hidden * count, nEmbd),
-                    new WeightMatrix(u.data(), u.type(), hidden * count, nEmbd),
-                    new WeightMatrix(d.data(), d.type(), nEmbd * count, hidden),
+                    interleave(new WeightMatrix(g.data(), g.type(), hidden * count, nEmbd), hidden),
+                    interleave(new WeightMatrix(u.data(), u.type(), hidden * count, nEmbd), hidden),
+                    interleave(new WeightMatrix(d.data(), d.type(), nEmbd * count, hidden), nEmbd),
                     optionalStacked(prefix + "ffn_gate" + suffix + ".bias", hidden, count),
                     optionalStacked(prefix + "ffn_up" + suffix + ".bias", hidden, count),
                     optionalStacked(prefix + "ffn_down" + suffix + ".bias", nEmbd, count),

@@ -3,6 +3,7 @@ package io.moe4j.kernels;
 import io.moe4j.kernels.quant.BlockFormat;
 import io.moe4j.kernels.quant.BlockFormats;
 import io.moe4j.kernels.quant.FloatTiles;
+import io.moe4j.kernels.quant.InterleavedFormat;
 import io.moe4j.kernels.quant.KernelScratch;
 
 import java.lang.foreign.MemorySegment;
@@ -111,11 +112,26 @@ public final class MatMul {
 
     private static void rowsKernel(Task t, int r0, int r1, Buffers b) {
         WeightMatrix w = t.w;
-        BlockFormat f = BlockFormats.of(w.type());
         int cols = w.cols(), rows = w.rows();
-        long rowBytes = w.rowBytes();
         MemorySegment data = w.data();
         KernelScratch scratch = b.scratch;
+        if (w.interleaved()) {
+            // Units start at multiples of 4 rows: [r0, r1) is whole groups, but for the last rows of the matrix.
+            InterleavedFormat f = BlockFormats.interleaved(w.type());
+            long groupBytes = w.groupBytes();
+            float[] four = b.four;
+            for (int r = r0; r < r1; r += InterleavedFormat.ROWS) {
+                long group = r / InterleavedFormat.ROWS * groupBytes;
+                int valid = Math.min(InterleavedFormat.ROWS, r1 - r);
+                for (int tok = 0; tok < t.n; tok++) {
+                    f.dot4(data, group, t.x, t.xOffset + tok * cols, cols, four, scratch);
+                    System.arraycopy(four, 0, t.out, t.outOffset + tok * rows + r, valid);
+                }
+            }
+            return;
+        }
+        BlockFormat f = BlockFormats.of(w.type());
+        long rowBytes = w.rowBytes();
         for (int r = r0; r < r1; r++) {
             f.dotTokens(data, r * rowBytes, t.x, t.xOffset, cols, t.n, cols, t.out, t.outOffset + r, rows, scratch);
         }
@@ -127,7 +143,16 @@ public final class MatMul {
         int cols = w.cols(), rows = w.rows(), nr = r1 - r0;
         long rowBytes = w.rowBytes();
         float[] panel = b.panel(((nr + 3) & ~3) * cols);
-        for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);
+        if (w.interleaved()) {
+            InterleavedFormat fi = BlockFormats.interleaved(w.type());
+            long groupBytes = w.groupBytes();
+            for (int i = 0; i < nr; i++) {
+                int r = r0 + i;
+                fi.dequantizeLanes(w.data(), r / InterleavedFormat.ROWS * groupBytes, r % InterleavedFormat.ROWS, panel, i * cols, cols, b.scratch);
+            }
+        } else {
+            for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);
+        }
         int n = t.n, full = n & ~3;
         // Row tile outer: its 4 decoded rows stay in L1 while every token tile streams past them.
         for (int rr = 0; rr < nr; rr += 4) {
@@ -147,6 +172,7 @@ public final class MatMul {
     private static final class Buffers {
         float[] panel = new float[0];
         final float[] lanes = new float[FloatTiles.LANES];
+        final float[] four = new float[InterleavedFormat.ROWS];
         final KernelScratch scratch = new KernelScratch();
 
         float[] panel(int n) {
@@ -159,6 +185,11 @@ public final class MatMul {
 
     /** Decodes row {@code r} of {@code w} into {@code dst[dstOffset..]} (embedding look-ups). */
     public static void row(WeightMatrix w, int r, float[] dst, int dstOffset) {
+        if (w.interleaved()) {
+            BlockFormats.interleaved(w.type()).dequantize(w.data(), r / InterleavedFormat.ROWS * w.groupBytes(),
+                    r % InterleavedFormat.ROWS, dst, dstOffset, w.cols());
+            return;
+        }
         BlockFormats.of(w.type()).dequantize(w.data(), r * w.rowBytes(), dst, dstOffset, w.cols());
     }
 }

@@ -67,6 +67,12 @@ public class KernelBenchmarks {
         public int tokens;
         @Param({"0"})
         public int threads;
+        /**
+         * Whether the matrices are copied into their type's interleaved layout, as a loaded model's are (types
+         * without one stay in the file's layout either way); weightGBps counts the file's bytes in both cases.
+         */
+        @Param({"true", "false"})
+        public boolean interleaved;
         /** Matrix shape: an OLMoE expert's gate projection. */
         public int rows = 1024, cols = 2048;
 
@@ -93,7 +99,10 @@ public class KernelBenchmarks {
                 MemorySegment.copy(pool, 0, all, ValueLayout.JAVA_BYTE, o, (int) Math.min(pool.length, all.byteSize() - o));
             }
             matrices = new WeightMatrix[count];
-            for (int i = 0; i < count; i++) matrices[i] = new WeightMatrix(all.asSlice(i * matrixBytes, matrixBytes), t, rows, cols);
+            for (int i = 0; i < count; i++) {
+                matrices[i] = new WeightMatrix(all.asSlice(i * matrixBytes, matrixBytes), t, rows, cols);
+                if (interleaved) matrices[i] = matrices[i].interleave(arena);
+            }
             x = new float[tokens * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
             out = new float[tokens * rows];

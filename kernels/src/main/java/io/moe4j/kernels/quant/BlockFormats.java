@@ -25,6 +25,19 @@ public final class BlockFormats {
         };
     }
 
+    /**
+     * The interleaved layout of {@code type} for the decode kernels (see {@link InterleavedFormat}), or null where
+     * the type has none or the CPU lacks the 512-bit vectors its kernels are written for.
+     */
+    public static InterleavedFormat interleaved(GgmlType type) {
+        if (!QuantSupport.WIDE) return null;
+        return switch (type) {
+            case Q4_0 -> Q4_0Interleaved.INSTANCE;
+            case Q8_0 -> Q8_0Interleaved.INSTANCE;
+            default -> null;
+        };
+    }
+
     public static BlockQuantizer quantizer(GgmlType type) {
         return switch (type) {
             case F32 -> F32Format.INSTANCE;

@@ -114,4 +114,75 @@ class MatMulTest {
             Parallel.setThreads(saved);
         }
     }
+
+    /** The types with an interleaved layout on this CPU (none without 512-bit vectors: then these tests pass vacuously). */
+    static java.util.stream.Stream<GgmlType> interleavedTypes() {
+        return java.util.stream.Stream.of(GgmlType.values()).filter(t -> t.supported && BlockFormats.interleaved(t) != null);
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("interleavedTypes")
+    void interleavedMatricesGiveTheReferenceBitForBit(GgmlType type) {
+        Random r = new Random(23 + type.id);
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+            for (int cols : new int[]{type.blockSize, 3 * type.blockSize, 64 * type.blockSize}) {
+                for (int rows : new int[]{1, 3, 4, 5, 13, 16, 37}) {
+                    WeightMatrix plain = matrix(type, rows, cols, r, r.nextInt(5));
+                    WeightMatrix w = plain.interleave(arena);
+                    assertEquals(true, w.interleaved());
+                    float[] wf = decoded(plain);
+                    for (int n : new int[]{1, 2, 3, 5, 8, 9}) {
+                        float[] x = TestData.gaussian(r, n * cols + 6, 1.0);
+                        float[] out = new float[n * rows + 4];
+                        MatMul.mul(w, x, 2, n, out, 3);
+                        for (int t = 0; t < n; t++) {
+                            for (int row = 0; row < rows; row++) {
+                                float want = reference(wf, row * cols, x, 2 + t * cols, cols);
+                                assertBits(want, out[3 + t * rows + row], type + " interleaved " + rows + "x" + cols + " n=" + n + " token " + t + " row " + row);
+                            }
+                        }
+                        assertEquals(0f, out[0]);
+                        assertEquals(0f, out[out.length - 1]);
+                    }
+                    float[] row = new float[cols];
+                    for (int i = 0; i < rows; i++) {
+                        MatMul.row(w, i, row, 0);
+                        for (int c = 0; c < cols; c++) assertBits(wf[i * cols + c], row[c], "row " + i + " element " + c);
+                    }
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("interleavedTypes")
+    void interleavedExpertSlicesAndMappedSources(GgmlType type) throws Exception {
+        Random r = new Random(31);
+        int cols = 4 * type.blockSize, experts = 3, hidden = 8, rows = experts * hidden;
+        byte[] bytes = TestData.saneBlocks(type, rows * cols / type.blockSize, r);
+        java.nio.file.Path file = java.nio.file.Files.createTempFile("moe4j-interleave", ".bin");
+        try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared();
+             java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ,
+                     java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap(bytes));
+            MemorySegment mapped = ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, bytes.length, arena);
+            WeightMatrix plain = new WeightMatrix(MemorySegment.ofArray(bytes), type, rows, cols);
+            WeightMatrix w = new WeightMatrix(mapped, type, rows, cols).interleave(hidden, arena); // unloads the mapping
+            float[] x = TestData.gaussian(r, cols, 1.0);
+            for (int e = 0; e < experts; e++) {
+                for (int count : new int[]{hidden, 6}) {
+                    float[] want = new float[count], got = new float[count];
+                    MatMul.mul(plain.rows(e * hidden, count), x, 0, 1, want, 0);
+                    MatMul.mul(w.rows(e * hidden, count), x, 0, 1, got, 0);
+                    assertEquals(java.util.Arrays.toString(want), java.util.Arrays.toString(got), "expert " + e + " rows " + count);
+                }
+            }
+            org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> w.rows(2, 4));
+            // A cut that is not a multiple of 4 keeps the file's layout.
+            org.junit.jupiter.api.Assertions.assertFalse(plain.interleave(6, arena).interleaved());
+            org.junit.jupiter.api.Assertions.assertSame(w, w.interleave(hidden, arena));
+        } finally {
+            java.nio.file.Files.deleteIfExists(file);
+        }
+    }
 }
