@@ -118,10 +118,9 @@ public final class MatMul {
         if (w.interleaved()) {
             // Units start at multiples of 4 rows: [r0, r1) is whole groups, but for the last rows of the matrix.
             InterleavedFormat f = BlockFormats.interleaved(w.type());
-            long groupBytes = w.groupBytes();
             float[] four = b.four;
             for (int r = r0; r < r1; r += InterleavedFormat.ROWS) {
-                long group = r / InterleavedFormat.ROWS * groupBytes;
+                long group = w.groupOffset(r);
                 int valid = Math.min(InterleavedFormat.ROWS, r1 - r);
                 for (int tok = 0; tok < t.n; tok++) {
                     f.dot4(data, group, t.x, t.xOffset + tok * cols, cols, four, scratch);
@@ -145,10 +144,9 @@ public final class MatMul {
         float[] panel = b.panel(((nr + 3) & ~3) * cols);
         if (w.interleaved()) {
             InterleavedFormat fi = BlockFormats.interleaved(w.type());
-            long groupBytes = w.groupBytes();
             for (int i = 0; i < nr; i++) {
                 int r = r0 + i;
-                fi.dequantizeLanes(w.data(), r / InterleavedFormat.ROWS * groupBytes, r % InterleavedFormat.ROWS, panel, i * cols, cols, b.scratch);
+                fi.dequantizeLanes(w.data(), w.groupOffset(r), r % InterleavedFormat.ROWS, panel, i * cols, cols, b.scratch);
             }
         } else {
             for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);
@@ -186,8 +184,7 @@ public final class MatMul {
     /** Decodes row {@code r} of {@code w} into {@code dst[dstOffset..]} (embedding look-ups). */
     public static void row(WeightMatrix w, int r, float[] dst, int dstOffset) {
         if (w.interleaved()) {
-            BlockFormats.interleaved(w.type()).dequantize(w.data(), r / InterleavedFormat.ROWS * w.groupBytes(),
-                    r % InterleavedFormat.ROWS, dst, dstOffset, w.cols());
+            BlockFormats.interleaved(w.type()).dequantize(w.data(), w.groupOffset(r), r % InterleavedFormat.ROWS, dst, dstOffset, w.cols());
             return;
         }
         BlockFormats.of(w.type()).dequantize(w.data(), r * w.rowBytes(), dst, dstOffset, w.cols());

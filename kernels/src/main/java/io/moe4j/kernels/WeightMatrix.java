@@ -48,8 +48,13 @@ public record WeightMatrix(MemorySegment data, GgmlType type, int rows, int cols
     }
 
     /** Bytes of one group of 4 rows, for an interleaved matrix. */
-    long groupBytes() {
+    private long groupBytes() {
         return BlockFormats.interleaved(type).groupBytes(cols);
+    }
+
+    /** For an interleaved matrix: where the group holding row {@code row} starts in {@link #data} (its slot is row % 4). */
+    long groupOffset(int row) {
+        return row / InterleavedFormat.ROWS * groupBytes();
     }
 
     /**
@@ -62,8 +67,7 @@ public record WeightMatrix(MemorySegment data, GgmlType type, int rows, int cols
         if (first % InterleavedFormat.ROWS != 0) {
             throw new IllegalArgumentException("an interleaved matrix is cut at multiples of " + InterleavedFormat.ROWS + " rows, not at " + first);
         }
-        long g = groupBytes(), from = first / InterleavedFormat.ROWS * g;
-        return new WeightMatrix(data.asSlice(from, groups(count) * g), type, count, cols, true);
+        return new WeightMatrix(data.asSlice(groupOffset(first), groups(count) * groupBytes()), type, count, cols, true);
     }
 
     /**
@@ -71,7 +75,7 @@ public record WeightMatrix(MemorySegment data, GgmlType type, int rows, int cols
      * interleaved already, and {@code sliceRows} (the row count at which {@link #rows} will cut it, e.g. the rows of
      * one expert) is a multiple of 4.
      */
-    public boolean canInterleave(int sliceRows) {
+    private boolean canInterleave(int sliceRows) {
         return !interleaved && sliceRows % InterleavedFormat.ROWS == 0 && BlockFormats.interleaved(type) != null;
     }
 

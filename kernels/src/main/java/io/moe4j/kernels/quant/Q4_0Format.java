@@ -42,13 +42,16 @@ final class Q4_0Format extends KernelBase {
         QuantSupport.checkBlocks(n, QK, "Q4_0");
         for (int b = 0; b < n / QK; b++) {
             long p = offset + (long) b * BLOCK_BYTES;
-            float d = f16(src, p);
-            int o = dstOffset + b * QK;
-            for (int j = 0; j < QK / 2; j++) {
-                int q = src.get(ValueLayout.JAVA_BYTE, p + 2 + j) & 0xFF;
-                dst[o + j] = ((q & 0x0F) - 8) * d;
-                dst[o + j + QK / 2] = ((q >>> 4) - 8) * d;
-            }
+            decodeBlock(src, p + 2, f16(src, p), dst, dstOffset + b * QK);
+        }
+    }
+
+    /** The 32 weights of a block whose 16 code bytes start at {@code codes}, scale {@code d}, into {@code dst[o..]}. */
+    static void decodeBlock(MemorySegment src, long codes, float d, float[] dst, int o) {
+        for (int j = 0; j < QK / 2; j++) {
+            int q = src.get(ValueLayout.JAVA_BYTE, codes + j) & 0xFF;
+            dst[o + j] = ((q & 0x0F) - 8) * d;
+            dst[o + j + QK / 2] = ((q >>> 4) - 8) * d;
         }
     }
 

@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
@@ -19,21 +18,19 @@ import static jdk.incubator.vector.VectorOperators.ZERO_EXTEND_B2I;
 final class Q4_0Interleaved extends ScaledInterleaved {
     static final Q4_0Interleaved INSTANCE = new Q4_0Interleaved();
 
+    /** Code bytes per block; a block here (float scale + codes) and a step (the block of all 4 rows), as constants for C2. */
+    private static final int CODES = 16, BLOCK = 4 + CODES, STEP = ROWS * BLOCK;
+
     private Q4_0Interleaved() {
-        super("Q4_0", 16);
+        super("Q4_0", CODES);
     }
 
-    private static final int BLOCK = 20, STEP = ROWS * BLOCK;
     private static final FloatVector LEVELS = FloatVector.fromArray(F512,
             new float[]{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7}, 0);
 
     @Override
     void decodeBlock(MemorySegment src, long codes, float d, float[] dst, int o) {
-        for (int j = 0; j < QK / 2; j++) {
-            int q = src.get(ValueLayout.JAVA_BYTE, codes + j) & 0xFF;
-            dst[o + j] = ((q & 0x0F) - 8) * d;
-            dst[o + j + QK / 2] = ((q >>> 4) - 8) * d;
-        }
+        Q4_0Format.decodeBlock(src, codes, d, dst, o);
     }
 
     @Override

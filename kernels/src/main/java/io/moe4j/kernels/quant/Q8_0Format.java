@@ -40,9 +40,13 @@ final class Q8_0Format extends KernelBase {
         QuantSupport.checkBlocks(n, QK, "Q8_0");
         for (int b = 0; b < n / QK; b++) {
             long p = offset + (long) b * BLOCK_BYTES;
-            float d = f16(src, p);
-            for (int j = 0; j < QK; j++) dst[dstOffset + b * QK + j] = src.get(ValueLayout.JAVA_BYTE, p + 2 + j) * d;
+            decodeBlock(src, p + 2, f16(src, p), dst, dstOffset + b * QK);
         }
+    }
+
+    /** The 32 weights of a block whose code bytes start at {@code codes}, scale {@code d}, into {@code dst[o..]}. */
+    static void decodeBlock(MemorySegment src, long codes, float d, float[] dst, int o) {
+        for (int j = 0; j < QK; j++) dst[o + j] = src.get(ValueLayout.JAVA_BYTE, codes + j) * d;
     }
 
     @Override

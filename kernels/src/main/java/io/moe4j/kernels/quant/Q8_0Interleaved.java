@@ -4,7 +4,6 @@ import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
@@ -19,15 +18,17 @@ import static jdk.incubator.vector.VectorOperators.B2F;
 final class Q8_0Interleaved extends ScaledInterleaved {
     static final Q8_0Interleaved INSTANCE = new Q8_0Interleaved();
 
+    /** Code bytes per block; a block here (float scale + codes) and a step (the block of all 4 rows), as constants for C2. */
+    private static final int CODES = 32, BLOCK = 4 + CODES, STEP = ROWS * BLOCK;
+
     private Q8_0Interleaved() {
-        super("Q8_0", 32);
+        super("Q8_0", CODES);
     }
 
-    private static final int BLOCK = 36, STEP = ROWS * BLOCK;
 
     @Override
     void decodeBlock(MemorySegment src, long codes, float d, float[] dst, int o) {
-        for (int j = 0; j < QK; j++) dst[o + j] = src.get(ValueLayout.JAVA_BYTE, codes + j) * d;
+        Q8_0Format.decodeBlock(src, codes, d, dst, o);
     }
 
     @Override

@@ -1,11 +1,8 @@
 package io.moe4j.kernels.quant;
 
-import jdk.incubator.vector.ByteVector;
-
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
-import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_SHORT;
 
@@ -60,10 +57,7 @@ abstract class ScaledInterleaved implements InterleavedFormat {
             for (int b = 0; b < n / QK; b++) {
                 long from = offset + r * rowBytes + (long) srcBlock * b, to = dstOffset + (long) step * b + block * r;
                 dst.set(FLOAT, to, Float.float16ToFloat(src.get(LE_SHORT, from)));
-                // vector moves: MemorySegment.copy of 16 bytes cost ~40 ns a block
-                for (int c = 0; c < codeBytes; c += 16) {
-                    ByteVector.fromMemorySegment(B128, src, from + 2 + c, LE).intoMemorySegment(dst, to + 4 + c, LE);
-                }
+                MemorySegment.copy(src, from + 2, dst, to + 4, codeBytes);
             }
         }
     }
