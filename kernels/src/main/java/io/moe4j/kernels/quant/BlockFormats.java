@@ -32,8 +32,9 @@ public final class BlockFormats {
     public static InterleavedFormat interleaved(GgmlType type) {
         if (!QuantSupport.WIDE) return null;
         return switch (type) {
-            case Q4_0 -> Q4_0Interleaved.INSTANCE;
+            case Q4_0 -> FourBitInterleaved.Q4_0;
             case Q8_0 -> Q8_0Interleaved.INSTANCE;
+            case MXFP4 -> FourBitInterleaved.MXFP4;
             default -> null;
         };
     }

@@ -47,15 +47,16 @@ final class MXFP4Format extends KernelBase {
     @Override
     public void dequantize(MemorySegment src, long offset, float[] dst, int dstOffset, int n) {
         QuantSupport.checkBlocks(n, QK, "MXFP4");
-        for (int b = 0; b < n / QK; b++) {
-            long p = offset + (long) b * BLOCK_BYTES;
-            float d = scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF);
-            int o = dstOffset + b * QK;
-            for (int j = 0; j < QK / 2; j++) {
-                int q = src.get(ValueLayout.JAVA_BYTE, p + 1 + j) & 0xFF;
-                dst[o + j] = KVALUES[q & 0x0F] * d;
-                dst[o + j + QK / 2] = KVALUES[q >>> 4] * d;
-            }
+        for (int b = 0; b < n / QK; b++) decodeBlock(src, offset + (long) b * BLOCK_BYTES, dst, dstOffset + b * QK);
+    }
+
+    /** The 32 weights of the block (exponent byte, then 16 code bytes) at {@code p}, into {@code dst[o..]}. */
+    static void decodeBlock(MemorySegment src, long p, float[] dst, int o) {
+        float d = scale(src.get(ValueLayout.JAVA_BYTE, p) & 0xFF);
+        for (int j = 0; j < QK / 2; j++) {
+            int q = src.get(ValueLayout.JAVA_BYTE, p + 1 + j) & 0xFF;
+            dst[o + j] = KVALUES[q & 0x0F] * d;
+            dst[o + j + QK / 2] = KVALUES[q >>> 4] * d;
         }
     }
 

@@ -1,0 +1,71 @@
+package io.moe4j.kernels.quant;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * What the {@link InterleavedFormat}s of the block types share: a group is a sequence of steps, step b
+ * holding block b of each of the 4 rows ({@link #step} bytes, {@link #block} per row, made from the file's
+ * {@link #srcBlock} bytes by {@link #packBlock}, arranged within the step as the subclass chooses); packing, the
+ * scalar decode, and the scalar kernels for CPUs without 512-bit vectors. Subclasses write the block conversion and
+ * decode, and the vector kernels ({@link #dot4}, {@link #dequantizeLanes}).
+ */
+abstract class BlockInterleaved implements InterleavedFormat {
+    private final String name;
+    /** Weights per block; bytes of a block in the file, here, and of a step (one block of all 4 rows). */
+    final int weights, srcBlock, block, step;
+
+    BlockInterleaved(String name, int weights, int srcBlock, int block) {
+        this.name = name;
+        this.weights = weights;
+        this.srcBlock = srcBlock;
+        this.block = block;
+        this.step = ROWS * block;
+    }
+
+    /** Writes the file's block at {@code src[from..]} as row {@code slot}'s block of the step at {@code dst[step..]}. */
+    abstract void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot);
+
+    /** Decodes the weights of row {@code slot}'s block in the step at {@code step} into {@code dst[o..]}. */
+    abstract void decodeBlock(MemorySegment src, long step, int slot, float[] dst, int o);
+
+    final void check(int n) {
+        QuantSupport.checkBlocks(n, weights, name);
+    }
+
+    @Override
+    public final long groupBytes(int n) {
+        check(n);
+        return (long) step * (n / weights);
+    }
+
+    @Override
+    public final void pack(MemorySegment src, long offset, long rowBytes, int rows, int n, MemorySegment dst, long dstOffset) {
+        check(n);
+        if (rows < 0 || rows > ROWS) throw new IllegalArgumentException("a group holds 0 to " + ROWS + " rows, not " + rows);
+        if (rows < ROWS) dst.asSlice(dstOffset, groupBytes(n)).fill((byte) 0);
+        for (int r = 0; r < rows; r++) {
+            for (int b = 0; b < n / weights; b++) packBlock(src, offset + r * rowBytes + (long) srcBlock * b, dst, dstOffset + (long) step * b, r);
+        }
+    }
+
+    @Override
+    public final void dequantize(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n) {
+        check(n);
+        for (int b = 0; b < n / weights; b++) decodeBlock(src, group + (long) step * b, slot, dst, dstOffset + b * weights);
+    }
+
+    /** The scalar forms of {@link #dequantizeLanes} and {@link #dot4}, for CPUs without 512-bit vectors. */
+    final void dequantizeLanesScalar(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n, KernelScratch scratch) {
+        float[] row = scratch.row(n);
+        dequantize(src, group, slot, row, 0, n);
+        KernelBase.toLaneOrder(row, 0, dst, dstOffset, n);
+    }
+
+    final void dot4Scalar(MemorySegment src, long group, float[] x, int xOffset, int n, float[] out, KernelScratch scratch) {
+        float[] row = scratch.row(n);
+        for (int r = 0; r < ROWS; r++) {
+            dequantize(src, group, r, row, 0, n);
+            out[r] = QuantSupport.dotLanes(row, 0, x, xOffset, n);
+        }
+    }
+}

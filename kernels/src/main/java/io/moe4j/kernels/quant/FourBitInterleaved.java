@@ -1,0 +1,151 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
+import static io.moe4j.kernels.quant.QuantSupport.I512;
+import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static jdk.incubator.vector.VectorOperators.LSHR;
+
+/**
+ * The 4-bit types whose block is a scale d and 32 codes, weight = value[code] * d (Q4_0: values -8..7; MXFP4: the
+ * doubled E2M1 values of {@link MXFP4Format#KVALUES}), in the layout of {@link ScaledInterleaved}. One kernel serves
+ * both: it looks the codes up in the block's table of 16 weights (the values times d), so the types differ in the
+ * table only.
+ *
+ * <p>A step (80 bytes) is the 4 rows' code bytes woven into one 512-bit vector, then their 4 float scales: int lane k
+ * (bytes 4k..4k+3) holds code byte k of rows 0, 1, 2, 3 (byte k of a file block holds weight k in its low nibble and
+ * k + 16 in its high one). Row r's weights k and k + 16 are then nibbles 2r and 2r + 1 of lane k: two shifts and
+ * masks of the one vector, where a byte-per-row layout needs a widening load (a shuffle) per row. The kernel is bound
+ * by its shuffles (the widening loads and the table permutes), so this takes 4 of its 12 per step away.
+ *
+ * <p>Measured (JMH {@code matMul}, tokens=1, 2 threads, GB/s of file bytes, 2026-11-26): MXFP4 row-major 20.7,
+ * interleaved with the file's exponent byte and a widening load per row 22.1, with float scales 29.9, woven: see
+ * docs/performance.md.
+ */
+final class FourBitInterleaved extends ScaledInterleaved {
+    static final FourBitInterleaved Q4_0 = new FourBitInterleaved("Q4_0", F16,
+            new float[]{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7});
+
+    /** MXFP4's E8M0 exponent byte e: 2^(e-128), ggml's GGML_E8M0_TO_FP32_HALF (its values are stored doubled). */
+    private static final FileScale E8M0 = new FileScale() {
+        public int bytes() {
+            return 1;
+        }
+
+        public float read(MemorySegment src, long at) {
+            return MXFP4Format.scale(src.get(ValueLayout.JAVA_BYTE, at) & 0xFF);
+        }
+    };
+
+    static final FourBitInterleaved MXFP4 = new FourBitInterleaved("MXFP4", E8M0, floats(MXFP4Format.KVALUES));
+
+    /** Code bytes per block, a step's bytes, and where its scales start, as constants for C2. */
+    private static final int CODES = 16, STEP = ROWS * (4 + CODES), SCALES = ROWS * CODES;
+
+    /** The value of each code; the same as a vector, the table the kernels scale per block. */
+    private final float[] values;
+    private final FloatVector levels;
+
+    private FourBitInterleaved(String name, FileScale scale, float[] values) {
+        super(name, scale, CODES);
+        this.values = values;
+        this.levels = FloatVector.fromArray(F512, values, 0);
+    }
+
+    private static float[] floats(byte[] b) {
+        float[] f = new float[b.length];
+        for (int i = 0; i < b.length; i++) f[i] = b[i];
+        return f;
+    }
+
+    @Override
+    void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot) {
+        dst.set(FLOAT, step + SCALES + 4L * slot, fileScale(src, from));
+        long codes = fileCodes(from);
+        for (int k = 0; k < CODES; k++) dst.set(ValueLayout.JAVA_BYTE, step + 4L * k + slot, src.get(ValueLayout.JAVA_BYTE, codes + k));
+    }
+
+    /** As the row-major types decode: value times d, one float multiplication per weight. */
+    @Override
+    void decodeBlock(MemorySegment src, long step, int slot, float[] dst, int o) {
+        float d = src.get(FLOAT, step + SCALES + 4L * slot);
+        for (int k = 0; k < QK / 2; k++) {
+            int q = src.get(ValueLayout.JAVA_BYTE, step + 4L * k + slot) & 0xFF;
+            dst[o + k] = values[q & 0x0F] * d;
+            dst[o + k + QK / 2] = values[q >>> 4] * d;
+        }
+    }
+
+    @Override
+    public void dequantizeLanes(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n, KernelScratch scratch) {
+        check(n);
+        if (!QuantSupport.WIDE) {
+            dequantizeLanesScalar(src, group, slot, dst, dstOffset, n, scratch);
+            return;
+        }
+        int half = n / 2, shift = 8 * slot;
+        FloatVector levels = this.levels;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = group + (long) STEP * b;
+            IntVector t = levels.mul(src.get(FLOAT, p + SCALES + 4L * slot)).reinterpretAsInts();
+            IntVector v = IntVector.fromMemorySegment(I512, src, p, LE);
+            v.lanewise(LSHR, shift).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + 16 * b);
+            v.lanewise(LSHR, shift + 4).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + half + 16 * b);
+        }
+    }
+
+    /**
+     * Each row keeps the two 16-lane accumulators of {@link Q4_0Format#dotWide} and {@link MXFP4Format#dotWide} (lanes
+     * i % 32 of its weights) and their final reduction, so its result is the same float; the weights come from the
+     * same per-block table (the values times d) by a permute.
+     */
+    @Override
+    public void dot4(MemorySegment src, long group, float[] x, int xOffset, int n, float[] out, KernelScratch scratch) {
+        check(n);
+        if (!QuantSupport.WIDE) {
+            dot4Scalar(src, group, x, xOffset, n, out, scratch);
+            return;
+        }
+        MemorySegment s = src;
+        FloatVector levels = this.levels;
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = group + (long) STEP * b;
+            int xo = xOffset + QK * b;
+            FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
+            IntVector v = IntVector.fromMemorySegment(I512, s, p, LE), t;
+            t = levels.mul(s.get(FLOAT, p + SCALES)).reinterpretAsInts();
+            a0 = ((FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, a0);
+            a1 = ((FloatVector) v.lanewise(LSHR, 4).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, a1);
+            t = levels.mul(s.get(FLOAT, p + SCALES + 4)).reinterpretAsInts();
+            b0 = ((FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, b0);
+            b1 = ((FloatVector) v.lanewise(LSHR, 12).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, b1);
+            t = levels.mul(s.get(FLOAT, p + SCALES + 8)).reinterpretAsInts();
+            c0 = ((FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, c0);
+            c1 = ((FloatVector) v.lanewise(LSHR, 20).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, c1);
+            t = levels.mul(s.get(FLOAT, p + SCALES + 12)).reinterpretAsInts();
+            d0 = ((FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, d0);
+            d1 = ((FloatVector) v.lanewise(LSHR, 28).selectFrom(t).reinterpretAsFloats()).fma(x1, d1);
+        }
+        // The reductions written out: a helper taking vectors, if C2 does not inline it, boxes them (measured 5x slower).
+        FloatVector c, h;
+        c = a0.add(a1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = b0.add(b1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[1] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = c0.add(c1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[2] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = d0.add(d1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+    }
+}
