@@ -29,8 +29,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * docs/performance.md.
  */
 final class FourBitInterleaved extends ScaledInterleaved {
-    static final FourBitInterleaved Q4_0 = new FourBitInterleaved("Q4_0", F16,
-            new float[]{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7});
+    static final FourBitInterleaved Q4_0 = new FourBitInterleaved("Q4_0", F16, Q4_0Format.LEVELS);
 
     /** MXFP4's E8M0 exponent byte e: 2^(e-128), ggml's GGML_E8M0_TO_FP32_HALF (its values are stored doubled). */
     private static final FileScale E8M0 = new FileScale() {
@@ -43,25 +42,22 @@ final class FourBitInterleaved extends ScaledInterleaved {
         }
     };
 
-    static final FourBitInterleaved MXFP4 = new FourBitInterleaved("MXFP4", E8M0, floats(MXFP4Format.KVALUES));
+    static final FourBitInterleaved MXFP4 = new FourBitInterleaved("MXFP4", E8M0, MXFP4Format.LEVELS);
 
     /** Code bytes per block, a step's bytes, and where its scales start, as constants for C2. */
     private static final int CODES = 16, STEP = ROWS * (4 + CODES), SCALES = ROWS * CODES;
 
-    /** The value of each code; the same as a vector, the table the kernels scale per block. */
-    private final float[] values;
+    /**
+     * The value of each code, as a vector (the row-major kernel's own table, which the kernels scale per block) and
+     * as an array for the scalar decode.
+     */
     private final FloatVector levels;
+    private final float[] values;
 
-    private FourBitInterleaved(String name, FileScale scale, float[] values) {
+    private FourBitInterleaved(String name, FileScale scale, FloatVector levels) {
         super(name, scale, CODES);
-        this.values = values;
-        this.levels = FloatVector.fromArray(F512, values, 0);
-    }
-
-    private static float[] floats(byte[] b) {
-        float[] f = new float[b.length];
-        for (int i = 0; i < b.length; i++) f[i] = b[i];
-        return f;
+        this.levels = levels;
+        this.values = levels.toArray();
     }
 
     @Override

@@ -83,7 +83,7 @@ final class MXFP4Format extends KernelBase {
     }
 
     /** {@link #KVALUES} as floats: a block's 16 possible weights are these times its scale. */
-    private static final FloatVector LEVELS = FloatVector.fromArray(F512,
+    static final FloatVector LEVELS = FloatVector.fromArray(F512,
             new float[]{0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12}, 0);
 
     /*

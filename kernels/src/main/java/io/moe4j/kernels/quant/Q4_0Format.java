@@ -76,7 +76,7 @@ final class Q4_0Format extends KernelBase {
     }
 
     /** The 16 nibble values less 8, as floats: a block's 16 possible weights are these times its scale. */
-    private static final FloatVector LEVELS = FloatVector.fromArray(F512,
+    static final FloatVector LEVELS = FloatVector.fromArray(F512,
             new float[]{-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7}, 0);
 
     /*

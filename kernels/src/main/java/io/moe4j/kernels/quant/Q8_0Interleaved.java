@@ -13,8 +13,8 @@ import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
  * Q8_0 in the layout of {@link ScaledInterleaved}: a step is the 4 rows' blocks in turn, each a float scale and the
- * file's 32 code bytes. Measured
- * streaming 512 MB of 2048-column rows on 2 threads (GB/s of file bytes): row-major 36-46, interleaved 52-55.
+ * file's 32 code bytes. Measured streaming 512 MB of 2048-column rows on 2 threads (GB/s of file bytes): row-major
+ * 36-46, interleaved 52-55.
  */
 final class Q8_0Interleaved extends ScaledInterleaved {
     static final Q8_0Interleaved INSTANCE = new Q8_0Interleaved();
