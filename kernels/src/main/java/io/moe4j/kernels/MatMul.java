@@ -118,11 +118,16 @@ public final class MatMul {
         if (w.interleaved()) {
             // Units start at multiples of 4 rows: [r0, r1) is whole groups, but for the last rows of the matrix.
             InterleavedFormat f = BlockFormats.interleaved(w.type());
-            float[] four = b.four;
-            for (int r = r0; r < r1; r += InterleavedFormat.ROWS) {
-                long group = w.groupOffset(r);
-                int valid = Math.min(InterleavedFormat.ROWS, r1 - r);
-                for (int tok = 0; tok < t.n; tok++) {
+            float[] four = b.four; // one token's 4 rows, or two tokens' (pair kernel)
+            long group = w.groupOffset(r0), groupBytes = f.groupBytes(cols);
+            for (int r = r0; r < r1; r += InterleavedFormat.ROWS, group += groupBytes) {
+                int valid = Math.min(InterleavedFormat.ROWS, r1 - r), tok = 0;
+                // Two tokens at a time where the type has a pair kernel (each block decoded once for both)
+                for (; tok + 2 <= t.n && f.dot4Pair(data, group, t.x, t.xOffset + tok * cols, cols, cols, four); tok += 2) {
+                    System.arraycopy(four, 0, t.out, t.outOffset + tok * rows + r, valid);
+                    System.arraycopy(four, InterleavedFormat.ROWS, t.out, t.outOffset + (tok + 1) * rows + r, valid);
+                }
+                for (; tok < t.n; tok++) {
                     f.dot4(data, group, t.x, t.xOffset + tok * cols, cols, four, scratch);
                     System.arraycopy(four, 0, t.out, t.outOffset + tok * rows + r, valid);
                 }
@@ -170,7 +175,7 @@ public final class MatMul {
     private static final class Buffers {
         float[] panel = new float[0];
         final float[] lanes = new float[FloatTiles.LANES];
-        final float[] four = new float[InterleavedFormat.ROWS];
+        final float[] four = new float[2 * InterleavedFormat.ROWS];
         final KernelScratch scratch = new KernelScratch();
 
         float[] panel(int n) {

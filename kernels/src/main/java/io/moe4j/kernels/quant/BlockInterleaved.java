@@ -54,6 +54,12 @@ abstract class BlockInterleaved implements InterleavedFormat {
         for (int b = 0; b < n / weights; b++) decodeBlock(src, group + (long) step * b, slot, dst, dstOffset + b * weights);
     }
 
+    /** None by default: the types with a pair kernel override this. */
+    @Override
+    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out) {
+        return false;
+    }
+
     /** The scalar forms of {@link #dequantizeLanes} and {@link #dot4}, for CPUs without 512-bit vectors. */
     final void dequantizeLanesScalar(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n, KernelScratch scratch) {
         float[] row = scratch.row(n);

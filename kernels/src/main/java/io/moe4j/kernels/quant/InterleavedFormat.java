@@ -30,6 +30,13 @@ public interface InterleavedFormat {
     /** The dot products of the 4 rows of the group at {@code group} with {@code x[xOffset..]}: {@code out[0..3]}. */
     void dot4(MemorySegment src, long group, float[] x, int xOffset, int n, float[] out, KernelScratch scratch);
 
+    /**
+     * {@link #dot4} for two tokens, {@code x[xOffset..]} and {@code x[xOffset + xStride..]}, each block decoded once
+     * for both: {@code out[0..3]} the first token's, {@code out[4..7]} the second's, each the same float as
+     * {@link #dot4} gives. False where the type has no such kernel (nothing is written then).
+     */
+    boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out);
+
     /** Row {@code slot} of the group at {@code group}, decoded as {@link BlockFormat#dequantize} decodes it. */
     void dequantize(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n);
 

@@ -40,6 +40,16 @@ final class Q6_KFormat extends KernelBase {
         return s.get(ValueLayout.JAVA_BYTE, off) & 0xFF;
     }
 
+    /** The super-block's scale d. */
+    static float superScale(MemorySegment s, long p) {
+        return f16(s, p + D);
+    }
+
+    /** The int8 scale of group {@code g} (weights 16g..16g+15) of the super-block at {@code p}. */
+    static float groupScale(MemorySegment s, long p, int g) {
+        return s.get(ValueLayout.JAVA_BYTE, p + SCALES + g);
+    }
+
     /** The signed 6-bit value (q - 32) of weight {@code i} (0..255) of the super-block at {@code p}. */
     static int q6(MemorySegment s, long p, int i) {
         int h = i >>> 7, r = i & 127, l = r & 31, quarter = r >>> 5; // quarter 0..3: weights l, l+32, l+64, l+96

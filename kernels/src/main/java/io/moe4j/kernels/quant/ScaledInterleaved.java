@@ -6,15 +6,16 @@ import java.lang.foreign.ValueLayout;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 
 /**
- * The {@link BlockInterleaved} layout of the types whose blocks of 32 weights are a scale then {@code codeBytes} bytes of
- * codes (Q4_0 and Q8_0 with an f16 scale, MXFP4 with an E8M0 exponent byte): each block's scale as a float
- * (converted once, at load) and its codes. The float scale is what makes the interleaving pay: the
- * kernels multiply by it straight from memory (an embedded broadcast, no vector-port work), where converting the
- * file's scale in the loop, and moving it from a general register into a vector one, costs as much as the rest of a
- * 4-bit block. Measured on Q4_0, one core, L2-resident, 2048 columns, GB/s of file bytes: row-major 14, row-major
- * with float scales 16.5, 4 rows interleaved with f16 scales 15, with float scales 25; MXFP4, 2 threads streaming:
- * interleaved with the exponent byte 22, with float scales see {@link FourBitInterleaved}. The Vector API has no
- * vector f16 conversion. Blocks grow by 2 bytes (Q4_0 18 to 20, Q8_0 34 to 36) or 3 (MXFP4 17 to 20).
+ * The {@link BlockInterleaved} layout of the types whose blocks of 32 weights are a scale then {@code codeBytes}
+ * bytes of codes (Q4_0 with an f16 scale, MXFP4 with an E8M0 exponent byte; Q8_0 is stored alike, see
+ * {@link Int8Interleaved}): each block's scale as a float (converted once, at load) and its codes. The float scale is
+ * what makes the interleaving pay: the kernels multiply by it straight from memory (an embedded broadcast, no
+ * vector-port work), where converting the file's scale in the loop, and moving it from a general register into a
+ * vector one, costs as much as the rest of a 4-bit block. Measured on Q4_0, one core, L2-resident, 2048 columns, GB/s
+ * of file bytes: row-major 14, row-major with float scales 16.5, 4 rows interleaved with f16 scales 15, with float
+ * scales 25; MXFP4, 2 threads streaming: interleaved with the exponent byte 22, with float scales see
+ * {@link FourBitInterleaved}. The Vector API has no vector f16 conversion. Blocks grow by 2 bytes (Q4_0 18 to 20) or
+ * 3 (MXFP4 17 to 20).
  */
 abstract class ScaledInterleaved extends BlockInterleaved {
     static final int QK = 32;

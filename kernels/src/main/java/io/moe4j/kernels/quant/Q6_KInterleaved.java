@@ -1,0 +1,82 @@
+package io.moe4j.kernels.quant;
+
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+
+import static io.moe4j.kernels.quant.QuantSupport.B128;
+import static io.moe4j.kernels.quant.QuantSupport.F256;
+import static io.moe4j.kernels.quant.QuantSupport.F512;
+import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static jdk.incubator.vector.VectorOperators.B2F;
+
+/**
+ * Q6_K in the layout of {@link Int8Interleaved}: each 16 weights' scale d * scale[g] as a float (the product the
+ * row-major kernels form), each weight's 6-bit value q - 32 as a signed byte. A super-block of 256 weights becomes 8
+ * sub-steps of 32.
+ */
+final class Q6_KInterleaved extends Int8Interleaved {
+    static final Q6_KInterleaved INSTANCE = new Q6_KInterleaved();
+
+    /** A row's sub-block (2 float scales + 32 codes) and a sub-step (that of all 4 rows), as constants for C2. */
+    private static final int SUB = 8 + QK, SUB_STEP = ROWS * SUB;
+
+    private Q6_KInterleaved() {
+        super("Q6_K", Q6_KFormat.QK, Q6_KFormat.BLOCK_BYTES, 2);
+    }
+
+    @Override
+    void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot) {
+        float d = Q6_KFormat.superScale(src, from);
+        for (int j = 0; j < Q6_KFormat.QK / QK; j++) {
+            long to = subBlock(step, j, slot);
+            putScales(dst, to, Q6_KFormat.groupScale(src, from, 2 * j) * d, Q6_KFormat.groupScale(src, from, 2 * j + 1) * d);
+            for (int i = 0; i < QK; i++) dst.set(ValueLayout.JAVA_BYTE, to + codes + i, (byte) Q6_KFormat.q6(src, from, QK * j + i));
+        }
+    }
+
+    /**
+     * Each row keeps the two 16-lane accumulators of {@link Q6_KFormat#dotWide} (lanes i % 32 of its weights, the
+     * first 16 with the scale of their group of 16, the last 16 with the next group's) and its final reduction, so its
+     * result is the same float. The loop is {@link Q8_0Interleaved#dot4}'s with a second scale per row.
+     */
+    @Override
+    public void dot4(MemorySegment src, long group, float[] x, int xOffset, int n, float[] out, KernelScratch scratch) {
+        check(n);
+        if (!QuantSupport.WIDE) {
+            dot4Scalar(src, group, x, xOffset, n, out, scratch);
+            return;
+        }
+        MemorySegment s = src;
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        for (int j = 0, nj = n / QK; j < nj; j++) {
+            long p = group + (long) SUB_STEP * j;
+            int xo = xOffset + QK * j;
+            FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
+            a0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p))).fma(x0, a0);
+            a1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 4))).fma(x1, a1);
+            b0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB))).fma(x0, b0);
+            b1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB + 4))).fma(x1, b1);
+            c0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB))).fma(x0, c0);
+            c1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB + 4))).fma(x1, c1);
+            d0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB))).fma(x0, d0);
+            d1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB + 4))).fma(x1, d1);
+        }
+        // The reductions written out, as in FourBitInterleaved: a helper taking vectors, if C2 does not inline it, boxes them.
+        FloatVector c, h;
+        c = a0.add(a1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = b0.add(b1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[1] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = c0.add(c1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[2] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = d0.add(d1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+    }
+}
