@@ -33,7 +33,7 @@ public interface InterleavedFormat {
     /**
      * {@link #dot4} for two tokens, {@code x[xOffset..]} and {@code x[xOffset + xStride..]}, each block decoded once
      * for both: {@code out[0..3]} the first token's, {@code out[4..7]} the second's, each the same float as
-     * {@link #dot4} gives. False where the type has no such kernel (nothing is written then).
+     * {@link #dot4} gives. False where there is no such kernel (CPUs without 512-bit vectors; nothing is written then).
      */
     boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out);
 

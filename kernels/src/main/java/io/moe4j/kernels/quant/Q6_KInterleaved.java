@@ -79,4 +79,70 @@ final class Q6_KInterleaved extends Int8Interleaved {
         h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
         out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
     }
+
+    /** {@link #dot4} for two tokens: each row's weights decoded once, then multiplied into both tokens' accumulators. */
+    @Override
+    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out) {
+        check(n);
+        if (!QuantSupport.WIDE) return false;
+        MemorySegment s = src;
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        FloatVector e0 = a0, e1 = a0, f0 = a0, f1 = a0, g0 = a0, g1 = a0, k0 = a0, k1 = a0;
+        for (int b = 0, nb = n / QK; b < nb; b++) {
+            long p = group + (long) SUB_STEP * b;
+            int xo = xOffset + QK * b;
+            FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
+            FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1;
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 4)));
+            a0 = w0.fma(x0, a0);
+            a1 = w1.fma(x1, a1);
+            e0 = w0.fma(y0, e0);
+            e1 = w1.fma(y1, e1);
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB + 4)));
+            b0 = w0.fma(x0, b0);
+            b1 = w1.fma(x1, b1);
+            f0 = w0.fma(y0, f0);
+            f1 = w1.fma(y1, f1);
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB + 4)));
+            c0 = w0.fma(x0, c0);
+            c1 = w1.fma(x1, c1);
+            g0 = w0.fma(y0, g0);
+            g1 = w1.fma(y1, g1);
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB + 4)));
+            d0 = w0.fma(x0, d0);
+            d1 = w1.fma(x1, d1);
+            k0 = w0.fma(y0, k0);
+            k1 = w1.fma(y1, k1);
+        }
+        FloatVector c, h;
+        c = a0.add(a1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = b0.add(b1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[1] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = c0.add(c1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[2] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = d0.add(d1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = e0.add(e1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[4] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = f0.add(f1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[5] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = g0.add(g1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[6] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        c = k0.add(k1);
+        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
+        out[7] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        return true;
+    }
 }
