@@ -148,10 +148,11 @@ public final class MatMul {
         long rowBytes = w.rowBytes();
         float[] panel = b.panel(((nr + 3) & ~3) * cols);
         if (w.interleaved()) {
+            // Panels start at multiples of 4 rows (unitRows), as the row kernel's units do: step the group offset.
             InterleavedFormat fi = BlockFormats.interleaved(w.type());
+            long group = w.groupOffset(r0), groupBytes = fi.groupBytes(cols);
             for (int i = 0; i < nr; i++) {
-                int r = r0 + i;
-                fi.dequantizeLanes(w.data(), w.groupOffset(r), r % InterleavedFormat.ROWS, panel, i * cols, cols, b.scratch);
+                fi.dequantizeLanes(w.data(), group + i / InterleavedFormat.ROWS * groupBytes, i % InterleavedFormat.ROWS, panel, i * cols, cols, b.scratch);
             }
         } else {
             for (int i = 0; i < nr; i++) f.dequantizeLanes(w.data(), (r0 + i) * rowBytes, panel, i * cols, cols, b.scratch);

@@ -71,9 +71,9 @@ abstract class Int8Interleaved extends BlockInterleaved {
             dequantizeLanesScalar(src, group, slot, dst, dstOffset, n, scratch);
             return;
         }
-        int half = n / 2, sub = this.sub, hiScale = this.hiScale, codes = this.codes;
+        int half = n / 2;
         for (int j = 0, nj = n / QK; j < nj; j++) {
-            long p = group + (long) ROWS * sub * j + (long) sub * slot;
+            long p = subBlock(group, j, slot);
             ((FloatVector) ByteVector.fromMemorySegment(B128, src, p + codes, LE).convertShape(B2F, F512, 0))
                     .mul(FloatVector.broadcast(F512, src.get(FLOAT, p))).intoArray(dst, dstOffset + 16 * j);
             ((FloatVector) ByteVector.fromMemorySegment(B128, src, p + codes + 16, LE).convertShape(B2F, F512, 0))
