@@ -11,7 +11,7 @@ import java.util.Arrays;
 
 /**
  * The tensors of a model, looked up by llama.cpp's GGUF names and checked against the hyper-parameters. Matrices
- * stay in the file mapping, but for the types whose kernels have an interleaved layout (Q4_0, Q8_0, Q6_K, MXFP4),
+ * stay in the file mapping, but for the types whose kernels have an interleaved layout (Q4_0, Q4_K, Q8_0, Q6_K, MXFP4),
  * copied into it at load time; only small vectors (norms, biases, sinks) are decoded to float arrays.
  */
 public final class ModelWeights {

@@ -35,6 +35,7 @@ public final class BlockFormats {
             case Q4_0 -> FourBitInterleaved.Q4_0;
             case Q8_0 -> Q8_0Interleaved.INSTANCE;
             case MXFP4 -> FourBitInterleaved.MXFP4;
+            case Q4_K -> Q4_KInterleaved.INSTANCE;
             case Q6_K -> Q6_KInterleaved.INSTANCE;
             default -> null;
         };

@@ -223,7 +223,7 @@ final class Q4_KFormat extends KernelBase {
             LANE15 = VectorShuffle.fromValues(F512, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15, 15);
 
     /** 0, 1, ..., 15: the nibble values, as floats. */
-    private static final FloatVector IOTA16 = FloatVector.fromArray(F512,
+    static final FloatVector IOTA16 = FloatVector.fromArray(F512,
             new float[]{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, 0);
 
     @Override

@@ -52,11 +52,27 @@ final class Q6_KFormat extends KernelBase {
 
     /** The signed 6-bit value (q - 32) of weight {@code i} (0..255) of the super-block at {@code p}. */
     static int q6(MemorySegment s, long p, int i) {
-        int h = i >>> 7, r = i & 127, l = r & 31, quarter = r >>> 5; // quarter 0..3: weights l, l+32, l+64, l+96
-        int low = u8(s, p + QL + 64 * h + l + 32 * (quarter & 1));
-        low = quarter < 2 ? low & 0xF : low >>> 4;
-        int high = u8(s, p + QH + 32 * h + l) >>> (2 * quarter) & 3;
-        return (low | high << 4) - 32;
+        return q6(u8(s, p + QL + lowByte(i)), u8(s, p + QH + highByte(i)), i);
+    }
+
+    /** The same from the super-block copied to {@code block[0..]}. */
+    static int q6(byte[] block, int i) {
+        return q6(block[QL + lowByte(i)] & 0xFF, block[QH + highByte(i)] & 0xFF, i);
+    }
+
+    /** Where weight i's low 4 bits lie within ql, and its high 2 bits within qh (see the class comment). */
+    private static int lowByte(int i) {
+        return 64 * (i >>> 7) + (i & 31) + 32 * (i >>> 5 & 1);
+    }
+
+    private static int highByte(int i) {
+        return 32 * (i >>> 7) + (i & 31);
+    }
+
+    private static int q6(int lowByte, int highByte, int i) {
+        int quarter = (i & 127) >>> 5; // 0..3: weights l, l+32, l+64, l+96 of the half
+        int low = quarter < 2 ? lowByte & 0xF : lowByte >>> 4;
+        return (low | (highByte >>> 2 * quarter & 3) << 4) - 32;
     }
 
     @Override

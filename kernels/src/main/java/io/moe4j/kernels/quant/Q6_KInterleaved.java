@@ -29,11 +29,15 @@ final class Q6_KInterleaved extends Int8Interleaved {
 
     @Override
     void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot) {
+        // The block copied out once: read byte by byte from the segment, packing a 4 GB file took seconds.
+        byte[] block = new byte[Q6_KFormat.BLOCK_BYTES], codes = new byte[QK];
+        MemorySegment.copy(src, ValueLayout.JAVA_BYTE, from, block, 0, block.length);
         float d = Q6_KFormat.superScale(src, from);
         for (int j = 0; j < Q6_KFormat.QK / QK; j++) {
             long to = subBlock(step, j, slot);
             putScales(dst, to, Q6_KFormat.groupScale(src, from, 2 * j) * d, Q6_KFormat.groupScale(src, from, 2 * j + 1) * d);
-            for (int i = 0; i < QK; i++) dst.set(ValueLayout.JAVA_BYTE, to + codes + i, (byte) Q6_KFormat.q6(src, from, QK * j + i));
+            for (int i = 0; i < QK; i++) codes[i] = (byte) Q6_KFormat.q6(block, QK * j + i);
+            MemorySegment.copy(codes, 0, dst, ValueLayout.JAVA_BYTE, to + this.codes, QK);
         }
     }
 
