@@ -104,19 +104,26 @@ public final class Transformer {
             }
         }
 
-        float[][] result = new float[inputs.size()][];
+        // The output head runs once for the rows of all sequences: a step of 8 decoding sequences reads it once, not
+        // 8 times (the largest matrix of small models: 35 MB of the 443 MB a step of the serving bench reads).
+        int[] start = new int[inputs.size() + 1];
         int first = 0;
         for (int s = 0; s < inputs.size(); s++) {
             SequenceInput in = inputs.get(s);
             int len = in.tokens().length;
             int from = in.allLogits() ? first : first + len - 1;
             int rows = first + len - from;
-            ops.rmsNorm(a.x, from * dim, rows, dim, w.outputNorm, cfg.rmsEps(), a.xb, 0);
-            result[s] = new float[rows * w.vocabSize];
-            ops.matmul(w.output, a.xb, 0, rows, result[s], 0);
+            ops.rmsNorm(a.x, from * dim, rows, dim, w.outputNorm, cfg.rmsEps(), a.xb, start[s] * dim);
+            start[s + 1] = start[s] + rows;
             in.cache().advance(len);
             first += len;
         }
+        int vocab = w.vocabSize;
+        float[] logits = new float[start[inputs.size()] * vocab];
+        ops.matmul(w.output, a.xb, 0, start[inputs.size()], logits, 0);
+        float[][] result = new float[inputs.size()][];
+        if (inputs.size() == 1) result[0] = logits;
+        else for (int s = 0; s < inputs.size(); s++) result[s] = java.util.Arrays.copyOfRange(logits, start[s] * vocab, start[s + 1] * vocab);
         java.util.Arrays.fill(a.caches, 0, n, null); // do not keep the caches reachable from this thread
         java.util.Arrays.fill(a.keys, 0, n, null);
         java.util.Arrays.fill(a.values, 0, n, null);
