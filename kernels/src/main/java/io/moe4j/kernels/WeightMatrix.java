@@ -94,7 +94,7 @@ public record WeightMatrix(MemorySegment data, GgmlType type, int rows, int cols
         InterleavedFormat f = BlockFormats.interleaved(type);
         long g = f.groupBytes(cols), rb = rowBytes();
         int n = Math.toIntExact(groups(rows));
-        MemorySegment dst = arena.allocate(n * g, 64);
+        MemorySegment dst = UnclearedMemory.allocate(n * g, arena); // every byte is written by pack
         Parallel.dynamic(n, Parallel.chunkFor(n, 16, 64), (worker, from, to) -> {
             for (int i = from; i < to; i++) {
                 int r = i * InterleavedFormat.ROWS;

@@ -22,7 +22,10 @@ abstract class BlockInterleaved implements InterleavedFormat {
         this.step = ROWS * block;
     }
 
-    /** Writes the file's block at {@code src[from..]} as row {@code slot}'s block of the step at {@code dst[step..]}. */
+    /**
+     * Writes the file's block at {@code src[from..]} as row {@code slot}'s block of the step at {@code dst[step..]}:
+     * every byte of that row's share of the step (the memory is not cleared before, see {@link io.moe4j.kernels.UnclearedMemory}).
+     */
     abstract void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot);
 
     /** Decodes the weights of row {@code slot}'s block in the step at {@code step} into {@code dst[o..]}. */

@@ -185,4 +185,22 @@ class MatMulTest {
             java.nio.file.Files.deleteIfExists(file);
         }
     }
+
+    /** Interleaved copies go to uncleared memory (UnclearedMemory): packing must write every byte of a group. */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.MethodSource("interleavedTypes")
+    void packingWritesEveryByteOfAGroup(GgmlType type) {
+        Random r = new Random(41);
+        int cols = 2 * type.blockSize;
+        InterleavedFormat f = BlockFormats.interleaved(type);
+        for (int rows = 1; rows <= InterleavedFormat.ROWS; rows++) {
+            byte[] bytes = TestData.saneBlocks(type, rows * cols / type.blockSize, r);
+            MemorySegment src = MemorySegment.ofArray(bytes);
+            byte[] onZeros = new byte[(int) f.groupBytes(cols)], onOnes = new byte[onZeros.length];
+            java.util.Arrays.fill(onOnes, (byte) -1);
+            f.pack(src, 0, type.bytesFor(cols), rows, cols, MemorySegment.ofArray(onZeros), 0);
+            f.pack(src, 0, type.bytesFor(cols), rows, cols, MemorySegment.ofArray(onOnes), 0);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(onZeros, onOnes, type + ", " + rows + " rows");
+        }
+    }
 }
