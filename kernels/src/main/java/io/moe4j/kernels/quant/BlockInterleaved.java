@@ -10,6 +10,9 @@ import java.lang.foreign.MemorySegment;
  * decode, and the vector kernels ({@link #dot4}, {@link #dequantizeLanes}).
  */
 abstract class BlockInterleaved implements InterleavedFormat {
+    /** Weights per sub-block of the kernels (a block of the 32-weight types; super-blocks are 8 of them). */
+    static final int QK = 32;
+
     private final String name;
     /** Weights per block; bytes of a block in the file, here, and of a step (one block of all 4 rows). */
     final int weights, srcBlock, block, step;

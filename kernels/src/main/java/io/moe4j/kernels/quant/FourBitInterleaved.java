@@ -10,6 +10,7 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
@@ -62,7 +63,7 @@ final class FourBitInterleaved extends ScaledInterleaved {
 
     @Override
     void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot) {
-        dst.set(FLOAT, step + SCALES + 4L * slot, fileScale(src, from));
+        dst.set(LE_FLOAT, step + SCALES + 4L * slot, fileScale(src, from));
         long codes = fileCodes(from);
         for (int k = 0; k < CODES; k++) dst.set(ValueLayout.JAVA_BYTE, step + 4L * k + slot, src.get(ValueLayout.JAVA_BYTE, codes + k));
     }
@@ -70,7 +71,7 @@ final class FourBitInterleaved extends ScaledInterleaved {
     /** As the row-major types decode: value times d, one float multiplication per weight. */
     @Override
     void decodeBlock(MemorySegment src, long step, int slot, float[] dst, int o) {
-        float d = src.get(FLOAT, step + SCALES + 4L * slot);
+        float d = src.get(LE_FLOAT, step + SCALES + 4L * slot);
         for (int k = 0; k < QK / 2; k++) {
             int q = src.get(ValueLayout.JAVA_BYTE, step + 4L * k + slot) & 0xFF;
             dst[o + k] = values[q & 0x0F] * d;
@@ -89,7 +90,7 @@ final class FourBitInterleaved extends ScaledInterleaved {
         FloatVector levels = this.levels;
         for (int b = 0, nb = n / QK; b < nb; b++) {
             long p = group + (long) STEP * b;
-            IntVector t = levels.mul(src.get(FLOAT, p + SCALES + 4L * slot)).reinterpretAsInts();
+            IntVector t = levels.mul(src.get(LE_FLOAT, p + SCALES + 4L * slot)).reinterpretAsInts();
             IntVector v = IntVector.fromMemorySegment(I512, src, p, LE);
             v.lanewise(LSHR, shift).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + 16 * b);
             v.lanewise(LSHR, shift + 4).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + half + 16 * b);
@@ -116,16 +117,16 @@ final class FourBitInterleaved extends ScaledInterleaved {
             int xo = xOffset + QK * b;
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
             IntVector v = IntVector.fromMemorySegment(I512, s, p, LE), t;
-            t = levels.mul(s.get(FLOAT, p + SCALES)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES)).reinterpretAsInts();
             a0 = ((FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, a0);
             a1 = ((FloatVector) v.lanewise(LSHR, 4).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, a1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 4)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 4)).reinterpretAsInts();
             b0 = ((FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, b0);
             b1 = ((FloatVector) v.lanewise(LSHR, 12).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, b1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 8)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 8)).reinterpretAsInts();
             c0 = ((FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, c0);
             c1 = ((FloatVector) v.lanewise(LSHR, 20).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, c1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 12)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 12)).reinterpretAsInts();
             d0 = ((FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, d0);
             d1 = ((FloatVector) v.lanewise(LSHR, 28).selectFrom(t).reinterpretAsFloats()).fma(x1, d1);
         }
@@ -160,28 +161,28 @@ final class FourBitInterleaved extends ScaledInterleaved {
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
             FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1;
             IntVector v = IntVector.fromMemorySegment(I512, s, p, LE), t;
-            t = levels.mul(s.get(FLOAT, p + SCALES)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES)).reinterpretAsInts();
             w0 = (FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 4).and(15).selectFrom(t).reinterpretAsFloats();
             a0 = w0.fma(x0, a0);
             a1 = w1.fma(x1, a1);
             e0 = w0.fma(y0, e0);
             e1 = w1.fma(y1, e1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 4)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 4)).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 12).and(15).selectFrom(t).reinterpretAsFloats();
             b0 = w0.fma(x0, b0);
             b1 = w1.fma(x1, b1);
             f0 = w0.fma(y0, f0);
             f1 = w1.fma(y1, f1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 8)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 8)).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 20).and(15).selectFrom(t).reinterpretAsFloats();
             c0 = w0.fma(x0, c0);
             c1 = w1.fma(x1, c1);
             g0 = w0.fma(y0, g0);
             g1 = w1.fma(y1, g1);
-            t = levels.mul(s.get(FLOAT, p + SCALES + 12)).reinterpretAsInts();
+            t = levels.mul(s.get(LE_FLOAT, p + SCALES + 12)).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 28).selectFrom(t).reinterpretAsFloats();
             d0 = w0.fma(x0, d0);

@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 
 import static io.moe4j.kernels.quant.QuantSupport.B128;
-import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
@@ -29,9 +29,6 @@ import static jdk.incubator.vector.VectorOperators.B2F;
  * kernel written with {@code mul(float)} ran at 10 GB/s instead of 34.
  */
 abstract class Int8Interleaved extends BlockInterleaved {
-    static final int QK = 32;
-    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
-
     /** Bytes of a row's sub-block; where the scale of weights 16-31 and where the codes start within it. */
     final int sub, hiScale, codes;
 
@@ -51,15 +48,15 @@ abstract class Int8Interleaved extends BlockInterleaved {
 
     /** Writes one sub-block: scales {@code lo} (weights 0-15) and {@code hi} (16-31, ignored with one scale). */
     final void putScales(MemorySegment dst, long at, float lo, float hi) {
-        dst.set(FLOAT, at, lo);
-        if (hiScale != 0) dst.set(FLOAT, at + hiScale, hi);
+        dst.set(LE_FLOAT, at, lo);
+        if (hiScale != 0) dst.set(LE_FLOAT, at + hiScale, hi);
     }
 
     @Override
     final void decodeBlock(MemorySegment src, long step, int slot, float[] dst, int o) {
         for (int j = 0; j < weights / QK; j++) {
             long p = subBlock(step, j, slot);
-            float lo = src.get(FLOAT, p), hi = src.get(FLOAT, p + hiScale);
+            float lo = src.get(LE_FLOAT, p), hi = src.get(LE_FLOAT, p + hiScale);
             for (int i = 0; i < QK; i++) dst[o + QK * j + i] = src.get(ValueLayout.JAVA_BYTE, p + codes + i) * (i < QK / 2 ? lo : hi);
         }
     }
@@ -75,9 +72,9 @@ abstract class Int8Interleaved extends BlockInterleaved {
         for (int j = 0, nj = n / QK; j < nj; j++) {
             long p = subBlock(group, j, slot);
             ((FloatVector) ByteVector.fromMemorySegment(B128, src, p + codes, LE).convertShape(B2F, F512, 0))
-                    .mul(FloatVector.broadcast(F512, src.get(FLOAT, p))).intoArray(dst, dstOffset + 16 * j);
+                    .mul(FloatVector.broadcast(F512, src.get(LE_FLOAT, p))).intoArray(dst, dstOffset + 16 * j);
             ((FloatVector) ByteVector.fromMemorySegment(B128, src, p + codes + 16, LE).convertShape(B2F, F512, 0))
-                    .mul(FloatVector.broadcast(F512, src.get(FLOAT, p + hiScale))).intoArray(dst, dstOffset + half + 16 * j);
+                    .mul(FloatVector.broadcast(F512, src.get(LE_FLOAT, p + hiScale))).intoArray(dst, dstOffset + half + 16 * j);
         }
     }
 }

@@ -10,6 +10,7 @@ import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.I512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
 import static jdk.incubator.vector.VectorOperators.LSHR;
 
 /**
@@ -27,8 +28,6 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
 final class Q4_KInterleaved extends BlockInterleaved {
     static final Q4_KInterleaved INSTANCE = new Q4_KInterleaved();
 
-    private static final int QK = 32;
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
     /** Code bytes per row and sub-block; a sub-step's bytes; where its scales and offsets start (constants for C2). */
     private static final int CODES = 16, SUB_STEP = ROWS * (CODES + 8), SCALES = ROWS * CODES, OFFSETS = SCALES + 4 * ROWS;
 
@@ -45,8 +44,8 @@ final class Q4_KInterleaved extends BlockInterleaved {
             long to = step + (long) SUB_STEP * j, chunk = from + 16 + 32 * (j >> 1);
             int sm = Q4_KFormat.scaleMin(scales, scalesHigh, j), shift = 4 * (j & 1);
             // As Q4_KFormat.dotWide forms them: the 6-bit value as a float times d, and times -dmin.
-            dst.set(FLOAT, to + SCALES + 4L * slot, (float) (sm & 0xFF) * d);
-            dst.set(FLOAT, to + OFFSETS + 4L * slot, (float) (sm >>> 8) * -dmin);
+            dst.set(LE_FLOAT, to + SCALES + 4L * slot, (float) (sm & 0xFF) * d);
+            dst.set(LE_FLOAT, to + OFFSETS + 4L * slot, (float) (sm >>> 8) * -dmin);
             // Code byte k = weight k | weight k + 16 << 4, 8 at a time (the chunk read as longs: loading a 4 GB file
             // byte by byte took seconds).
             for (int half = 0; half < 2; half++) {
@@ -64,7 +63,7 @@ final class Q4_KInterleaved extends BlockInterleaved {
     void decodeBlock(MemorySegment src, long step, int slot, float[] dst, int o) {
         for (int j = 0; j < Q4_KFormat.QK / QK; j++) {
             long p = step + (long) SUB_STEP * j;
-            float scale = src.get(FLOAT, p + SCALES + 4L * slot), offset = src.get(FLOAT, p + OFFSETS + 4L * slot);
+            float scale = src.get(LE_FLOAT, p + SCALES + 4L * slot), offset = src.get(LE_FLOAT, p + OFFSETS + 4L * slot);
             for (int k = 0; k < CODES; k++) {
                 int q = src.get(ValueLayout.JAVA_BYTE, p + 4L * k + slot) & 0xFF;
                 dst[o + QK * j + k] = scale * (q & 15) + offset;
@@ -84,8 +83,8 @@ final class Q4_KInterleaved extends BlockInterleaved {
         for (int j = 0, nj = n / QK; j < nj; j++) {
             long p = group + (long) SUB_STEP * j;
             // The 16 weights the codes stand for, q * scale + offset for q = 0..15 (as ints, to be permuted).
-            IntVector t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, src.get(FLOAT, p + SCALES + 4L * slot)))
-                    .add(FloatVector.broadcast(F512, src.get(FLOAT, p + OFFSETS + 4L * slot))).reinterpretAsInts();
+            IntVector t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, src.get(LE_FLOAT, p + SCALES + 4L * slot)))
+                    .add(FloatVector.broadcast(F512, src.get(LE_FLOAT, p + OFFSETS + 4L * slot))).reinterpretAsInts();
             IntVector v = IntVector.fromMemorySegment(I512, src, p, LE);
             v.lanewise(LSHR, shift).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + 16 * j);
             v.lanewise(LSHR, shift + 4).and(15).selectFrom(t).reinterpretAsFloats().intoArray(dst, dstOffset + half + 16 * j);
@@ -112,16 +111,16 @@ final class Q4_KInterleaved extends BlockInterleaved {
             int xo = xOffset + QK * j;
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
             IntVector v = IntVector.fromMemorySegment(I512, s, p, LE), t;
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS))).reinterpretAsInts();
             a0 = ((FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, a0);
             a1 = ((FloatVector) v.lanewise(LSHR, 4).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, a1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 4))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 4))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 4))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 4))).reinterpretAsInts();
             b0 = ((FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, b0);
             b1 = ((FloatVector) v.lanewise(LSHR, 12).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, b1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 8))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 8))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 8))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 8))).reinterpretAsInts();
             c0 = ((FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, c0);
             c1 = ((FloatVector) v.lanewise(LSHR, 20).and(15).selectFrom(t).reinterpretAsFloats()).fma(x1, c1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 12))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 12))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 12))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 12))).reinterpretAsInts();
             d0 = ((FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats()).fma(x0, d0);
             d1 = ((FloatVector) v.lanewise(LSHR, 28).selectFrom(t).reinterpretAsFloats()).fma(x1, d1);
         }
@@ -155,28 +154,28 @@ final class Q4_KInterleaved extends BlockInterleaved {
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
             FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1;
             IntVector v = IntVector.fromMemorySegment(I512, s, p, LE), t;
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS))).reinterpretAsInts();
             w0 = (FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 4).and(15).selectFrom(t).reinterpretAsFloats();
             a0 = w0.fma(x0, a0);
             a1 = w1.fma(x1, a1);
             e0 = w0.fma(y0, e0);
             e1 = w1.fma(y1, e1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 4))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 4))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 4))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 4))).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 12).and(15).selectFrom(t).reinterpretAsFloats();
             b0 = w0.fma(x0, b0);
             b1 = w1.fma(x1, b1);
             f0 = w0.fma(y0, f0);
             f1 = w1.fma(y1, f1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 8))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 8))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 8))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 8))).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 20).and(15).selectFrom(t).reinterpretAsFloats();
             c0 = w0.fma(x0, c0);
             c1 = w1.fma(x1, c1);
             g0 = w0.fma(y0, g0);
             g1 = w1.fma(y1, g1);
-            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SCALES + 12))).add(FloatVector.broadcast(F512, s.get(FLOAT, p + OFFSETS + 12))).reinterpretAsInts();
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 12))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 12))).reinterpretAsInts();
             w0 = (FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats();
             w1 = (FloatVector) v.lanewise(LSHR, 28).selectFrom(t).reinterpretAsFloats();
             d0 = w0.fma(x0, d0);

@@ -10,6 +10,7 @@ import static io.moe4j.kernels.quant.QuantSupport.B128;
 import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
+import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
 import static jdk.incubator.vector.VectorOperators.B2F;
 
 /**
@@ -59,14 +60,14 @@ final class Q6_KInterleaved extends Int8Interleaved {
             long p = group + (long) SUB_STEP * j;
             int xo = xOffset + QK * j;
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
-            a0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p))).fma(x0, a0);
-            a1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 4))).fma(x1, a1);
-            b0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB))).fma(x0, b0);
-            b1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB + 4))).fma(x1, b1);
-            c0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB))).fma(x0, c0);
-            c1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB + 4))).fma(x1, c1);
-            d0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB))).fma(x0, d0);
-            d1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB + 4))).fma(x1, d1);
+            a0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p))).fma(x0, a0);
+            a1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 4))).fma(x1, a1);
+            b0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SUB))).fma(x0, b0);
+            b1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SUB + 4))).fma(x1, b1);
+            c0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * SUB))).fma(x0, c0);
+            c1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * SUB + 4))).fma(x1, c1);
+            d0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * SUB))).fma(x0, d0);
+            d1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * SUB + 4))).fma(x1, d1);
         }
         // The reductions written out, as in FourBitInterleaved: a helper taking vectors, if C2 does not inline it, boxes them.
         FloatVector c, h;
@@ -97,26 +98,26 @@ final class Q6_KInterleaved extends Int8Interleaved {
             int xo = xOffset + QK * b;
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
             FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1;
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 4)));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 4)));
             a0 = w0.fma(x0, a0);
             a1 = w1.fma(x1, a1);
             e0 = w0.fma(y0, e0);
             e1 = w1.fma(y1, e1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + SUB + 4)));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SUB + 4)));
             b0 = w0.fma(x0, b0);
             b1 = w1.fma(x1, b1);
             f0 = w0.fma(y0, f0);
             f1 = w1.fma(y1, f1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 2 * SUB + 4)));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * SUB + 4)));
             c0 = w0.fma(x0, c0);
             c1 = w1.fma(x1, c1);
             g0 = w0.fma(y0, g0);
             g1 = w1.fma(y1, g1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(FLOAT, p + 3 * SUB + 4)));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 8, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * SUB)));
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * SUB + 24, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * SUB + 4)));
             d0 = w0.fma(x0, d0);
             d1 = w1.fma(x1, d1);
             k0 = w0.fma(y0, k0);

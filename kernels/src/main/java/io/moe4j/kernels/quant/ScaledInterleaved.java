@@ -1,9 +1,6 @@
 package io.moe4j.kernels.quant;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-
-import static io.moe4j.kernels.quant.QuantSupport.LE;
 
 /**
  * The {@link BlockInterleaved} layout of the types whose blocks of 32 weights are a scale then {@code codeBytes}
@@ -18,9 +15,6 @@ import static io.moe4j.kernels.quant.QuantSupport.LE;
  * 3 (MXFP4 17 to 20).
  */
 abstract class ScaledInterleaved extends BlockInterleaved {
-    static final int QK = 32;
-    static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(LE);
-
     /** How a type's file stores a block's scale. */
     interface FileScale {
         /** Bytes of the scale at the start of a file block. */
