@@ -123,7 +123,7 @@ public final class MatMul {
             for (int r = r0; r < r1; r += InterleavedFormat.ROWS, group += groupBytes) {
                 int valid = Math.min(InterleavedFormat.ROWS, r1 - r), tok = 0;
                 // Two tokens at a time where the type has a pair kernel (each block decoded once for both)
-                for (; tok + 2 <= t.n && f.dot4Pair(data, group, t.x, t.xOffset + tok * cols, cols, cols, four); tok += 2) {
+                for (; tok + 2 <= t.n && f.dot4Pair(data, group, t.x, t.xOffset + tok * cols, cols, cols, four, scratch); tok += 2) {
                     System.arraycopy(four, 0, t.out, t.outOffset + tok * rows + r, valid);
                     System.arraycopy(four, InterleavedFormat.ROWS, t.out, t.outOffset + (tok + 1) * rows + r, valid);
                 }

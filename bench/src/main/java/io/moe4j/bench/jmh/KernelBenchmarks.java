@@ -73,6 +73,13 @@ public class KernelBenchmarks {
          */
         @Param({"true", "false"})
         public boolean interleaved;
+        /**
+         * A weight type whose kernels run before the measured ones, for 1 and 2 tokens (a model mixes types, e.g.
+         * Q4_K_M's Q4_K and Q6_K, and what ran first shapes how C2 compiles a kernel: see {@code BlockInterleaved.sum16});
+         * "none": the measured type's kernels are the first to run in the JVM.
+         */
+        @Param({"none"})
+        public String runFirst;
         /** Matrix shape: an OLMoE expert's gate projection. */
         public int rows = 1024, cols = 2048;
 
@@ -86,9 +93,10 @@ public class KernelBenchmarks {
             if (threads > 0) Parallel.setThreads(threads);
             GgmlType t = GgmlType.valueOf(type);
             long matrixBytes = rows * t.bytesFor(cols);
-            // Decode: 512 MB of distinct matrices, so every operation streams from memory as a model does; a batch
-            // reads its matrix once and is compute-bound, one matrix is enough.
-            int count = tokens == 1 ? (int) Math.max(1, (512L << 20) / matrixBytes) : 1;
+            // Decode and small batches (serving: a few tokens per expert): 512 MB of distinct matrices, so every
+            // operation streams from memory as a model does; a larger batch reads its matrix once and is
+            // compute-bound, one matrix is enough.
+            int count = tokens <= 8 ? (int) Math.max(1, (512L << 20) / matrixBytes) : 1;
             SplittableRandom r = new SplittableRandom(1);
             float[] f = new float[cols * 16];
             for (int i = 0; i < f.length; i++) f[i] = (float) (r.nextDouble() * 2 - 1) * 0.05f;
@@ -103,10 +111,23 @@ public class KernelBenchmarks {
                 matrices[i] = new WeightMatrix(all.asSlice(i * matrixBytes, matrixBytes), t, rows, cols);
                 if (interleaved) matrices[i] = matrices[i].interleave(arena);
             }
-            x = new float[tokens * cols];
+            x = new float[Math.max(2, tokens) * cols];
             for (int i = 0; i < x.length; i++) x[i] = (float) r.nextGaussian();
-            out = new float[tokens * rows];
+            out = new float[Math.max(2, tokens) * rows];
             bytes = matrixBytes;
+            if (!runFirst.equals("none")) runFirst(GgmlType.valueOf(runFirst), r);
+        }
+
+        /** A few thousand products of a matrix of another type, interleaved as the measured ones are, with 1 and 2 tokens. */
+        private void runFirst(GgmlType other, SplittableRandom r) {
+            float[] f = new float[rows * cols];
+            for (int i = 0; i < f.length; i++) f[i] = (float) (r.nextDouble() * 2 - 1) * 0.05f;
+            byte[] q = BlockFormats.quantize(other, f, 0, f.length);
+            MemorySegment seg = arena.allocate(q.length, 64);
+            MemorySegment.copy(q, 0, seg, ValueLayout.JAVA_BYTE, 0, q.length);
+            WeightMatrix m = new WeightMatrix(seg, other, rows, cols);
+            if (interleaved) m = m.interleave(arena);
+            for (int i = 0; i < 3000; i++) MatMul.mul(m, x, 0, 1 + (i & 1), out, 0);
         }
 
         @TearDown

@@ -62,8 +62,24 @@ abstract class BlockInterleaved implements InterleavedFormat {
 
     /** None by default: the types with a pair kernel override this. */
     @Override
-    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out) {
+    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
         return false;
+    }
+
+    /**
+     * The final reduction of one row's two 16-lane accumulators, stored added (lo + hi) at {@code l[o..o+15]}: lanes
+     * i and i + 8 added, then those 8 sums as ((h0+h1)+(h2+h3))+((h4+h5)+(h6+h7)), the order {@link BlockFormat}
+     * fixes. Why through memory: written with vectors (a 256-bit half, lane extracts) each reduction added ~40 nodes
+     * to C2's graph of the kernel, and a helper taking vectors boxes them where C2 does not inline it. The kernels with
+     * 8 results came close to C2's inlining node budget; once other kernels had run first (another weight type of
+     * the same model) and left two-type profiles in the shared Vector API code, they went over it, were compiled
+     * without the vector intrinsics and ran 2-3x slower (measured: Q4_K's pair kernel 67 against 213 us when Q6_K
+     * ran first, Q6_K's single-token kernel 74 against 150 us when Q4_K did).
+     */
+    static float sum16(float[] l, int o) {
+        float h0 = l[o] + l[o + 8], h1 = l[o + 1] + l[o + 9], h2 = l[o + 2] + l[o + 10], h3 = l[o + 3] + l[o + 11];
+        float h4 = l[o + 4] + l[o + 12], h5 = l[o + 5] + l[o + 13], h6 = l[o + 6] + l[o + 14], h7 = l[o + 7] + l[o + 15];
+        return ((h0 + h1) + (h2 + h3)) + ((h4 + h5) + (h6 + h7));
     }
 
     /** The scalar forms of {@link #dequantizeLanes} and {@link #dot4}, for CPUs without 512-bit vectors. */

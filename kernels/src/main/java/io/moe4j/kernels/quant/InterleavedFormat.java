@@ -35,7 +35,7 @@ public interface InterleavedFormat {
      * for both: {@code out[0..3]} the first token's, {@code out[4..7]} the second's, each the same float as
      * {@link #dot4} gives. False where there is no such kernel (CPUs without 512-bit vectors; nothing is written then).
      */
-    boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out);
+    boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch);
 
     /** Row {@code slot} of the group at {@code group}, decoded as {@link BlockFormat#dequantize} decodes it. */
     void dequantize(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n);

@@ -6,7 +6,6 @@ import jdk.incubator.vector.FloatVector;
 import java.lang.foreign.MemorySegment;
 
 import static io.moe4j.kernels.quant.QuantSupport.B128;
-import static io.moe4j.kernels.quant.QuantSupport.F256;
 import static io.moe4j.kernels.quant.QuantSupport.F512;
 import static io.moe4j.kernels.quant.QuantSupport.LE;
 import static io.moe4j.kernels.quant.QuantSupport.LE_FLOAT;
@@ -64,25 +63,20 @@ final class Q8_0Interleaved extends Int8Interleaved {
             d0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(d).fma(x0, d0);
             d1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(d).fma(x1, d1);
         }
-        // The reductions written out, as in FourBitInterleaved: a helper taking vectors, if C2 does not inline it, boxes them.
-        FloatVector c, h;
-        c = a0.add(a1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = b0.add(b1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[1] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = c0.add(c1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[2] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = d0.add(d1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        float[] l = scratch.f;
+        a0.add(a1).intoArray(l, 0);
+        b0.add(b1).intoArray(l, 16);
+        c0.add(c1).intoArray(l, 32);
+        d0.add(d1).intoArray(l, 48);
+        out[0] = sum16(l, 0);
+        out[1] = sum16(l, 16);
+        out[2] = sum16(l, 32);
+        out[3] = sum16(l, 48);
     }
 
     /** {@link #dot4} for two tokens: each row's weights decoded once, then multiplied into both tokens' accumulators. */
     @Override
-    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out) {
+    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
         check(n);
         if (!QuantSupport.WIDE) return false;
         MemorySegment s = src;
@@ -118,31 +112,23 @@ final class Q8_0Interleaved extends Int8Interleaved {
             k0 = w0.fma(y0, k0);
             k1 = w1.fma(y1, k1);
         }
-        FloatVector c, h;
-        c = a0.add(a1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[0] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = b0.add(b1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[1] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = c0.add(c1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[2] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = d0.add(d1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[3] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = e0.add(e1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[4] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = f0.add(f1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[5] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = g0.add(g1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[6] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
-        c = k0.add(k1);
-        h = ((FloatVector) c.reinterpretShape(F256, 0)).add((FloatVector) c.reinterpretShape(F256, 1));
-        out[7] = ((h.lane(0) + h.lane(1)) + (h.lane(2) + h.lane(3))) + ((h.lane(4) + h.lane(5)) + (h.lane(6) + h.lane(7)));
+        float[] l = scratch.f;
+        a0.add(a1).intoArray(l, 0);
+        b0.add(b1).intoArray(l, 16);
+        c0.add(c1).intoArray(l, 32);
+        d0.add(d1).intoArray(l, 48);
+        out[0] = sum16(l, 0);
+        out[1] = sum16(l, 16);
+        out[2] = sum16(l, 32);
+        out[3] = sum16(l, 48);
+        e0.add(e1).intoArray(l, 0);
+        f0.add(f1).intoArray(l, 16);
+        g0.add(g1).intoArray(l, 32);
+        k0.add(k1).intoArray(l, 48);
+        out[4] = sum16(l, 0);
+        out[5] = sum16(l, 16);
+        out[6] = sum16(l, 32);
+        out[7] = sum16(l, 48);
         return true;
     }
 }
