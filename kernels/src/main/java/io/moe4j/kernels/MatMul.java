@@ -37,10 +37,13 @@ public final class MatMul {
     /**
      * Whether the panel (matrix × matrix) kernels run for this product; else the fused row kernels, which decode each
      * block once for up to 4 tokens where the weight type has such a kernel (measured, Q8_0 1024 × 2048, 2 threads:
-     * 4 tokens 211 GFLOP/s with rows, 125 with panels; 8 tokens about equal).
+     * 4 tokens 211 GFLOP/s with rows, 125 with panels; 8 tokens about equal). Interleaved matrices of a type with a
+     * four-token kernel take the row path further (see {@link InterleavedFormat#rowKernelMaxTokens}).
      */
     private static boolean panels(Task t) {
-        return t.n > BlockFormats.of(t.w.type()).rowKernelMaxTokens();
+        int max = BlockFormats.of(t.w.type()).rowKernelMaxTokens();
+        if (t.w.interleaved()) max = Math.max(max, BlockFormats.interleaved(t.w.type()).rowKernelMaxTokens());
+        return t.n > max;
     }
 
     /**
@@ -118,11 +121,14 @@ public final class MatMul {
         if (w.interleaved()) {
             // Units start at multiples of 4 rows: [r0, r1) is whole groups, but for the last rows of the matrix.
             InterleavedFormat f = BlockFormats.interleaved(w.type());
-            float[] four = b.four; // one token's 4 rows, or two tokens' (pair kernel)
+            float[] four = b.four; // the 4 rows of one token, or of 2 or 4 tokens (pair and quad kernels)
             long group = w.groupOffset(r0), groupBytes = f.groupBytes(cols);
             for (int r = r0; r < r1; r += InterleavedFormat.ROWS, group += groupBytes) {
                 int valid = Math.min(InterleavedFormat.ROWS, r1 - r), tok = 0;
-                // Two tokens at a time where the type has a pair kernel (each block decoded once for both)
+                // Four tokens at a time where the type has a quad kernel, then two (each block decoded once for them)
+                for (; tok + 4 <= t.n && f.dot4Quad(data, group, t.x, t.xOffset + tok * cols, cols, cols, four, scratch); tok += 4) {
+                    for (int q = 0; q < 4; q++) System.arraycopy(four, q * InterleavedFormat.ROWS, t.out, t.outOffset + (tok + q) * rows + r, valid);
+                }
                 for (; tok + 2 <= t.n && f.dot4Pair(data, group, t.x, t.xOffset + tok * cols, cols, cols, four, scratch); tok += 2) {
                     System.arraycopy(four, 0, t.out, t.outOffset + tok * rows + r, valid);
                     System.arraycopy(four, InterleavedFormat.ROWS, t.out, t.outOffset + (tok + 1) * rows + r, valid);
@@ -176,7 +182,7 @@ public final class MatMul {
     private static final class Buffers {
         float[] panel = new float[0];
         final float[] lanes = new float[FloatTiles.LANES];
-        final float[] four = new float[2 * InterleavedFormat.ROWS];
+        final float[] four = new float[4 * InterleavedFormat.ROWS];
         final KernelScratch scratch = new KernelScratch();
 
         float[] panel(int n) {

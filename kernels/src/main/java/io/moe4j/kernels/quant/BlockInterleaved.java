@@ -66,6 +66,35 @@ abstract class BlockInterleaved implements InterleavedFormat {
         return false;
     }
 
+    /** The row-major type's by default: the types with a four-token kernel override this. */
+    @Override
+    public int rowKernelMaxTokens() {
+        return 0;
+    }
+
+    /** None by default: the types with a four-token kernel override this. */
+    @Override
+    public boolean dot4Quad(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
+        return false;
+    }
+
+    /**
+     * The results of a four-token kernel that runs in two passes, one per half of every block ({@code lo}: each row
+     * and token's 16-lane accumulator of weights 0-15 of every block, {@code hi}: of weights 16-31, 16 floats per
+     * pair of row r and token t at {@code 16 * (4 * t + r)}): {@code out[4 * t + r]}, reduced as {@link #sum16}
+     * reduces lo + hi, so each is the float {@link #dot4} gives.
+     */
+    static void sumQuad(float[] lo, float[] hi, float[] out) {
+        for (int k = 0; k < 16; k++) {
+            int o = 16 * k;
+            float h0 = (lo[o] + hi[o]) + (lo[o + 8] + hi[o + 8]), h1 = (lo[o + 1] + hi[o + 1]) + (lo[o + 9] + hi[o + 9]);
+            float h2 = (lo[o + 2] + hi[o + 2]) + (lo[o + 10] + hi[o + 10]), h3 = (lo[o + 3] + hi[o + 3]) + (lo[o + 11] + hi[o + 11]);
+            float h4 = (lo[o + 4] + hi[o + 4]) + (lo[o + 12] + hi[o + 12]), h5 = (lo[o + 5] + hi[o + 5]) + (lo[o + 13] + hi[o + 13]);
+            float h6 = (lo[o + 6] + hi[o + 6]) + (lo[o + 14] + hi[o + 14]), h7 = (lo[o + 7] + hi[o + 7]) + (lo[o + 15] + hi[o + 15]);
+            out[k] = ((h0 + h1) + (h2 + h3)) + ((h4 + h5) + (h6 + h7));
+        }
+    }
+
     /**
      * The final reduction of one row's two 16-lane accumulators, stored added (lo + hi) at {@code l[o..o+15]}: lanes
      * i and i + 8 added, then those 8 sums as ((h0+h1)+(h2+h3))+((h4+h5)+(h6+h7)), the order {@link BlockFormat}

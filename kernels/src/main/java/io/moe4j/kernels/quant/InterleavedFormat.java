@@ -37,6 +37,20 @@ public interface InterleavedFormat {
      */
     boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch);
 
+    /**
+     * {@link #dot4} for four tokens, {@code x[xOffset + t * xStride..]} for t in 0..3, each block decoded once for all
+     * four: {@code out[4 * t + r]} is row r's dot product with token t, the same float as {@link #dot4} gives. False
+     * where there is no such kernel (nothing is written then).
+     */
+    boolean dot4Quad(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch);
+
+    /**
+     * Up to this many tokens the row kernels of this layout ({@link #dot4}, {@link #dot4Pair}, {@link #dot4Quad}) beat
+     * decoding float panels for the matrix kernels; 0 where the row-major type's
+     * {@link BlockFormat#rowKernelMaxTokens} holds.
+     */
+    int rowKernelMaxTokens();
+
     /** Row {@code slot} of the group at {@code group}, decoded as {@link BlockFormat#dequantize} decodes it. */
     void dequantize(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n);
 

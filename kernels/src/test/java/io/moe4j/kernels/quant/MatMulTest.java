@@ -14,7 +14,8 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
- * The matrix kernels (row path for up to 3 tokens, 7 where a 4-token row kernel exists; panel path beyond; several
+ * The matrix kernels (row path for up to 3 tokens, 7 where a 4-token row kernel exists, 11 for interleaved matrices
+ * with a four-token kernel; panel path beyond; several
  * products in one dispatch; any thread count) against the plain scalar reference: rows decoded by the independent {@link ReferenceDecoder}, then
  * the lane-ordered reduction written out element by element. Bit for bit, on random data with odd sizes.
  */
@@ -131,7 +132,7 @@ class MatMulTest {
                     WeightMatrix w = plain.interleave(arena);
                     assertEquals(true, w.interleaved());
                     float[] wf = decoded(plain);
-                    for (int n : new int[]{1, 2, 3, 5, 8, 9}) {
+                    for (int n : new int[]{1, 2, 3, 4, 5, 7, 8, 9, 12, 13}) {
                         float[] x = TestData.gaussian(r, n * cols + 6, 1.0);
                         float[] out = new float[n * rows + 4];
                         MatMul.mul(w, x, 2, n, out, 3);
