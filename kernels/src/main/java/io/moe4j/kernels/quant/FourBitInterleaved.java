@@ -204,12 +204,6 @@ final class FourBitInterleaved extends ScaledInterleaved {
         return true;
     }
 
-    /** Quads, then a pair and a single token, up to 11 tokens (as Q8_0's: {@link Q8_0Interleaved#rowKernelMaxTokens}). */
-    @Override
-    public int rowKernelMaxTokens() {
-        return QuantSupport.WIDE ? 11 : 0;
-    }
-
     /**
      * {@link #dot4} for four tokens in two passes over the group, one per half of every block (the low nibbles,
      * weights 0-15, then the high ones, 16-31), as {@link Q8_0Interleaved#dot4Quad} does: one 16-lane accumulator per

@@ -196,4 +196,72 @@ final class Q4_KInterleaved extends BlockInterleaved {
         out[7] = sum16(l, 48);
         return true;
     }
+
+    /**
+     * {@link #dot4} for four tokens in two passes, one per nibble half of every 32 weights, as
+     * {@link FourBitInterleaved#dot4Quad} does, with this layout's table (q * scale + offset) and offsets.
+     */
+    @Override
+    public boolean dot4Quad(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
+        check(n);
+        if (!QuantSupport.WIDE) return false;
+        quadPass(src, group, 0, x, xOffset, xStride, n / QK, scratch.lo);
+        quadPass(src, group, 4, x, xOffset + 16, xStride, n / QK, scratch.hi);
+        sumQuad(scratch.lo, scratch.hi, out);
+        return true;
+    }
+
+    /** One half of {@link #dot4Quad}: row r's codes are nibble (8r + {@code shift}) / 4 of each int lane. */
+    private static void quadPass(MemorySegment s, long group, int shift, float[] x, int xOffset, int xStride, int nb, float[] l) {
+        FloatVector a0 = FloatVector.zero(F512), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        FloatVector c0 = a0, c1 = a0, c2 = a0, c3 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0;
+        for (int b = 0; b < nb; b++) {
+            long p = group + (long) SUB_STEP * b;
+            int xo = xOffset + QK * b;
+            FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + xStride);
+            FloatVector x2 = FloatVector.fromArray(F512, x, xo + 2 * xStride), x3 = FloatVector.fromArray(F512, x, xo + 3 * xStride), w;
+            IntVector v = IntVector.fromMemorySegment(I512, s, p, LE).lanewise(LSHR, shift), t;
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS))).reinterpretAsInts();
+            w = (FloatVector) v.and(15).selectFrom(t).reinterpretAsFloats();
+            a0 = w.fma(x0, a0);
+            a1 = w.fma(x1, a1);
+            a2 = w.fma(x2, a2);
+            a3 = w.fma(x3, a3);
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 4))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 4))).reinterpretAsInts();
+            w = (FloatVector) v.lanewise(LSHR, 8).and(15).selectFrom(t).reinterpretAsFloats();
+            b0 = w.fma(x0, b0);
+            b1 = w.fma(x1, b1);
+            b2 = w.fma(x2, b2);
+            b3 = w.fma(x3, b3);
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 8))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 8))).reinterpretAsInts();
+            w = (FloatVector) v.lanewise(LSHR, 16).and(15).selectFrom(t).reinterpretAsFloats();
+            c0 = w.fma(x0, c0);
+            c1 = w.fma(x1, c1);
+            c2 = w.fma(x2, c2);
+            c3 = w.fma(x3, c3);
+            t = Q4_KFormat.IOTA16.mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + SCALES + 12))).add(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + OFFSETS + 12))).reinterpretAsInts();
+            w = (FloatVector) v.lanewise(LSHR, 24).and(15).selectFrom(t).reinterpretAsFloats();
+            d0 = w.fma(x0, d0);
+            d1 = w.fma(x1, d1);
+            d2 = w.fma(x2, d2);
+            d3 = w.fma(x3, d3);
+        }
+        // Pair (row r, token t) at 16 * (4 * t + r), as sumQuad reads it.
+        a0.intoArray(l, 0);
+        b0.intoArray(l, 16);
+        c0.intoArray(l, 32);
+        d0.intoArray(l, 48);
+        a1.intoArray(l, 64);
+        b1.intoArray(l, 80);
+        c1.intoArray(l, 96);
+        d1.intoArray(l, 112);
+        a2.intoArray(l, 128);
+        b2.intoArray(l, 144);
+        c2.intoArray(l, 160);
+        d2.intoArray(l, 176);
+        a3.intoArray(l, 192);
+        b3.intoArray(l, 208);
+        c3.intoArray(l, 224);
+        d3.intoArray(l, 240);
+    }
 }

@@ -133,16 +133,6 @@ final class Q8_0Interleaved extends Int8Interleaved {
     }
 
     /**
-     * Quads, then a pair and a single token, up to 11 tokens. Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s,
-     * 2026-12-07): 8 tokens 128 as two quads against 110 as panels, 12 tokens 132 against 134, 16 tokens 130 against
-     * 144.
-     */
-    @Override
-    public int rowKernelMaxTokens() {
-        return QuantSupport.WIDE ? 11 : 0;
-    }
-
-    /**
      * {@link #dot4} for four tokens in two passes over the group, one per half of every block (weights 0-15, then
      * 16-31): each pass keeps one 16-lane accumulator per row and token, 16 in all, and decodes each half-block once
      * for the four tokens. The second pass reads the group from L1/L2 (a group of 2048 columns is 9 KB).
