@@ -7,7 +7,7 @@ import java.lang.foreign.MemorySegment;
  * holding block b of each of the 4 rows ({@link #step} bytes, {@link #block} per row, made from the file's
  * {@link #srcBlock} bytes by {@link #packBlock}, arranged within the step as the subclass chooses); packing, the
  * scalar decode, and the scalar kernels for CPUs without 512-bit vectors. Subclasses write the block conversion and
- * decode, and the vector kernels ({@link #dot4}, {@link #dequantizeLanes}).
+ * decode, and the vector kernels ({@link #dot4}, {@link #dot4Pair}, {@link #dot4Quad}, {@link #dequantizeLanes}).
  */
 abstract class BlockInterleaved implements InterleavedFormat {
     /** Weights per sub-block of the kernels (a block of the 32-weight types; super-blocks are 8 of them). */
@@ -60,15 +60,9 @@ abstract class BlockInterleaved implements InterleavedFormat {
         for (int b = 0; b < n / weights; b++) decodeBlock(src, group + (long) step * b, slot, dst, dstOffset + b * weights);
     }
 
-    /** None by default: the types with a pair kernel override this. */
-    @Override
-    public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
-        return false;
-    }
-
     /**
-     * With 512-bit vectors: quads, then a pair and a single token, up to 11 tokens (every type here has the four-token
-     * kernel). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels, 2026-12-07): Q8_0 8 tokens
+     * With 512-bit vectors: quads, then a pair and a single token, up to 11 tokens (every type here has the pair and
+     * four-token kernels). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels, 2026-12-07): Q8_0 8 tokens
      * 128 against 110, 12 tokens 132 against 134, 16 tokens 130 against 144; Q4_K 8 tokens 110 against 111, 10 113
      * against 104, 11 105 against 92; Q6_K 10 tokens 122 against 111, 11 112 against 101.
      */
