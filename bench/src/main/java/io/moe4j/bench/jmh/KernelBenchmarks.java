@@ -41,7 +41,10 @@ import java.util.concurrent.TimeUnit;
 @OutputTimeUnit(TimeUnit.SECONDS)
 @Warmup(iterations = 3, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC"})
+// The flags bin/moe4j starts the engine with, so the kernels are measured as users run them (the C2 flag keeps the
+// K-quant kernels' vectors unboxed; see bin/moe4j).
+@Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "--enable-native-access=ALL-UNNAMED", "-XX:+UseParallelGC",
+        "-XX:+UnlockDiagnosticVMOptions", "-XX:+IncrementalInlineForceCleanup"})
 public class KernelBenchmarks {
 
     /** GB/s of weight bytes read and GFLOP/s, reported next to the operations per second (normalized like them). */
