@@ -37,8 +37,8 @@ public final class MatMul {
     /**
      * Whether the panel (matrix × matrix) kernels run for this product; else the fused row kernels, which decode each
      * block once for up to 4 tokens where the weight type has such a kernel (measured, Q8_0 1024 × 2048, 2 threads:
-     * 4 tokens 211 GFLOP/s with rows, 125 with panels; 8 tokens about equal). Interleaved matrices of a type with a
-     * four-token kernel take the row path further (see {@link InterleavedFormat#rowKernelMaxTokens}).
+     * 4 tokens 211 GFLOP/s with rows, 125 with panels; 8 tokens about equal). Interleaved matrices, whose row kernels
+     * decode each block once for 4 tokens, take the row path further (see {@link InterleavedFormat#rowKernelMaxTokens}).
      */
     private static boolean panels(Task t) {
         int max = BlockFormats.of(t.w.type()).rowKernelMaxTokens();

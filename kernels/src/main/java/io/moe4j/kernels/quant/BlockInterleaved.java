@@ -62,9 +62,9 @@ abstract class BlockInterleaved implements InterleavedFormat {
 
     /**
      * With 512-bit vectors: quads, then a pair and a single token, up to 11 tokens (every type here has the pair and
-     * four-token kernels). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels, 2026-12-07): Q8_0 8 tokens
-     * 128 against 110, 12 tokens 132 against 134, 16 tokens 130 against 144; Q4_K 8 tokens 110 against 111, 10 113
-     * against 104, 11 105 against 92; Q6_K 10 tokens 122 against 111, 11 112 against 101.
+     * four-token kernels). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels,
+     * 2026-12-07): Q8_0 8 tokens 128 against 110, 12 tokens 132 against 134, 16 tokens 130 against 144; Q4_K 8 tokens
+     * 110 against 111, 10 113 against 104, 11 105 against 92; Q6_K 10 tokens 122 against 111, 11 112 against 101.
      */
     @Override
     public final int rowKernelMaxTokens() {
@@ -75,17 +75,11 @@ abstract class BlockInterleaved implements InterleavedFormat {
      * The results of a four-token kernel that runs in two passes, one per half of every block ({@code lo}: each row
      * and token's 16-lane accumulator of weights 0-15 of every block, {@code hi}: of weights 16-31, 16 floats per
      * pair of row r and token t at {@code 16 * (4 * t + r)}): {@code out[4 * t + r]}, reduced as {@link #sum16}
-     * reduces lo + hi, so each is the float {@link #dot4} gives.
+     * reduces lo + hi, so each is the float {@link #dot4} gives. Overwrites {@code lo}.
      */
     static void sumQuad(float[] lo, float[] hi, float[] out) {
-        for (int k = 0; k < 16; k++) {
-            int o = 16 * k;
-            float h0 = (lo[o] + hi[o]) + (lo[o + 8] + hi[o + 8]), h1 = (lo[o + 1] + hi[o + 1]) + (lo[o + 9] + hi[o + 9]);
-            float h2 = (lo[o + 2] + hi[o + 2]) + (lo[o + 10] + hi[o + 10]), h3 = (lo[o + 3] + hi[o + 3]) + (lo[o + 11] + hi[o + 11]);
-            float h4 = (lo[o + 4] + hi[o + 4]) + (lo[o + 12] + hi[o + 12]), h5 = (lo[o + 5] + hi[o + 5]) + (lo[o + 13] + hi[o + 13]);
-            float h6 = (lo[o + 6] + hi[o + 6]) + (lo[o + 14] + hi[o + 14]), h7 = (lo[o + 7] + hi[o + 7]) + (lo[o + 15] + hi[o + 15]);
-            out[k] = ((h0 + h1) + (h2 + h3)) + ((h4 + h5) + (h6 + h7));
-        }
+        for (int i = 0; i < 256; i++) lo[i] += hi[i]; // lo + hi lane by lane, as a0.add(a1) in dot4
+        for (int k = 0; k < 16; k++) out[k] = sum16(lo, 16 * k);
     }
 
     /**

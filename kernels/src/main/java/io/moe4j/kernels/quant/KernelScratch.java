@@ -6,7 +6,7 @@ package io.moe4j.kernels.quant;
  */
 public final class KernelScratch {
     final float[] f = new float[64];
-    /** The two passes' accumulators of the four-token kernels (16 rows × tokens of 16 lanes each). */
+    /** The two passes' accumulators of the four-token kernels: 16 (row, token) pairs of 16 lanes each. */
     final float[] lo = new float[256], hi = new float[256];
     final byte[] b = new byte[256];
     float[] row = new float[0];
