@@ -34,7 +34,7 @@ import java.util.concurrent.TimeUnit;
  * reports {@code weightGBps} (GB of weights, or of KV cache for attention, read per second) and {@code gflops}
  * (useful GFLOP/s) as JMH secondary metrics.
  *
- * <p>Run: {@code bin/moe4j jmh} (all), or e.g. {@code bin/moe4j jmh 'matVec' -p type=Q8_0,Q4_0 -p threads=2}; any JMH
+ * <p>Run: {@code bin/moe4j jmh} (all), or e.g. {@code bin/moe4j jmh 'matMul$' -p type=Q8_0,Q4_0 -p threads=2}; any JMH
  * option works ({@code bin/moe4j jmh -h}).
  */
 @BenchmarkMode(Mode.Throughput)
@@ -83,6 +83,13 @@ public class KernelBenchmarks {
          */
         @Param({"none"})
         public String runFirst;
+        /**
+         * Whether up to 8 tokens stream 512 MB of distinct matrices from memory, as a model's decode does
+         * ("memory"), or multiply one matrix again and again, which then stays in cache ("cache": the kernel's own
+         * speed, without memory). Larger batches always use one matrix.
+         */
+        @Param({"memory"})
+        public String source;
         /** Matrix shape: an OLMoE expert's gate projection. */
         public int rows = 1024, cols = 2048;
 
@@ -99,7 +106,8 @@ public class KernelBenchmarks {
             // Decode and small batches (serving: a few tokens per expert): 512 MB of distinct matrices, so every
             // operation streams from memory as a model does; a larger batch reads its matrix once and is
             // compute-bound, one matrix is enough.
-            int count = tokens <= 8 ? (int) Math.max(1, (512L << 20) / matrixBytes) : 1;
+            if (!source.equals("memory") && !source.equals("cache")) throw new IllegalArgumentException("source: memory or cache, not " + source);
+            int count = tokens <= 8 && source.equals("memory") ? (int) Math.max(1, (512L << 20) / matrixBytes) : 1;
             SplittableRandom r = new SplittableRandom(1);
             float[] f = new float[cols * 16];
             for (int i = 0; i < f.length; i++) f[i] = (float) (r.nextDouble() * 2 - 1) * 0.05f;
