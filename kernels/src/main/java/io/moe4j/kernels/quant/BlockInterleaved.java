@@ -98,6 +98,11 @@ abstract class BlockInterleaved implements InterleavedFormat {
         return ((h0 + h1) + (h2 + h3)) + ((h4 + h5) + (h6 + h7));
     }
 
+    /** {@link #sum16} of the 4 rows stored at {@code l[0..63]}, into {@code out[o..o+3]}. */
+    static void sum16x4(float[] l, float[] out, int o) {
+        for (int k = 0; k < 4; k++) out[o + k] = sum16(l, 16 * k);
+    }
+
     /** The scalar forms of {@link #dequantizeLanes} and {@link #dot4}, for CPUs without 512-bit vectors. */
     final void dequantizeLanesScalar(MemorySegment src, long group, int slot, float[] dst, int dstOffset, int n, KernelScratch scratch) {
         float[] row = scratch.row(n);

@@ -73,10 +73,7 @@ final class Q6_KInterleaved extends Int8Interleaved {
         b0.add(b1).intoArray(l, 16);
         c0.add(c1).intoArray(l, 32);
         d0.add(d1).intoArray(l, 48);
-        out[0] = sum16(l, 0);
-        out[1] = sum16(l, 16);
-        out[2] = sum16(l, 32);
-        out[3] = sum16(l, 48);
+        sum16x4(l, out, 0);
     }
 
     /** {@link #dot4} for two tokens: each row's weights decoded once, then multiplied into both tokens' accumulators. */
@@ -122,18 +119,12 @@ final class Q6_KInterleaved extends Int8Interleaved {
         b0.add(b1).intoArray(l, 16);
         c0.add(c1).intoArray(l, 32);
         d0.add(d1).intoArray(l, 48);
-        out[0] = sum16(l, 0);
-        out[1] = sum16(l, 16);
-        out[2] = sum16(l, 32);
-        out[3] = sum16(l, 48);
+        sum16x4(l, out, 0);
         e0.add(e1).intoArray(l, 0);
         f0.add(f1).intoArray(l, 16);
         g0.add(g1).intoArray(l, 32);
         k0.add(k1).intoArray(l, 48);
-        out[4] = sum16(l, 0);
-        out[5] = sum16(l, 16);
-        out[6] = sum16(l, 32);
-        out[7] = sum16(l, 48);
+        sum16x4(l, out, 4);
         return true;
     }
 
