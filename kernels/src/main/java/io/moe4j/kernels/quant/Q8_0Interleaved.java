@@ -71,7 +71,13 @@ final class Q8_0Interleaved extends Int8Interleaved {
         sum16x4(l, out, 0);
     }
 
-    /** {@link #dot4} for two tokens: each row's weights decoded once, then multiplied into both tokens' accumulators. */
+    /**
+     * {@link #dot4} for two tokens: each row's weights decoded once, then multiplied into both tokens' accumulators.
+     * Each row's scale is read and broadcast once per block, for both halves: written with the scale read twice (once
+     * per half), C2 compiled this kernel one of two ways from one JVM to the next, and in the slow one (half of the
+     * JFR samples on the scale loads) a 2-token decode step of the Mixtral-layout serving model took 19-21 ms instead
+     * of 10-11 (4 of 14 JVMs after a 1-token warm-up, 2026-12-07; 0 of 14 since).
+     */
     @Override
     public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
         check(n);
@@ -83,27 +89,31 @@ final class Q8_0Interleaved extends Int8Interleaved {
             long p = group + (long) STEP * b;
             int xo = xOffset + QK * b;
             FloatVector x0 = FloatVector.fromArray(F512, x, xo), x1 = FloatVector.fromArray(F512, x, xo + 16);
-            FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1;
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 4, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 20, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p)));
+            FloatVector y0 = FloatVector.fromArray(F512, x, xo + xStride), y1 = FloatVector.fromArray(F512, x, xo + xStride + 16), w0, w1, d;
+            d = FloatVector.broadcast(F512, s.get(LE_FLOAT, p));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 4, LE).convertShape(B2F, F512, 0)).mul(d);
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 20, LE).convertShape(B2F, F512, 0)).mul(d);
             a0 = w0.fma(x0, a0);
             a1 = w1.fma(x1, a1);
             e0 = w0.fma(y0, e0);
             e1 = w1.fma(y1, e1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + BLOCK)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + BLOCK)));
+            d = FloatVector.broadcast(F512, s.get(LE_FLOAT, p + BLOCK));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(d);
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(d);
             b0 = w0.fma(x0, b0);
             b1 = w1.fma(x1, b1);
             f0 = w0.fma(y0, f0);
             f1 = w1.fma(y1, f1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * BLOCK)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * BLOCK)));
+            d = FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 2 * BLOCK));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(d);
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 2 * BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(d);
             c0 = w0.fma(x0, c0);
             c1 = w1.fma(x1, c1);
             g0 = w0.fma(y0, g0);
             g1 = w1.fma(y1, g1);
-            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * BLOCK)));
-            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * BLOCK)));
+            d = FloatVector.broadcast(F512, s.get(LE_FLOAT, p + 3 * BLOCK));
+            w0 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 4, LE).convertShape(B2F, F512, 0)).mul(d);
+            w1 = ((FloatVector) ByteVector.fromMemorySegment(B128, s, p + 3 * BLOCK + 20, LE).convertShape(B2F, F512, 0)).mul(d);
             d0 = w0.fma(x0, d0);
             d1 = w1.fma(x1, d1);
             k0 = w0.fma(y0, k0);
