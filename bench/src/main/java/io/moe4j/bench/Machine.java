@@ -143,8 +143,16 @@ public final class Machine {
         return cpuinfo("cpu MHz").map(s -> Double.parseDouble(s) / 1000).orElse(0.0);
     }
 
+    /**
+     * The CPU's model name, with its family and model numbers: virtual machines often report a bare "AMD EPYC", and
+     * the project's machines of that name have been Zen 4 (family 25) on some days and Zen 5 (family 26) on others,
+     * whose figures differ.
+     */
     public static String cpuName() {
-        return cpuinfo("model name").orElse(System.getProperty("os.arch"));
+        String name = cpuinfo("model name").orElse(System.getProperty("os.arch"));
+        var family = cpuinfo("cpu family");
+        var model = cpuinfo("model");
+        return family.isPresent() && model.isPresent() ? name + " (family " + family.get() + ", model " + model.get() + ")" : name;
     }
 
     public static String cpuFlagsSummary() {
