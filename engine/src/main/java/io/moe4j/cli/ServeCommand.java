@@ -50,6 +50,13 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--bench", description = "instead of serving: measure aggregate tokens/s of 1, 4 and 8 concurrent greedy "
             + "streams through the server on -m MODEL (default: a small synthesized MoE), and exit")
     boolean bench;
+    @Option(names = "--streams", paramLabel = "N,N,...", split = ",",
+            description = "with --bench: the concurrent stream counts to measure (default: 1,4,8)")
+    int[] benchStreams;
+    @Option(names = "--tokens", paramLabel = "N", description = "with --bench: tokens generated per stream (default: 128)")
+    Integer benchTokens;
+    @Option(names = "--repeats", paramLabel = "N", description = "with --bench: runs per stream count, the best counts (default: 3)")
+    Integer benchRepeats;
     @Mixin
     ThreadsOption threads;
     @Spec
@@ -58,12 +65,20 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         threads.apply();
+        if (!bench && (benchStreams != null || benchTokens != null || benchRepeats != null)) {
+            throw new IllegalArgumentException("--streams, --tokens and --repeats go with --bench");
+        }
         if (bench) {
             if (model != null && !Files.isRegularFile(model)) throw new IllegalArgumentException("no model file at " + model);
+            int[] streams = benchStreams != null ? benchStreams : new int[] {1, 4, 8};
+            int tokens = benchTokens != null ? benchTokens : io.moe4j.server.ServeBench.DEFAULT_TOKENS;
+            int repeats = benchRepeats != null ? benchRepeats : io.moe4j.server.ServeBench.DEFAULT_REPEATS;
+            if (streams.length == 0 || java.util.Arrays.stream(streams).anyMatch(n -> n < 1) || tokens < 1 || repeats < 1) {
+                throw new IllegalArgumentException("--streams takes counts of at least 1, --tokens and --repeats at least 1");
+            }
             Path file = model != null ? model
                     : io.moe4j.server.ServeBench.synthesize(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.cacheDir());
-            io.moe4j.server.ServeBench.run(file, io.moe4j.server.ServeBench.DEFAULT_TOKENS, new int[] {1, 4, 8},
-                    io.moe4j.server.ServeBench.DEFAULT_REPEATS, System.out);
+            io.moe4j.server.ServeBench.run(file, tokens, streams, repeats, System.out);
             return 0;
         }
         PrintWriter err = spec.commandLine().getErr();

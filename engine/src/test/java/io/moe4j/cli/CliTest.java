@@ -105,6 +105,16 @@ class CliTest {
         assertTrue(missing.err().contains("not found"), missing.err());
     }
 
+    @Test
+    void serveBenchOptionsAreCheckedBeforeAnythingRuns() {
+        Result alone = run("serve", "--tokens", "3");
+        assertEquals(1, alone.exit());
+        assertTrue(alone.err().contains("go with --bench"), alone.err());
+        Result zero = run("serve", "--bench", "--streams", "1,0");
+        assertEquals(1, zero.exit());
+        assertTrue(zero.err().contains("--streams takes counts of at least 1"), zero.err());
+    }
+
     static float[] floats(Path p) throws IOException {
         byte[] bytes = Files.readAllBytes(p);
         float[] f = new float[bytes.length / 4];
