@@ -5,6 +5,7 @@ import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.ModelFormatException;
 import io.moe4j.kernels.MatMul;
 import io.moe4j.kernels.WeightMatrix;
+import io.moe4j.kernels.quant.InterleavedFormat;
 import io.moe4j.kernels.ops.FeedForwardWeights;
 
 import java.util.Arrays;
@@ -36,9 +37,20 @@ public final class ModelWeights {
     public final float[] ropeFreqFactors;
     public final Layer[] layers;
     public final int vocabSize;
+    /** The layout cache this load used (what it mapped and what it copied), or null. */
+    final LayoutCache layoutCache;
 
     public ModelWeights(GgufFile file, ModelConfig cfg) {
-        Loader l = new Loader(file);
+        this(file, cfg, LayoutCache.configuredDirectory());
+    }
+
+    /**
+     * As {@link #ModelWeights(GgufFile, ModelConfig)}, with the interleaved matrices kept in (or mapped from) a
+     * {@link LayoutCache} in {@code layoutCache}; null: copied in memory only.
+     */
+    ModelWeights(GgufFile file, ModelConfig cfg, java.nio.file.Path layoutCache) {
+        this.layoutCache = INTERLEAVE ? LayoutCache.open(file, layoutCache) : null;
+        Loader l = new Loader(file, this.layoutCache);
         int nEmbd = cfg.embeddingLength();
         GgufTensor emb = file.requireTensor("token_embd.weight");
         this.vocabSize = (int) emb.dim(1);
@@ -94,6 +106,7 @@ public final class ModelWeights {
                     l.vector(b + arch.ffnNormTensor() + ".weight", nEmbd),
                     dense, router, routerBias, experts, shared, sharedGate);
         }
+        l.finish();
     }
 
     /**
@@ -110,19 +123,28 @@ public final class ModelWeights {
      */
     private static final class Loader {
         private final GgufFile file;
+        /** Where interleaved matrices are kept between loads; null: copied in memory at every load. */
+        private final LayoutCache cache;
 
-        Loader(GgufFile file) {
+        Loader(GgufFile file, LayoutCache cache) {
             this.file = file;
+            this.cache = cache;
         }
 
         /** {@code m} interleaved if it can be, to be cut later (into experts) at multiples of {@code sliceRows}. */
         WeightMatrix interleave(WeightMatrix m, int sliceRows) {
-            return INTERLEAVE ? m.interleave(sliceRows, file.arena()) : m;
+            if (!INTERLEAVE) return m;
+            return cache != null ? cache.interleave(m, sliceRows) : m.interleave(sliceRows, file.arena());
         }
 
         /** {@code m} interleaved if it can be (never cut). */
         WeightMatrix interleave(WeightMatrix m) {
-            return INTERLEAVE ? m.interleave(file.arena()) : m;
+            return interleave(m, InterleavedFormat.ROWS);
+        }
+
+        /** After the last matrix: lets the layout cache write what this load copied. */
+        void finish() {
+            if (cache != null) cache.finish();
         }
 
         private GgufTensor shaped(String name, long... dims) {

@@ -1,0 +1,151 @@
+package io.moe4j.model;
+
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.GgmlType;
+import io.moe4j.kernels.quant.BlockFormats;
+import io.moe4j.model.arch.Architectures;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The layout cache: a later load maps the interleaved matrices the first one wrote, with the same results. */
+class LayoutCacheTest {
+    private static final int[] PROMPT = {1, 300, 301, 302, 7, 9};
+
+    /** Logits of every prompt token, and the load's cache (null without one). */
+    private record Run(float[] logits, LayoutCache cache) {
+    }
+
+    private static Run run(Path model, Path cacheDir) {
+        try (GgufFile f = GgufFile.open(model)) {
+            var md = f.metadata();
+            ModelConfig cfg = ModelConfig.from(md, Architectures.byName(md.getString("general.architecture"), md.source()));
+            ModelWeights w = new ModelWeights(f, cfg, cacheDir);
+            Transformer tf = new Transformer(cfg, w);
+            float[] logits = tf.forward(PROMPT, PROMPT.length, new KvCache(cfg, 16, KvBuffer.Type.F32), true, null);
+            // one decode step more: the single-token kernels
+            float[] step = tf.forward(new int[]{5}, 1, new KvCache(cfg, 16, KvBuffer.Type.F32), false, null);
+            float[] all = java.util.Arrays.copyOf(logits, logits.length + step.length);
+            System.arraycopy(step, 0, all, logits.length, step.length);
+            return new Run(all, w.layoutCache);
+        }
+    }
+
+    private static void assumeInterleavedLayouts() {
+        Assumptions.assumeTrue(BlockFormats.interleaved(GgmlType.Q8_0) != null,
+                "SKIPPED: this CPU has no 512-bit vectors, so no interleaved layouts to cache");
+    }
+
+    /** A Q8_0 MoE of the golden data, copied so that its file can be touched. */
+    private static Path q8Model(Path tmp) throws IOException {
+        return Files.copy(GoldenCase.byId("qwen2moe-q8_0").modelPath(), tmp.resolve("model.gguf"));
+    }
+
+    @Test
+    void aSecondLoadMapsWhatTheFirstWroteWithTheSameLogits(@TempDir Path tmp) throws IOException {
+        assumeInterleavedLayouts();
+        Path model = q8Model(tmp);
+        Path dir = tmp.resolve("cache");
+        float[] plain = run(model, null).logits();
+
+        Run first = run(model, dir);
+        assertTrue(first.cache().misses() > 0, "the first load copies the matrices");
+        assertEquals(0, first.cache().hits());
+        assertTrue(Files.isRegularFile(first.cache().file()), "and writes the cache file");
+        assertArrayEquals(plain, first.logits());
+
+        Run second = run(model, dir);
+        assertEquals(first.cache().file(), second.cache().file());
+        assertEquals(first.cache().misses(), second.cache().hits(), "every matrix comes from the file");
+        assertEquals(0, second.cache().misses());
+        assertArrayEquals(plain, second.logits());
+    }
+
+    /** A copy of the Q8_0 model, its cache folder, and the first load with that folder (which writes the file). */
+    private record FirstLoad(Path model, Path dir, Run run) {
+    }
+
+    private static FirstLoad firstLoad(Path tmp) throws IOException {
+        assumeInterleavedLayouts();
+        Path model = q8Model(tmp), dir = tmp.resolve("cache");
+        return new FirstLoad(model, dir, run(model, dir));
+    }
+
+    private interface Damage {
+        void apply(Path file) throws IOException;
+    }
+
+    @Test
+    void aDamagedFileIsIgnoredAndWrittenAgain(@TempDir Path tmp) throws IOException {
+        FirstLoad first = firstLoad(tmp);
+        Damage wrongMagic = f -> {
+            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+                ch.write(ByteBuffer.wrap("NOTMOE4J".getBytes(StandardCharsets.US_ASCII)), 0);
+            }
+        };
+        Damage cutShort = f -> {
+            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+                ch.truncate(40); // inside the header
+            }
+        };
+        for (Damage damage : List.of(wrongMagic, cutShort)) {
+            damage.apply(first.run().cache().file());
+            Run damaged = run(first.model(), first.dir());
+            assertEquals(0, damaged.cache().hits(), "nothing is read from a damaged file");
+            assertArrayEquals(first.run().logits(), damaged.logits());
+            Run again = run(first.model(), first.dir());
+            assertEquals(first.run().cache().misses(), again.cache().hits(), "the file was written again");
+            assertArrayEquals(first.run().logits(), again.logits());
+        }
+    }
+
+    @Test
+    void aChangedModelFileGetsItsOwnCache(@TempDir Path tmp) throws IOException {
+        FirstLoad first = firstLoad(tmp);
+        Path model = first.model();
+        Files.setLastModifiedTime(model, FileTime.fromMillis(Files.getLastModifiedTime(model).toMillis() - 60_000));
+        Run touched = run(model, first.dir());
+        assertNotEquals(first.run().cache().file(), touched.cache().file());
+        assertEquals(0, touched.cache().hits());
+        assertArrayEquals(first.run().logits(), touched.logits());
+    }
+
+    @Test
+    void everyInterleavedTypeRoundTripsThroughTheFile(@TempDir Path tmp) {
+        assumeInterleavedLayouts();
+        // Q4_K and Q6_K; Q4_0; MXFP4 with other types beside it; read in place, the cache in the temporary folder
+        for (String id : new String[]{"llama_moe-q4_k_m", "llama_moe-q4_0", "gpt_oss-mxfp4_moe"}) {
+            Path model = GoldenCase.byId(id).modelPath();
+            float[] plain = run(model, null).logits();
+            Run written = run(model, tmp);
+            Run mapped = run(model, tmp);
+            assertTrue(written.cache().misses() > 0, id);
+            assertEquals(written.cache().misses(), mapped.cache().hits(), id);
+            assertEquals(0, mapped.cache().misses(), id);
+            assertArrayEquals(plain, mapped.logits(), id);
+        }
+    }
+
+    @Test
+    void noFolderMeansNoCache(@TempDir Path tmp) { // the embedded default model: no golden data needed
+        Path model = DefaultModel.write(tmp.resolve("model.gguf"));
+        assertNull(run(model, null).cache());
+    }
+}
