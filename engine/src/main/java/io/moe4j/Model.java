@@ -9,6 +9,7 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
+import io.moe4j.model.LoadProgress;
 import io.moe4j.model.Transformer;
 import io.moe4j.tokenizer.Tokenizer;
 
@@ -33,10 +34,10 @@ public final class Model implements AutoCloseable {
     private final Transformer transformer;
     private final Tokenizer tokenizer;
 
-    private Model(GgufFile file) {
+    private Model(GgufFile file, LoadProgress progress) {
         this.file = file;
         try {
-            this.transformer = Transformer.of(file);
+            this.transformer = Transformer.of(file, progress);
             this.tokenizer = Tokenizer.fromGguf(file.metadata());
         } catch (RuntimeException e) {
             file.close();
@@ -46,8 +47,16 @@ public final class Model implements AutoCloseable {
 
     /** Opens a GGUF model file; weights stay memory-mapped until {@link #close()}. */
     public static Model load(Path path) {
+        return load(path, LoadProgress.NONE);
+    }
+
+    /**
+     * {@link #load(Path)}, telling {@code progress} how far loading the weights has come (a large model takes
+     * seconds: its matrices are copied into the decode kernels' layout). {@link LoadProgress#lines} prints it.
+     */
+    public static Model load(Path path, LoadProgress progress) {
         requireVectorApi();
-        return new Model(GgufFile.open(path));
+        return new Model(GgufFile.open(path), progress);
     }
 
     /** The kernels need the Vector API module; without it moe4j refuses to run rather than fall back to slow code. */

@@ -50,7 +50,9 @@ public final class ModelBench {
             // Weights into memory first, so that the first tokens do not measure the disk; before the model is built,
             // which releases the file pages of the matrices it copies into an interleaved layout.
             f.mapping().load();
-            Transformer tf = Transformer.of(f);
+            Transformer tf = Transformer.of(f, io.moe4j.model.LoadProgress.lines(model.getFileName().toString(), line -> {
+                if (line.startsWith("loading")) log.accept(line); // the end is reported below, with the file's load
+            }));
             ModelConfig cfg = tf.config();
             ModelStats stats = ModelStats.of(f, cfg);
             long loadNanos = System.nanoTime() - t0;

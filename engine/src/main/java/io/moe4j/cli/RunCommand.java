@@ -1,6 +1,7 @@
 package io.moe4j.cli;
 
 import io.moe4j.Model;
+import io.moe4j.model.LoadProgress;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
@@ -67,7 +68,10 @@ final class RunCommand implements Callable<Integer> {
         }
         SamplingOptions sampling = new SamplingOptions(temperature, topK, topP, minP, repeatPenalty, 64,
                 presencePenalty, frequencyPenalty, seed);
-        try (Model m = Model.load(path)) {
+        try (Model m = Model.load(path, LoadProgress.lines(path.getFileName().toString(), line -> {
+            err.println("moe4j: " + line);
+            err.flush();
+        }))) {
             // N positions are fed to the model; the prompt's last position already yields the first new token.
             int promptTokens = m.tokenize(prompt).length;
             int maxTokens = maxNewTokens != null ? maxNewTokens : Math.max(0, steps - promptTokens + 1);

@@ -41,16 +41,21 @@ public final class ModelWeights {
     final LayoutCache layoutCache;
 
     public ModelWeights(GgufFile file, ModelConfig cfg) {
-        this(file, cfg, LayoutCache.configuredDirectory());
+        this(file, cfg, LoadProgress.NONE);
+    }
+
+    /** As {@link #ModelWeights(GgufFile, ModelConfig)}, telling {@code progress} how far it has come. */
+    public ModelWeights(GgufFile file, ModelConfig cfg, LoadProgress progress) {
+        this(file, cfg, LayoutCache.configuredDirectory(), progress);
     }
 
     /**
-     * As {@link #ModelWeights(GgufFile, ModelConfig)}, with the interleaved matrices kept in (or mapped from) a
-     * {@link LayoutCache} in {@code layoutCache}; null: copied in memory only.
+     * With the interleaved matrices kept in (or mapped from) a {@link LayoutCache} in {@code layoutCache}; null:
+     * copied in memory only.
      */
-    ModelWeights(GgufFile file, ModelConfig cfg, java.nio.file.Path layoutCache) {
+    ModelWeights(GgufFile file, ModelConfig cfg, java.nio.file.Path layoutCache, LoadProgress progress) {
         this.layoutCache = INTERLEAVE ? LayoutCache.open(file, layoutCache) : null;
-        Loader l = new Loader(file, this.layoutCache);
+        Loader l = new Loader(file, this.layoutCache, progress);
         int nEmbd = cfg.embeddingLength();
         GgufTensor emb = file.requireTensor("token_embd.weight");
         this.vocabSize = (int) emb.dim(1);
@@ -125,16 +130,25 @@ public final class ModelWeights {
         private final GgufFile file;
         /** Where interleaved matrices are kept between loads; null: copied in memory at every load. */
         private final LayoutCache cache;
+        private final LoadProgress progress;
+        /** Bytes of the file's tensors, and of the matrices made ready so far (the slow part of a load). */
+        private final long total;
+        private long done;
 
-        Loader(GgufFile file, LayoutCache cache) {
+        Loader(GgufFile file, LayoutCache cache, LoadProgress progress) {
             this.file = file;
             this.cache = cache;
+            this.progress = progress;
+            this.total = file.tensors().values().stream().mapToLong(GgufTensor::byteSize).sum();
         }
 
         /** {@code m} interleaved if it can be, to be cut later (into experts) at multiples of {@code sliceRows}. */
         WeightMatrix interleave(WeightMatrix m, int sliceRows) {
             if (!INTERLEAVE) return m;
-            return cache != null ? cache.interleave(m, sliceRows) : m.interleave(sliceRows, file.arena());
+            WeightMatrix w = cache != null ? cache.interleave(m, sliceRows) : m.interleave(sliceRows, file.arena());
+            done = Math.min(total, done + m.byteSize());
+            progress.loaded(done, total);
+            return w;
         }
 
         /** {@code m} interleaved if it can be (never cut). */
@@ -145,6 +159,7 @@ public final class ModelWeights {
         /** After the last matrix: lets the layout cache write what this load copied. */
         void finish() {
             if (cache != null) cache.finish();
+            progress.loaded(total, total);
         }
 
         private GgufTensor shaped(String name, long... dims) {

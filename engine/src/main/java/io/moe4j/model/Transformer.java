@@ -38,10 +38,15 @@ public final class Transformer {
 
     /** Reads architecture, hyper-parameters and weights of an open GGUF file (the mapping must stay open). */
     public static Transformer of(io.moe4j.gguf.GgufFile file) {
+        return of(file, LoadProgress.NONE);
+    }
+
+    /** {@link #of(io.moe4j.gguf.GgufFile)}, telling {@code progress} how far loading the weights has come. */
+    public static Transformer of(io.moe4j.gguf.GgufFile file, LoadProgress progress) {
         var md = file.metadata();
         Architecture arch = io.moe4j.model.arch.Architectures.byName(md.getString("general.architecture"), md.source());
         ModelConfig cfg = ModelConfig.from(md, arch);
-        return new Transformer(cfg, new ModelWeights(file, cfg));
+        return new Transformer(cfg, new ModelWeights(file, cfg, progress));
     }
 
     public ModelConfig config() {

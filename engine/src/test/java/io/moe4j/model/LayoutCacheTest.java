@@ -37,7 +37,7 @@ class LayoutCacheTest {
         try (GgufFile f = GgufFile.open(model)) {
             var md = f.metadata();
             ModelConfig cfg = ModelConfig.from(md, Architectures.byName(md.getString("general.architecture"), md.source()));
-            ModelWeights w = new ModelWeights(f, cfg, cacheDir);
+            ModelWeights w = new ModelWeights(f, cfg, cacheDir, LoadProgress.NONE);
             Transformer tf = new Transformer(cfg, w);
             float[] logits = tf.forward(PROMPT, PROMPT.length, new KvCache(cfg, 16, KvBuffer.Type.F32), true, null);
             // one decode step more: the single-token kernels
