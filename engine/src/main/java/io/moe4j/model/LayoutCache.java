@@ -37,9 +37,9 @@ import java.util.SplittableRandom;
  *
  * <p>Off unless a folder is named: the {@code moe4j.layoutCache} system property or the {@code MOE4J_LAYOUT_CACHE}
  * environment variable. The first load then writes {@code <model file name>.<key>.moe4j-layout} there, about the
- * model's size; later loads of the same file map it. The key covers the model file's path, size and modification
- * time and a fingerprint of every interleaved layout (a fixed pseudo-random group packed by each type), so a
- * changed model or a moe4j with another layout never reads a stale copy. A file that fails its checks is ignored
+ * model's size; later loads of the same file map it. The key covers the model file's path, size, modification
+ * time, header and samples of its data, and a fingerprint of every interleaved layout (a fixed pseudo-random group
+ * packed by each type), so a changed model or a moe4j with another layout never reads a stale copy. A file that fails its checks is ignored
  * and written again; one that cannot be written costs a warning, not the load.
  */
 final class LayoutCache {
@@ -87,6 +87,7 @@ final class LayoutCache {
         key.update(source.toString().getBytes(StandardCharsets.UTF_8));
         key.update(ByteBuffer.allocate(16).putLong(modelSize).putLong(modelTime).array());
         key.update(fingerprint);
+        sampleContents(model.mapping(), model.dataStart(), key);
         String hex = HexFormat.of().formatHex(key.digest(), 0, 8);
         this.file = dir.resolve(source.getFileName() + "." + hex + ".moe4j-layout");
         if (Files.isRegularFile(file)) {
@@ -257,6 +258,21 @@ final class LayoutCache {
                 cached.put(m.get(LONG, p), new Entry(m.get(LONG, p), type, rows, cols, sliceRows, off, bytes));
             }
             mapping = m;
+        }
+    }
+
+    /**
+     * Adds what identifies the model file's contents cheaply: its header (metadata and tensor infos, up to 16 MiB)
+     * and 64 bytes at each of 256 places spread over the tensor data. So a file replaced by another of the same
+     * size and modification time (a copy that kept the time) still gets its own cache.
+     */
+    private static void sampleContents(MemorySegment file, long dataStart, MessageDigest key) {
+        long size = file.byteSize(), head = Math.min(Math.min(dataStart, size), 16L << 20);
+        key.update(file.asSlice(0, head).asByteBuffer());
+        long span = size - head;
+        for (int i = 0; i < 256 && span > 0; i++) {
+            long at = head + span * i / 256;
+            key.update(file.asSlice(at, Math.min(64, size - at)).asByteBuffer());
         }
     }
 

@@ -128,6 +128,26 @@ class LayoutCacheTest {
     }
 
     @Test
+    void anotherModelWithTheSameSizeAndTimeGetsItsOwnCache(@TempDir Path tmp) throws IOException {
+        FirstLoad first = firstLoad(tmp);
+        Path model = first.model();
+        FileTime time = Files.getLastModifiedTime(model);
+        long dataStart;
+        try (GgufFile f = GgufFile.open(model)) {
+            dataStart = f.dataStart();
+        }
+        try (FileChannel ch = FileChannel.open(model, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
+            ByteBuffer b = ByteBuffer.allocate(1);
+            ch.read(b, dataStart + 10);
+            ch.write(ByteBuffer.wrap(new byte[]{(byte) (b.get(0) ^ 0x40)}), dataStart + 10); // another weight, same size
+        }
+        Files.setLastModifiedTime(model, time);
+        Run other = run(model, first.dir());
+        assertNotEquals(first.run().cache().file(), other.cache().file());
+        assertEquals(0, other.cache().hits());
+    }
+
+    @Test
     void everyInterleavedTypeRoundTripsThroughTheFile(@TempDir Path tmp) {
         assumeInterleavedLayouts();
         // Q4_K and Q6_K; Q4_0; MXFP4 with other types beside it; read in place, the cache in the temporary folder
