@@ -55,11 +55,6 @@ final class Q6_KFormat extends KernelBase {
         return q6(u8(s, p + QL + lowByte(i)), u8(s, p + QH + highByte(i)), i);
     }
 
-    /** The same from the super-block copied to {@code block[0..]}. */
-    static int q6(byte[] block, int i) {
-        return q6(block[QL + lowByte(i)] & 0xFF, block[QH + highByte(i)] & 0xFF, i);
-    }
-
     /** Where weight i's low 4 bits lie within ql, and its high 2 bits within qh (see the class comment). */
     private static int lowByte(int i) {
         return 64 * (i >>> 7) + (i & 31) + 32 * (i >>> 5 & 1);
@@ -93,7 +88,7 @@ final class Q6_KFormat extends KernelBase {
      * operation with 256-bit byte vectors. Shifts are done on 16-bit lanes (one instruction, where a byte shift takes
      * several); bits that cross into the neighbouring byte are masked off.
      */
-    private static void unpack(MemorySegment s, long p, byte[] qs) {
+    static void unpack(MemorySegment s, long p, byte[] qs) {
         for (int h = 0; h < 2; h++) {
             ByteVector lowA = ByteVector.fromMemorySegment(B256, s, p + QL + 64 * h, LE);
             ByteVector lowB = ByteVector.fromMemorySegment(B256, s, p + QL + 64 * h + 32, LE);
