@@ -49,6 +49,11 @@ public final class ModelWeights {
         this(file, cfg, LayoutCache.configuredDirectory(), progress);
     }
 
+    /** The folder of the layout cache that loads use ({@code moe4j.layoutCache}, {@code MOE4J_LAYOUT_CACHE}), or null. */
+    public static java.nio.file.Path layoutCacheDirectory() {
+        return INTERLEAVE ? LayoutCache.configuredDirectory() : null;
+    }
+
     /**
      * With the interleaved matrices kept in (or mapped from) a {@link LayoutCache} in {@code layoutCache}; null:
      * copied in memory only.
