@@ -1,7 +1,6 @@
 package io.moe4j.cli;
 
 import io.moe4j.Model;
-import io.moe4j.model.LoadProgress;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
@@ -68,10 +67,7 @@ final class RunCommand implements Callable<Integer> {
         }
         SamplingOptions sampling = new SamplingOptions(temperature, topK, topP, minP, repeatPenalty, 64,
                 presencePenalty, frequencyPenalty, seed);
-        try (Model m = Model.load(path, LoadProgress.lines(path.getFileName().toString(), line -> {
-            err.println("moe4j: " + line);
-            err.flush();
-        }))) {
+        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
             // N positions are fed to the model; the prompt's last position already yields the first new token.
             int promptTokens = m.tokenize(prompt).length;
             int maxTokens = maxNewTokens != null ? maxNewTokens : Math.max(0, steps - promptTokens + 1);

@@ -95,11 +95,7 @@ final class ServeCommand implements Callable<Integer> {
                 .withQueueCapacity(queue).withApiKey(key == null || key.isBlank() ? null : key).withModelId(alias)
                 .withKvType(kvType).withPromptCache(!noPromptCache).withChatTemplate(template);
         Path modelPath = path;
-        OpenAiServer server = OpenAiServer.startLoading(o, () -> Model.load(modelPath,
-                io.moe4j.model.LoadProgress.lines(modelPath.getFileName().toString(), line -> {
-                    err.println("moe4j: " + line);
-                    err.flush();
-                })));
+        OpenAiServer server = OpenAiServer.startLoading(o, () -> Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath)));
         err.printf("moe4j: listening on %s (loading %s)%n", server.baseUrl(), modelPath.getFileName());
         err.flush();
         CountDownLatch stopped = new CountDownLatch(1);

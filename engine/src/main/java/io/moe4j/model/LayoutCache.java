@@ -65,6 +65,10 @@ final class LayoutCache {
         }
     }
 
+    /** A matrix of this load: its entry, and where its bytes are now (the cache file's mapping, or a copy in memory). */
+    private record Kept(Entry entry, MemorySegment bytes) {
+    }
+
     private final GgufFile model;
     private final Path file;
     private final long modelSize, modelTime;
@@ -72,15 +76,14 @@ final class LayoutCache {
     /** The mapped cache file's entries by source offset; empty when there was no usable file. */
     private final Map<Long, Entry> cached = new HashMap<>();
     private MemorySegment mapping;
-    /** Every matrix interleaved during this load, in order, with where its bytes are now. */
-    private final List<Entry> entries = new ArrayList<>();
-    private final List<MemorySegment> data = new ArrayList<>();
+    /** Every matrix interleaved during this load, in order. */
+    private final List<Kept> kept = new ArrayList<>();
     private int hits, misses;
 
     private LayoutCache(GgufFile model, Path dir) throws IOException {
         this.model = model;
         Path source = model.path().toAbsolutePath();
-        this.modelSize = Files.size(source);
+        this.modelSize = model.fileSize();
         this.modelTime = Files.getLastModifiedTime(source).toMillis();
         this.fingerprint = layoutFingerprint();
         MessageDigest key = sha256();
@@ -145,21 +148,16 @@ final class LayoutCache {
         if (e != null && e.describes(m, sourceOffset, sliceRows)) {
             MemorySegment bytes = mapping.asSlice(e.dataOffset(), e.dataBytes());
             WeightMatrix w = new WeightMatrix(bytes, m.type(), m.rows(), m.cols(), true);
-            remember(e, bytes);
+            kept.add(new Kept(e, bytes));
             hits++;
             return w;
         }
         WeightMatrix w = m.interleave(sliceRows, model.arena());
         if (w != m) {
-            remember(new Entry(sourceOffset, m.type(), m.rows(), m.cols(), sliceRows, 0, w.data().byteSize()), w.data());
+            kept.add(new Kept(new Entry(sourceOffset, m.type(), m.rows(), m.cols(), sliceRows, 0, w.data().byteSize()), w.data()));
             misses++;
         }
         return w;
-    }
-
-    private void remember(Entry e, MemorySegment bytes) {
-        entries.add(e);
-        data.add(bytes);
     }
 
     /**
@@ -167,9 +165,9 @@ final class LayoutCache {
      * not hold everything). Written to a temporary file first and renamed, so no reader sees half a file.
      */
     void finish() {
-        if (misses == 0 || entries.isEmpty()) return;
+        if (misses == 0) return;
         long t0 = System.nanoTime(), bytes = 0;
-        for (MemorySegment d : data) bytes += d.byteSize();
+        for (Kept k : kept) bytes += k.bytes().byteSize();
         LOG.log(System.Logger.Level.INFO, String.format("moe4j: writing the layout cache %s (%.2f GB)", file, bytes / 1e9));
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp-" + ProcessHandle.current().pid());
         try {
@@ -192,10 +190,11 @@ final class LayoutCache {
     }
 
     private long write(Path tmp) throws IOException {
-        int n = entries.size();
+        int n = kept.size();
         long at = align(HEADER + (long) n * ENTRY);
         List<Entry> placed = new ArrayList<>(n);
-        for (Entry e : entries) {
+        for (Kept k : kept) {
+            Entry e = k.entry();
             placed.add(new Entry(e.sourceOffset(), e.type(), e.rows(), e.cols(), e.sliceRows(), at, e.dataBytes()));
             at = align(at + e.dataBytes());
         }
@@ -208,7 +207,7 @@ final class LayoutCache {
         try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING, StandardOpenOption.WRITE)) {
             writeFully(ch, head.flip(), 0);
             for (int i = 0; i < n; i++) {
-                MemorySegment d = data.get(i);
+                MemorySegment d = kept.get(i).bytes();
                 long off = placed.get(i).dataOffset();
                 for (long p = 0; p < d.byteSize(); p += CHUNK) {
                     writeFully(ch, d.asSlice(p, Math.min(CHUNK, d.byteSize() - p)).asByteBuffer(), off + p);
