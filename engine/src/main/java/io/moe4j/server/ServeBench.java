@@ -8,7 +8,10 @@ import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.model.DefaultModel;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelStats;
+import io.moe4j.model.Transformer;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -43,11 +46,11 @@ import java.util.concurrent.TimeUnit;
  * java ... io.moe4j.server.ServeBench [--embd 256] [--layers 4] [--heads 8] [--kv-heads 2] [--experts 8] [--used 2]
  *                                     [--ffn 512] [--tokens 128] [--repeats 3] [--streams 1,4,8] [--threads K]
  * }</pre>
- * Each stream count runs {@code repeats} times and the best run counts (other processes share the cores).
+ * It warms up until the JIT has nothing left to compile, then runs each stream count {@code repeats} times, the counts
+ * in turn, and keeps the best run of each (other processes share the cores). Then it times the same steps through
+ * the model alone ({@link Transformer#forward}, no HTTP, clients or scheduler), to tell the decode steps' share.
  * Batching pays where a step's cost is dominated by reading weights and by per-step work (dispatch, routing);
  * once the matrix products are compute-bound (wide models on few cores), the gain shrinks.
- * <pre>{@code
- * }</pre>
  */
 public final class ServeBench {
     /** Shape of the synthesized model. */
@@ -107,39 +110,131 @@ public final class ServeBench {
 
     /** Serves the model in {@code file}, measures every stream count, prints a table. */
     public static List<Result> run(Path file, int tokens, int[] streams, int repeats, PrintStream out) throws Exception {
+        return run(file, tokens, streams, repeats, WARM_UP_LIMIT_NANOS, out);
+    }
+
+    /** {@link #run(Path, int, int[], int, PrintStream)} with at most {@code warmUpNanos} of warm-up per part (at least two rounds). */
+    static List<Result> run(Path file, int tokens, int[] streams, int repeats, long warmUpNanos, PrintStream out) throws Exception {
         out.printf("model: %s (%.0f MiB), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
                 Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Parallel.threads());
         int max = java.util.Arrays.stream(streams).max().orElse(1);
-        List<Result> results = new ArrayList<>();
+        List<Result> results, steps;
         ModelStats stats;
-        try (Model model = Model.load(file);
-             OpenAiServer server = OpenAiServer.start(ServerOptions.defaults().withPort(0).withParallel(max)
-                     .withContextSize(Math.max(256, tokens + 64)).withPromptCache(false), model)) {
-            stats = ModelStats.of(model.file(), model.config());
-            // Warm-up: every stream count once, so that the JIT has compiled the single-token and the batched
-            // kernels (the Vector API is slow until C2 compiles it) before anything is measured.
-            for (int n : streams) measure(server, n, Math.min(tokens, 32));
-            for (int n : streams) {
-                Result r = null;
-                for (int k = 0; k < Math.max(1, repeats); k++) {
-                    Result x = measure(server, n, tokens);
-                    if (r == null || x.tokensPerSecond() > r.tokensPerSecond()) r = x;
+        try (Model model = Model.load(file)) {
+            ServerOptions options = ServerOptions.defaults().withPort(0).withParallel(max)
+                    .withContextSize(Math.max(256, tokens + 64)).withPromptCache(false);
+            try (OpenAiServer server = OpenAiServer.start(options, model)) {
+                stats = ModelStats.of(model.file(), model.config());
+                warmUp(warmUpNanos, () -> {
+                    for (int n : streams) measure(server, n, Math.min(tokens, 32));
+                });
+                results = best(streams, repeats, n -> measure(server, n, tokens));
+                for (Result r : results) {
+                    out.printf("%2d stream(s): %5d tokens in %6.2f s = %8.1f tokens/s aggregate%n", r.streams(), r.tokens(), r.seconds(), r.tokensPerSecond());
                 }
-                results.add(r);
-                out.printf("%2d stream(s): %5d tokens in %6.2f s = %8.1f tokens/s aggregate%n", n, r.tokens(), r.seconds(), r.tokensPerSecond());
+            }
+            // The same token counts through the model alone: what the decode steps give, without HTTP, the clients
+            // and the scheduler (which share the cores with the steps above).
+            out.printf("model steps alone (Transformer.forward, no HTTP or scheduler), %d steps, best of %d:%n", tokens, Math.max(1, repeats));
+            warmUp(warmUpNanos, () -> {
+                for (int n : streams) measureSteps(model.transformer(), options.kvType(), n, Math.min(tokens, 32));
+            });
+            steps = best(streams, repeats, n -> measureSteps(model.transformer(), options.kvType(), n, tokens));
+            for (Result r : steps) {
+                out.printf("%2d token(s) per step: %7.3f ms per step = %8.1f tokens/s%n", r.streams(), r.seconds() * 1e3 * r.streams() / r.tokens(),
+                        r.tokensPerSecond());
             }
         }
         Result one = results.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
+        Result oneStep = steps.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
         if (one != null) {
-            for (Result r : results) {
+            for (int i = 0; i < results.size(); i++) {
+                Result r = results.get(i);
                 if (r.streams() <= 1) continue;
                 double step = stats.batchStepBytes(r.streams()), oneToken = stats.decodeBytesPerToken();
-                out.printf("%d streams / 1 stream: %.2fx (memory-bound ceiling %.2fx: a step reads %.0f MiB of weights for %d "
-                                + "tokens, one token %.0f MiB)%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond(),
-                        oneToken * r.streams() / step, step / 1048576.0, r.streams(), oneToken / 1048576.0);
+                out.printf("%d streams / 1 stream: %.2fx, model steps alone %.2fx (memory-bound ceiling %.2fx: a step reads %.0f MiB "
+                                + "of weights for %d tokens, one token %.0f MiB)%n", r.streams(), r.tokensPerSecond() / one.tokensPerSecond(),
+                        steps.get(i).tokensPerSecond() / oneStep.tokensPerSecond(), oneToken * r.streams() / step, step / 1048576.0,
+                        r.streams(), oneToken / 1048576.0);
             }
         }
         return results;
+    }
+
+    /** One measurement of {@code streams} streams. */
+    @FunctionalInterface
+    interface Measurement {
+        Result run(int streams) throws Exception;
+    }
+
+    /** A warm-up round, repeated until the JIT compiler has had nothing new to compile for a whole round. */
+    @FunctionalInterface
+    interface Round {
+        void run() throws Exception;
+    }
+
+    /**
+     * Runs warm-up rounds until a round passes without the JIT compiling anything (at least two rounds, at most
+     * {@code limitNanos}): C2 compiles the Vector API kernels for seconds, and on few cores a compiler
+     * thread takes a core from the steps (a single stream measured while C2 still compiled ran 0.37-0.65 ms per step
+     * instead of 0.30).
+     */
+    static void warmUp(long limitNanos, Round round) throws Exception {
+        java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+        boolean timed = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long start = System.nanoTime(), before = timed ? jit.getTotalCompilationTime() : 0;
+        for (int i = 0; ; i++) {
+            round.run();
+            long after = timed ? jit.getTotalCompilationTime() : 0;
+            if (i >= 1 && (after == before || !timed) || System.nanoTime() - start > limitNanos) return;
+            before = after;
+        }
+    }
+
+    /** The longest warm-up of each part (HTTP, model steps). */
+    static final long WARM_UP_LIMIT_NANOS = 30_000_000_000L;
+
+    /**
+     * The best of {@code repeats} runs per stream count, the counts taken in turn (1, 4, 8, 1, 4, 8, ...), so that a
+     * slow spell of the machine (other programs share the cores) falls on all of them alike.
+     */
+    static List<Result> best(int[] streams, int repeats, Measurement m) throws Exception {
+        Result[] best = new Result[streams.length];
+        for (int k = 0; k < Math.max(1, repeats); k++) {
+            for (int i = 0; i < streams.length; i++) {
+                Result x = m.run(streams[i]);
+                if (best[i] == null || x.tokensPerSecond() > best[i].tokensPerSecond()) best[i] = x;
+            }
+        }
+        return List.of(best);
+    }
+
+    /**
+     * {@code n} sequences decoding {@code tokens} greedy tokens each in lock-step, one token per sequence and step, as
+     * the scheduler batches them, but called directly: the time of the forward passes alone.
+     */
+    static Result measureSteps(Transformer transformer, KvBuffer.Type kvType, int n, int tokens) {
+        List<KvCache> caches = new ArrayList<>();
+        int[] next = new int[n];
+        int vocab = transformer.vocabSize();
+        for (int s = 0; s < n; s++) {
+            caches.add(new KvCache(transformer.config(), tokens, kvType));
+            next[s] = (1000 + 37 * s) % vocab;
+        }
+        long t0 = System.nanoTime();
+        for (int step = 0; step < tokens; step++) {
+            List<Transformer.SequenceInput> inputs = new ArrayList<>(n);
+            for (int s = 0; s < n; s++) inputs.add(new Transformer.SequenceInput(caches.get(s), new int[] {next[s]}, false));
+            float[][] logits = transformer.forward(inputs, null);
+            for (int s = 0; s < n; s++) next[s] = argmax(logits[s]);
+        }
+        return new Result(n, (long) n * tokens, (System.nanoTime() - t0) / 1e9);
+    }
+
+    private static int argmax(float[] a) {
+        int best = 0;
+        for (int i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
+        return best;
     }
 
     /** {@code n} greedy streams at once, each generating exactly {@code tokens} tokens; aggregate over the wall time. */
