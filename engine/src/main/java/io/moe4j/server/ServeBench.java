@@ -145,9 +145,10 @@ public final class ServeBench {
                         r.tokensPerSecond());
             }
         }
-        Result one = results.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
-        Result oneStep = steps.stream().filter(r -> r.streams() == 1).findFirst().orElse(null);
-        if (one != null) {
+        // results and steps hold the stream counts in the same order
+        int single = java.util.stream.IntStream.range(0, streams.length).filter(i -> streams[i] == 1).findFirst().orElse(-1);
+        if (single >= 0) {
+            Result one = results.get(single), oneStep = steps.get(single);
             for (int i = 0; i < results.size(); i++) {
                 Result r = results.get(i);
                 if (r.streams() <= 1) continue;
@@ -226,15 +227,9 @@ public final class ServeBench {
             List<Transformer.SequenceInput> inputs = new ArrayList<>(n);
             for (int s = 0; s < n; s++) inputs.add(new Transformer.SequenceInput(caches.get(s), new int[] {next[s]}, false));
             float[][] logits = transformer.forward(inputs, null);
-            for (int s = 0; s < n; s++) next[s] = argmax(logits[s]);
+            for (int s = 0; s < n; s++) next[s] = io.moe4j.generate.Sampler.argmax(logits[s]);
         }
         return new Result(n, (long) n * tokens, (System.nanoTime() - t0) / 1e9);
-    }
-
-    private static int argmax(float[] a) {
-        int best = 0;
-        for (int i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-        return best;
     }
 
     /** {@code n} greedy streams at once, each generating exactly {@code tokens} tokens; aggregate over the wall time. */
