@@ -21,26 +21,29 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true,
-        description = {"Measure prefill and decode speed of a model against the machine: decode tokens/s versus the "
-                + "memory-bandwidth roofline (read bandwidth / weight bytes per token), prefill GFLOP/s versus the FP32 FMA peak."})
+        description = {"Measure a model's prefill and decode speed against what the machine allows.",
+                "Decode tokens/s is set against the memory-bandwidth roofline (read bandwidth / weight bytes per token), "
+                        + "prefill GFLOP/s against the measured FP32 FMA peak."})
 public final class BenchCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, paramLabel = "MODEL", required = true, description = "GGUF model file")
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL", required = true, description = "The GGUF model file to measure.")
     Path model;
-    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", defaultValue = "512", description = "prefill tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", defaultValue = "512", description = "The number of prompt tokens evaluated in one batch for the prefill figure (default: ${DEFAULT-VALUE}).")
     int pp;
-    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N", defaultValue = "128", description = "decoded tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N", defaultValue = "128", description = "The number of tokens decoded one at a time for the decode figure (default: ${DEFAULT-VALUE}).")
     int tg;
     @Option(names = {"-d", "--depth"}, paramLabel = "N", defaultValue = "4096",
-            description = "also decode after N context positions (0: skip; default: ${DEFAULT-VALUE})")
+            description = "Also measure decode after N positions of context; 0 skips it (default: ${DEFAULT-VALUE}).")
     int depth;
-    @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "repetitions, median reported (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "How many times each measurement runs; the median is reported (default: ${DEFAULT-VALUE}).")
     int reps;
-    @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
+            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Option(names = "--probe-mib", defaultValue = "512",
-            description = "size of the read-bandwidth probe run before and after each decode repetition, MiB (default: ${DEFAULT-VALUE})")
+            paramLabel = "MIB",
+            description = "The size in MiB of the read-bandwidth probe run before and after each decode repetition (default: ${DEFAULT-VALUE}).")
     int probeMib;
-    @Option(names = "--json", paramLabel = "FILE", description = "also write the figures as flat JSON")
+    @Option(names = "--json", paramLabel = "FILE", description = "Also write the figures to FILE as flat JSON.")
     Path json;
     @Mixin
     ThreadsOption threads;

@@ -32,37 +32,38 @@ import java.util.concurrent.Callable;
  * (SVG) into a results folder.
  */
 @Command(name = "bench-compare", mixinStandardHelpOptions = true,
-        description = {"Benchmark a MoE model against its dense baselines (same active parameters, same total parameters) "
-                + "and write results.md, results.json and chart.svg into a folder. The three models are synthesized from a "
-                + "preset (weights-tools synth, --dense-equivalent active|total) unless given as files."})
+        description = {"Benchmark a MoE model against its dense baselines of the same active and the same total parameters.",
+                "Writes results.md, results.json and chart.svg into a folder. The three models are synthesized from a "
+                        + "preset (synth --dense-equivalent active|total) unless given as files."})
 public final class CompareCommand implements Callable<Integer> {
-    @Option(names = "--preset", paramLabel = "NAME", defaultValue = "olmoe-1b-7b", description = "MoE preset to synthesize (default: ${DEFAULT-VALUE})")
+    @Option(names = "--preset", paramLabel = "NAME", defaultValue = "olmoe-1b-7b", description = "The synth preset of the MoE model (default: ${DEFAULT-VALUE}).")
     String preset;
-    @Option(names = "--type", paramLabel = "T", defaultValue = "Q8_0", description = "weight type of the synthesized models (default: ${DEFAULT-VALUE})")
+    @Option(names = "--type", paramLabel = "T", defaultValue = "Q8_0", description = "The weight type of the synthesized models (default: ${DEFAULT-VALUE}).")
     String type;
-    @Option(names = "--layers", paramLabel = "N", description = "override the preset's number of blocks (smaller files)")
+    @Option(names = "--layers", paramLabel = "N", description = "Use N blocks instead of the preset's number, for smaller files.")
     Integer layers;
-    @Option(names = "--models", paramLabel = "DIR", defaultValue = "models", description = "where synthesized models are written and reused (default: ${DEFAULT-VALUE})")
+    @Option(names = "--models", paramLabel = "DIR", defaultValue = "models", description = "The folder where synthesized models are written and reused (default: ${DEFAULT-VALUE}).")
     Path modelsDir;
-    @Option(names = "--moe", paramLabel = "FILE", description = "use this MoE model instead of synthesizing one")
+    @Option(names = "--moe", paramLabel = "FILE", description = "Use this MoE model instead of synthesizing one.")
     Path moe;
-    @Option(names = "--dense-active", paramLabel = "FILE", description = "use this dense model (same active parameters)")
+    @Option(names = "--dense-active", paramLabel = "FILE", description = "Use this dense model of the same active parameters instead of synthesizing one.")
     Path denseActive;
-    @Option(names = "--dense-total", paramLabel = "FILE", description = "use this dense model (same total parameters)")
+    @Option(names = "--dense-total", paramLabel = "FILE", description = "Use this dense model of the same total parameters instead of synthesizing one.")
     Path denseTotal;
-    @Option(names = {"-o", "--out"}, paramLabel = "DIR", defaultValue = "results", description = "results folder (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-o", "--out"}, paramLabel = "DIR", defaultValue = "results", description = "The folder the results are written to (default: ${DEFAULT-VALUE}).")
     Path out;
-    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", defaultValue = "512", description = "prefill tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-p", "--prompt-tokens"}, paramLabel = "N", defaultValue = "512", description = "The number of prompt tokens evaluated in one batch for the prefill figure (default: ${DEFAULT-VALUE}).")
     int pp;
-    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N", defaultValue = "128", description = "decoded tokens (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-n", "--gen-tokens"}, paramLabel = "N", defaultValue = "128", description = "The number of tokens decoded one at a time for the decode figure (default: ${DEFAULT-VALUE}).")
     int tg;
-    @Option(names = {"-d", "--depth"}, paramLabel = "N", defaultValue = "0", description = "also decode after N context positions (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-d", "--depth"}, paramLabel = "N", defaultValue = "0", description = "Also measure decode after N positions of context; 0 skips it (default: ${DEFAULT-VALUE}).")
     int depth;
-    @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "repetitions, median reported (default: ${DEFAULT-VALUE})")
+    @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "How many times each measurement runs; the median is reported (default: ${DEFAULT-VALUE}).")
     int reps;
-    @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
+            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
-    @Option(names = "--probe-mib", defaultValue = "512", description = "read-bandwidth probe size in MiB (default: ${DEFAULT-VALUE})")
+    @Option(names = "--probe-mib", defaultValue = "512", paramLabel = "MIB", description = "The size in MiB of the read-bandwidth probe (default: ${DEFAULT-VALUE}).")
     int probeMib;
     @Mixin
     ThreadsOption threads;

@@ -8,6 +8,7 @@ import io.moe4j.model.ModelStats;
 import io.moe4j.model.Transformer;
 import io.moe4j.tokenizer.Tokenizer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -19,13 +20,17 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 
-@Command(name = "inspect", description = "Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors, parameter and byte counts.")
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Describe a GGUF model: architecture, hyper-parameters, tokenizer, tensors, parameter and byte counts.")
 final class InspectCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "MODEL")
-    Path model;
-    @Option(names = "--metadata", description = "also list every metadata key")
+    @Parameters(index = "0", arity = "0..1", paramLabel = "FILE",
+            description = "The GGUF model file to describe, as an alternative to -m.")
+    Path positional;
+    @Mixin
+    ModelOption modelOption;
+    @Option(names = "--metadata", description = "Also list every metadata key and its value.")
     boolean allMetadata;
-    @Option(names = "--no-tensors", description = "omit the tensor table")
+    @Option(names = "--no-tensors", description = "Leave out the table of tensors.")
     boolean noTensors;
 
     @Spec
@@ -34,6 +39,8 @@ final class InspectCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
+        if (positional != null && modelOption.given()) throw new IllegalArgumentException("give the model either as FILE or with -m, not both");
+        Path model = positional != null ? ModelOption.checkFile(positional) : modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
             out.printf("file          %s (GGUF v%d, %s, %d tensors, %d metadata keys)%n", f.path(), f.version(),
                     bytes(f.fileSize()), f.tensors().size(), f.metadata().keys().size());

@@ -7,7 +7,9 @@ import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -16,27 +18,35 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
-@Command(name = "logits", description = "Write float32 little-endian logits [n_tokens][n_vocab] for a token sequence (verification tool).")
+@Command(name = "logits", mixinStandardHelpOptions = true,
+        description = "Write the logits of a token sequence as float32 little-endian [n_tokens][n_vocab], the golden data's format.")
 final class LogitsCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL")
-    Path model;
-    @Option(names = "--tokens", required = true, split = ",", paramLabel = "IDS", description = "comma-separated token ids")
+    @Mixin
+    ModelOption modelOption;
+    @Option(names = "--tokens", required = true, split = ",", paramLabel = "IDS", description = "The token ids, separated by commas.")
     int[] tokens;
-    @Option(names = "--out", required = true, paramLabel = "FILE")
+    @Option(names = "--out", required = true, paramLabel = "FILE", description = "The file to write the logits to.")
     Path out;
-    @Option(names = "--incremental", description = "feed one token at a time through the KV cache (default: one batch)")
+    @Option(names = "--incremental", description = "Feed one token at a time through the KV cache instead of the whole sequence as one batch.")
     boolean incremental;
-    @Option(names = "--kv-type", defaultValue = "f32", converter = KvTypeConverter.class, description = "f32|f16 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f32", converter = KvTypeConverter.class,
+            description = "The element type of the KV cache, f32 or f16 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Mixin
     ThreadsOption threads;
+    @Spec
+    CommandSpec spec;
 
     @Override
     public Integer call() throws IOException {
         threads.apply();
+        Path model = modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
             Transformer tf = Transformer.of(f);
             int vocab = tf.vocabSize();
+            for (int id : tokens) {
+                if (id < 0 || id >= vocab) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary (0.." + (vocab - 1) + ")");
+            }
             KvCache cache = new KvCache(tf.config(), tokens.length, kvType);
             float[] logits;
             if (incremental) {
@@ -54,7 +64,7 @@ final class LogitsCommand implements Callable<Integer> {
             } catch (IOException e) {
                 throw new Moe4jException("cannot write " + out + ": " + e.getMessage(), e);
             }
-            System.err.printf("wrote %d x %d logits to %s%n", tokens.length, vocab, out);
+            spec.commandLine().getErr().printf("wrote %d x %d logits to %s%n", tokens.length, vocab, out);
         }
         return 0;
     }

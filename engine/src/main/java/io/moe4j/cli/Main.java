@@ -36,13 +36,36 @@ public final class Main {
         for (CliCommandProvider p : ServiceLoader.load(CliCommandProvider.class)) {
             for (Object cmd : p.commands()) cl.addSubcommand(cmd);
         }
+        cl.setParameterExceptionHandler(Main::badCommandLine);
         cl.setExecutionExceptionHandler((ex, commandLine, parseResult) -> {
-            if (ex instanceof Moe4jException || ex instanceof IllegalArgumentException) {
-                commandLine.getErr().println("error: " + ex.getMessage());
-                return 1;
-            }
-            throw ex;
+            String message = userError(ex);
+            if (message == null) throw ex;
+            commandLine.getErr().println("error: " + message);
+            commandLine.getErr().flush();
+            return 1;
         });
         return cl;
+    }
+
+    /**
+     * A mistyped command line gets the one line that matters and where to look, not the whole usage: the error,
+     * picocli's "did you mean" suggestions for an unknown option or command, and the --help hint. Exit code 2.
+     */
+    static int badCommandLine(CommandLine.ParameterException ex, String[] args) {
+        CommandLine cmd = ex.getCommandLine();
+        PrintWriter err = cmd.getErr();
+        err.println("error: " + ex.getMessage());
+        CommandLine.UnmatchedArgumentException.printSuggestions(ex, err);
+        err.println("Try '" + cmd.getCommandSpec().qualifiedName() + " --help' for the options.");
+        err.flush();
+        return cmd.getCommandSpec().exitCodeOnInvalidInput();
+    }
+
+    /** The message for a failure that is the user's input or environment rather than a bug; null for a bug. */
+    static String userError(Exception ex) {
+        if (ex instanceof Moe4jException || ex instanceof IllegalArgumentException) return ex.getMessage();
+        if (ex instanceof java.io.UncheckedIOException u) return u.getCause().getMessage();
+        if (ex instanceof java.io.IOException) return ex.getMessage() == null ? ex.toString() : ex.getMessage();
+        return null;
     }
 }

@@ -5,7 +5,6 @@ import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.model.DefaultModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -17,37 +16,29 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-@Command(name = "run", description = "Generate text from a prompt, streaming it to stdout.")
+@Command(name = "run", mixinStandardHelpOptions = true,
+        description = "Generate text from a prompt, streaming it to stdout; the speeds go to stderr.")
 final class RunCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, paramLabel = "MODEL", description = "GGUF model file (default: a small embedded random-weight MoE)")
-    Path model;
-    @Option(names = {"-p", "--prompt"}, paramLabel = "PROMPT", defaultValue = "Once upon a time", description = "prompt text (default: ${DEFAULT-VALUE})")
+    @Mixin
+    ModelOption model;
+    @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", defaultValue = "Once upon a time",
+            description = "The prompt to continue (default: ${DEFAULT-VALUE}).")
     String prompt;
-    @Option(names = {"-n", "--steps"}, paramLabel = "N", defaultValue = "128",
-            description = "sequence length in tokens, prompt included, as llama2.c and llama3.java count it: "
-                    + "generation stops after N positions (default: ${DEFAULT-VALUE})")
-    int steps;
-    @Option(names = "--max-new-tokens", paramLabel = "M", description = "instead of -n: generate at most M new tokens")
-    Integer maxNewTokens;
-    @Option(names = "--temp", paramLabel = "T", defaultValue = "0.8", description = "temperature; 0 = greedy (default: ${DEFAULT-VALUE})")
-    float temperature;
-    @Option(names = "--seed", paramLabel = "S", defaultValue = "0", description = "random seed (default: ${DEFAULT-VALUE})")
-    long seed;
-    @Option(names = "--top-k", defaultValue = "40", description = "top-k, 0 = off (default: ${DEFAULT-VALUE})")
-    int topK;
-    @Option(names = "--top-p", defaultValue = "0.95", description = "top-p, 1 = off (default: ${DEFAULT-VALUE})")
-    float topP;
-    @Option(names = "--min-p", defaultValue = "0.05", description = "min-p, 0 = off (default: ${DEFAULT-VALUE})")
-    float minP;
-    @Option(names = "--repeat-penalty", defaultValue = "1.0", description = "repetition penalty, 1 = off (default: ${DEFAULT-VALUE})")
-    float repeatPenalty;
-    @Option(names = "--presence-penalty", defaultValue = "0") float presencePenalty;
-    @Option(names = "--frequency-penalty", defaultValue = "0") float frequencyPenalty;
-    @Option(names = "--stop", description = "stop string (repeatable)")
+    @Option(names = {"-n", "--n-predict", "--max-new-tokens"}, paramLabel = "N", defaultValue = "128",
+            description = "Generate at most N new tokens, the prompt not counted, as llama.cpp's -n and OpenAI's max_tokens "
+                    + "count; -1 goes on until the model ends the text or the context is full (default: ${DEFAULT-VALUE}).")
+    int maxNewTokens;
+    @Mixin
+    SamplingFlags sampling;
+    @Option(names = "--stop", paramLabel = "TEXT",
+            description = "Stop when the text contains TEXT, which is not printed; repeat the option for several stop strings.")
     List<String> stop = List.of();
-    @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0", description = "context size in tokens (default: the model's, at most 4096)")
+    @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
+            description = "The context size in tokens, prompt and answer together (default: the model's, at most "
+                    + Model.DEFAULT_CONTEXT_CAP + ").")
     int ctx;
-    @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
+            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Mixin
     ThreadsOption threads;
@@ -56,25 +47,22 @@ final class RunCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        SamplingFlags.check(maxNewTokens >= -1, "-n must be -1 (no limit) or 0 or more, got " + maxNewTokens);
+        SamplingFlags.check(ctx >= 0, "--ctx must be 0 (the model's) or more, got " + ctx);
+        SamplingOptions samplingOptions = sampling.options();
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
-        Path path = model;
-        if (path == null) {
-            path = DefaultModel.ensure();
-            err.println("moe4j: no -m given: using the embedded default model, a small random-weight MoE ("
-                    + DefaultModel.DESCRIPTION + "); its text is gibberish by design");
-        }
-        SamplingOptions sampling = new SamplingOptions(temperature, topK, topP, minP, repeatPenalty, 64,
-                presencePenalty, frequencyPenalty, seed);
+        Path path = model.resolve(err);
         try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
-            // N positions are fed to the model; the prompt's last position already yields the first new token.
+            int context = ctx > 0 ? ctx : m.defaultContextSize();
             int promptTokens = m.tokenize(prompt).length;
-            int maxTokens = maxNewTokens != null ? maxNewTokens : Math.max(0, steps - promptTokens + 1);
-            if (maxNewTokens == null && maxTokens == 0) {
-                err.println("moe4j: the prompt is " + promptTokens + " tokens, -n " + steps + " leaves no room for new ones");
+            if (promptTokens > context) {
+                throw new IllegalArgumentException("the prompt is " + promptTokens + " tokens, more than the context of "
+                        + context + " tokens; give a larger --ctx or a shorter prompt");
             }
-            GenerateOptions options = new GenerateOptions(maxTokens, sampling, stop, ctx, kvType);
+            int maxTokens = maxNewTokens < 0 ? Integer.MAX_VALUE : maxNewTokens;
+            GenerateOptions options = new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType);
             out.print(prompt);
             out.flush();
             GenerationResult r = m.generate(prompt, options, token -> {

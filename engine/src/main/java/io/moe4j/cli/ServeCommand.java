@@ -2,7 +2,6 @@ package io.moe4j.cli;
 
 import io.moe4j.Model;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.model.DefaultModel;
 import io.moe4j.server.OpenAiServer;
 import io.moe4j.server.ServerOptions;
 import picocli.CommandLine.Command;
@@ -11,6 +10,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -18,49 +18,78 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 
-@Command(name = "serve", description = "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
-        + "/v1/models, /health, /metrics).")
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = "Serve a model over an OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, "
+                + "/v1/models, /health, /metrics).")
 final class ServeCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, paramLabel = "MODEL", description = "GGUF model file (default: a small embedded random-weight MoE)")
-    Path model;
-    @Option(names = "--host", defaultValue = ServerOptions.DEFAULT_HOST, description = "address to bind (default: ${DEFAULT-VALUE})")
+    @Mixin
+    ModelOption model;
+    @Option(names = "--host", paramLabel = "ADDR", defaultValue = ServerOptions.DEFAULT_HOST,
+            description = "The address to listen on; anything but loopback exposes the server to the network (default: ${DEFAULT-VALUE}).")
     String host;
-    @Option(names = "--port", defaultValue = "8080", description = "TCP port, 0 for any free one (default: ${DEFAULT-VALUE})")
+    @Option(names = "--port", paramLabel = "N", defaultValue = "8080",
+            description = "The TCP port to listen on; 0 picks any free one (default: ${DEFAULT-VALUE}).")
     int port;
     @Option(names = {"-np", "--parallel"}, paramLabel = "N", defaultValue = "4",
-            description = "sequences decoded together, one batch per step (default: ${DEFAULT-VALUE})")
+            description = "The number of sequences decoded together, one batch per step (default: ${DEFAULT-VALUE}).")
     int parallel;
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "context size per sequence in tokens (default: the model's, at most 4096)")
+            description = "The context size of each sequence in tokens (default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ").")
     int ctx;
     @Option(names = "--queue", paramLabel = "N", defaultValue = "64",
-            description = "requests that may wait for a free sequence; beyond, 429 (default: ${DEFAULT-VALUE})")
+            description = "How many requests may wait for a free sequence; beyond that they get 429 (default: ${DEFAULT-VALUE}).")
     int queue;
-    @Option(names = "--api-key", paramLabel = "KEY", description = "require Authorization: Bearer KEY on every endpoint but /health "
-            + "(also read from the MOE4J_API_KEY environment variable)")
+    @Option(names = "--api-key", paramLabel = "KEY",
+            description = "Require Authorization: Bearer KEY on every endpoint but /health (default: the MOE4J_API_KEY environment variable, else none).")
     String apiKey;
-    @Option(names = "--alias", paramLabel = "NAME", description = "the model's name in the API (default: the file name without .gguf)")
+    @Option(names = "--alias", paramLabel = "NAME",
+            description = "The model's name in the API (default: the file name without .gguf).")
     String alias;
-    @Option(names = "--chat-template", paramLabel = "FILE", description = "a Jinja chat template replacing the model's own")
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "A Jinja chat template file that replaces the model's own.")
     Path chatTemplate;
-    @Option(names = "--no-prompt-cache", description = "do not keep finished sequences' keys and values for reuse")
+    @Option(names = "--no-prompt-cache",
+            description = "Do not keep the keys and values of finished sequences for reuse by later requests.")
     boolean noPromptCache;
-    @Option(names = "--kv-type", defaultValue = "f16", converter = KvTypeConverter.class, description = "KV cache type f16|f32 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--no-request-log",
+            description = "Do not log a line per request (client, method, path, status, time, tokens) on stderr.")
+    boolean noRequestLog;
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
+            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
-    @Option(names = "--bench", description = "instead of serving: measure aggregate tokens/s of 1, 4 and 8 concurrent greedy "
-            + "streams through the server on -m MODEL (default: a small synthesized MoE), and exit")
+    @Option(names = "--bench",
+            description = "Instead of serving, measure the aggregate tokens/s of 1, 4 and 8 concurrent greedy streams through the "
+                    + "server on -m FILE (default: a small synthesized MoE), and exit.")
     boolean bench;
     @Option(names = "--streams", paramLabel = "N,N,...", split = ",",
-            description = "with --bench: the concurrent stream counts to measure (default: 1,4,8)")
+            description = "With --bench: the numbers of concurrent streams to measure (default: 1,4,8).")
     int[] benchStreams;
-    @Option(names = "--tokens", paramLabel = "N", description = "with --bench: tokens generated per stream (default: 128)")
+    @Option(names = "--tokens", paramLabel = "N",
+            description = "With --bench: the tokens each stream generates (default: 128).")
     Integer benchTokens;
-    @Option(names = "--repeats", paramLabel = "N", description = "with --bench: runs per stream count, the best counts (default: 3)")
+    @Option(names = "--repeats", paramLabel = "N",
+            description = "With --bench: the runs per stream count, of which the best counts (default: 3).")
     Integer benchRepeats;
     @Mixin
     ThreadsOption threads;
     @Spec
     CommandSpec spec;
+
+    /** Binds the port, or says in one line why it cannot (in use, no such address, not allowed). */
+    private OpenAiServer listen(ServerOptions o, java.util.concurrent.Callable<Model> loader) {
+        String where = o.host() + ":" + o.port();
+        try {
+            return OpenAiServer.startLoading(o, loader);
+        } catch (java.net.BindException e) {
+            throw new IllegalArgumentException("cannot listen on " + where + ": " + e.getMessage()
+                    + (o.port() != 0 ? " (is another server running there? --port picks another port)" : ""));
+        } catch (java.net.SocketException | java.nio.channels.UnresolvedAddressException e) {
+            throw new IllegalArgumentException("cannot listen on " + where + ": "
+                    + (e.getMessage() != null ? e.getMessage() : "no such address on this machine") + " (check --host)");
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot listen on " + where + ": " + e.getMessage());
+        }
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -69,33 +98,39 @@ final class ServeCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--streams, --tokens and --repeats go with --bench");
         }
         if (bench) {
-            if (model != null && !Files.isRegularFile(model)) throw new IllegalArgumentException("no model file at " + model);
             int[] streams = benchStreams != null ? benchStreams : new int[] {1, 4, 8};
             int tokens = benchTokens != null ? benchTokens : io.moe4j.server.ServeBench.DEFAULT_TOKENS;
             int repeats = benchRepeats != null ? benchRepeats : io.moe4j.server.ServeBench.DEFAULT_REPEATS;
             if (streams.length == 0 || java.util.Arrays.stream(streams).anyMatch(n -> n < 1) || tokens < 1 || repeats < 1) {
                 throw new IllegalArgumentException("--streams takes counts of at least 1, --tokens and --repeats at least 1");
             }
-            Path file = model != null ? model
+            Path file = model.given() ? model.resolve(spec.commandLine().getErr())
                     : io.moe4j.server.ServeBench.synthesize(io.moe4j.server.ServeBench.DEFAULT_SHAPE, io.moe4j.server.ServeBench.cacheDir());
             io.moe4j.server.ServeBench.run(file, tokens, streams, repeats, System.out);
             return 0;
         }
         PrintWriter err = spec.commandLine().getErr();
-        Path path = model;
-        if (path == null) {
-            path = DefaultModel.ensure();
-            err.println("moe4j: no -m given: serving the embedded default model, a small random-weight MoE ("
-                    + DefaultModel.DESCRIPTION + "); its text is gibberish by design");
-        }
-        if (!Files.isRegularFile(path)) throw new IllegalArgumentException("no model file at " + path);
         String key = apiKey != null ? apiKey : System.getenv("MOE4J_API_KEY");
-        String template = chatTemplate == null ? null : Files.readString(chatTemplate);
         ServerOptions o = ServerOptions.defaults().withHost(host).withPort(port).withParallel(parallel).withContextSize(ctx)
                 .withQueueCapacity(queue).withApiKey(key == null || key.isBlank() ? null : key).withModelId(alias)
-                .withKvType(kvType).withPromptCache(!noPromptCache).withChatTemplate(template);
-        Path modelPath = path;
-        OpenAiServer server = OpenAiServer.startLoading(o, () -> Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath)));
+                .withKvType(kvType).withPromptCache(!noPromptCache);
+        String template = null;
+        if (chatTemplate != null) {
+            try {
+                template = Files.readString(chatTemplate);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot read the chat template " + chatTemplate + ": " + e.getMessage());
+            }
+        }
+        o = o.withChatTemplate(template);
+        Path modelPath = model.resolve(err);
+        OpenAiServer server = listen(o, () -> Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath)));
+        if (!noRequestLog) {
+            server.setRequestLog(line -> {
+                err.println("moe4j: " + line);
+                err.flush();
+            });
+        }
         err.printf("moe4j: listening on %s (loading %s)%n", server.baseUrl(), modelPath.getFileName());
         err.flush();
         CountDownLatch stopped = new CountDownLatch(1);
@@ -103,12 +138,12 @@ final class ServeCommand implements Callable<Integer> {
             server.close();
             stopped.countDown();
         }));
-        if (server.awaitReady(1, TimeUnit.HOURS)) {
-            err.printf("moe4j: serving model '%s' at %s (parallel %d, context %d tokens%s)%n", server.modelId(), server.baseUrl(),
-                    parallel, server.scheduler().contextSize(), key != null ? ", API key required" : "");
-        } else {
-            err.println("moe4j: the model could not be loaded; see the log above. /health reports the error.");
+        if (!server.awaitReady(1, TimeUnit.HOURS)) {
+            server.close();
+            throw new IllegalArgumentException("cannot load the model " + modelPath + ": " + server.loadError());
         }
+        err.printf("moe4j: serving model '%s' at %s (parallel %d, context %d tokens%s)%n", server.modelId(), server.baseUrl(),
+                parallel, server.scheduler().contextSize(), key != null ? ", API key required" : "");
         err.flush();
         stopped.await();
         return 0;

@@ -5,10 +5,14 @@ import picocli.CommandLine.Option;
 
 /** {@code --threads K}, shared by every command that computes. */
 public final class ThreadsOption {
-    @Option(names = {"-t", "--threads"}, paramLabel = "K", description = "worker threads (default: available cores)")
+    @Option(names = {"-t", "--threads"}, paramLabel = "K",
+            description = "The number of worker threads (default: all available cores).")
     Integer threads;
 
     public void apply() {
-        if (threads != null) Parallel.setThreads(threads);
+        if (threads != null) {
+            SamplingFlags.check(threads >= 1, "--threads must be 1 or more, got " + threads);
+            Parallel.setThreads(threads);
+        }
     }
 }

@@ -5,6 +5,7 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.tokenizer.Tokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -17,22 +18,23 @@ import java.util.Arrays;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
-@Command(name = "tokenize", description = "Print the token ids of a text as a JSON array.")
+@Command(name = "tokenize", mixinStandardHelpOptions = true,
+        description = "Print the token ids of a text as a JSON array, as the model's tokenizer splits it.")
 final class TokenizeCommand implements Callable<Integer> {
-    @Option(names = {"-m", "--model"}, required = true, paramLabel = "MODEL")
-    Path model;
+    @Mixin
+    ModelOption modelOption;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Input input;
 
     static final class Input {
-        @Option(names = "--text", paramLabel = "T") String text;
-        @Option(names = "--file", paramLabel = "F") Path file;
+        @Option(names = "--text", paramLabel = "TEXT", description = "The text to tokenize.") String text;
+        @Option(names = "--file", paramLabel = "FILE", description = "A UTF-8 file whose content to tokenize.") Path file;
     }
 
-    @Option(names = "--no-bos", description = "do not add the BOS token even if the model asks for it")
+    @Option(names = "--no-bos", description = "Do not add the BOS token, even where the model asks for it.")
     boolean noBos;
-    @Option(names = "--no-parse-special", description = "treat special-token strings as plain text")
+    @Option(names = "--no-parse-special", description = "Treat the text of special tokens (such as <s>) as plain text.")
     boolean noSpecial;
 
     @Spec
@@ -48,6 +50,7 @@ final class TokenizeCommand implements Callable<Integer> {
                 throw new Moe4jException("cannot read " + input.file + ": " + e.getMessage(), e);
             }
         }
+        Path model = modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
             Tokenizer tok = Tokenizer.fromGguf(f.metadata());
             int[] ids = tok.encode(text, !noBos && tok.addBosByDefault(), !noSpecial);

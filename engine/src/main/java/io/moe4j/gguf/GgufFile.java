@@ -9,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -186,6 +187,7 @@ public final class GgufFile implements AutoCloseable {
 
     /** Opens and validates a GGUF file. The mapping lives until {@link #close()}. */
     public static GgufFile open(Path path) {
+        if (Files.isDirectory(path)) throw new ModelFormatException(path + " is a directory, not a GGUF model file");
         Arena arena = Arena.ofShared();
         try (FileChannel ch = FileChannel.open(path, StandardOpenOption.READ)) {
             MemorySegment seg = ch.size() == 0 ? MemorySegment.NULL.reinterpret(0)

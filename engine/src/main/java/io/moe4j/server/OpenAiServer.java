@@ -61,6 +61,7 @@ public final class OpenAiServer implements AutoCloseable {
     private volatile Engine engine;
     private volatile String loadError;
     private volatile SamplerHook samplerHook;
+    private volatile java.util.function.Consumer<String> requestLog;
     private volatile boolean closed;
     private final SecureRandom random = new SecureRandom();
 
@@ -115,8 +116,8 @@ public final class OpenAiServer implements AutoCloseable {
                 }
                 s.install(m);
             } catch (Throwable e) {
+                // Reported by /health and loadError(); the caller decides whether to log it or stop.
                 s.loadError = e.getMessage() == null ? e.toString() : e.getMessage();
-                LOG.log(Level.SEVERE, "cannot load the model: " + s.loadError);
             } finally {
                 s.loaded.countDown();
             }
@@ -137,6 +138,11 @@ public final class OpenAiServer implements AutoCloseable {
     static String defaultModelId(Model model) {
         String f = model.path().getFileName().toString();
         return f.endsWith(".gguf") ? f.substring(0, f.length() - 5) : f;
+    }
+
+    /** Why the model could not be loaded, or null (while loading, and once it serves). */
+    public String loadError() {
+        return loadError;
     }
 
     /** Waits until the model is loaded (or failed to load); true when it serves. */
@@ -189,6 +195,7 @@ public final class OpenAiServer implements AutoCloseable {
     private void handle(HttpExchange ex) {
         String endpoint = "other";
         int[] status = {500};
+        long started = System.nanoTime();
         try {
             String path = ex.getRequestURI().getPath();
             String method = ex.getRequestMethod();
@@ -252,6 +259,44 @@ public final class OpenAiServer implements AutoCloseable {
         } finally {
             metrics.request(endpoint, status[0]);
             ex.close();
+            logRequest(ex, status[0], System.nanoTime() - started);
+        }
+    }
+
+    /**
+     * The result of each completion in flight, for its request log line (HttpExchange attributes cannot hold it: the
+     * JDK's server keeps them per context, shared by all requests).
+     */
+    private final java.util.concurrent.ConcurrentHashMap<HttpExchange, BatchResult> results = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /**
+     * Where each finished request is logged, one line each (null: not logged): the client, method and path, the
+     * status, the time to the last byte and, for completions, the token counts.
+     */
+    public void setRequestLog(java.util.function.Consumer<String> log) {
+        this.requestLog = log;
+    }
+
+    private void logRequest(HttpExchange ex, int status, long nanos) {
+        java.util.function.Consumer<String> log = requestLog;
+        if (log == null) {
+            results.remove(ex);
+            return;
+        }
+        StringBuilder line = new StringBuilder();
+        var remote = ex.getRemoteAddress();
+        line.append(remote == null ? "-" : remote.getAddress().getHostAddress()).append(' ')
+                .append(ex.getRequestMethod()).append(' ').append(ex.getRequestURI().getRawPath()).append(' ')
+                .append(status).append(String.format(" %.3f s", nanos / 1e9));
+        if (results.remove(ex) instanceof BatchResult r) {
+            line.append(" | prompt ").append(r.promptTokens()).append(" tokens (").append(r.cachedTokens())
+                    .append(" cached), completion ").append(r.completionTokens()).append(" tokens, ")
+                    .append(r.stopReason().name().toLowerCase());
+        }
+        try {
+            log.accept(line.toString());
+        } catch (RuntimeException ignored) {
+            // A failing log must not fail the request, which has been answered already.
         }
     }
 
@@ -337,8 +382,20 @@ public final class OpenAiServer implements AutoCloseable {
         } catch (JsonProcessingException e) {
             throw ApiException.invalid(null, "invalid_json", "We could not parse the JSON body of your request. "
                     + "(HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-                    + "but what was sent was not valid JSON.) " + e.getOriginalMessage());
+                    + "but what was sent was not valid JSON.) " + jsonProblem(e));
         }
+    }
+
+    /**
+     * Jackson's description of a parse error in the user's terms: what was wrong and where (line and column), without
+     * its internal source descriptions ({@code [Source: REDACTED ...]}).
+     */
+    static String jsonProblem(JsonProcessingException e) {
+        String m = e.getOriginalMessage() == null ? "invalid JSON" : e.getOriginalMessage();
+        m = m.replaceAll("\\[Source: [^\\]]*?; line: (\\d+), column: (\\d+)\\]", "line $1, column $2");
+        var at = e.getLocation();
+        if (at != null && at.getLineNr() > 0) m += " (at line " + at.getLineNr() + ", column " + at.getColumnNr() + ")";
+        return m;
     }
 
     // ---- chat completions --------------------------------------------------------------------------------------
@@ -377,6 +434,7 @@ public final class OpenAiServer implements AutoCloseable {
             collect.accept(parser.accept(ev.text()));
             if (lp != null && ev.id() >= 0) lp.add(chatLogprob(e, ev));
         });
+        results.put(ex, result);
         collect.accept(parser.finish());
         ObjectNode root = chatEnvelope(id, created, e, "chat.completion");
         ObjectNode choice = root.putArray("choices").addObject().put("index", 0);
@@ -435,6 +493,7 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         if (result == null) return; // the client went away
+        results.put(ex, result);
         for (ChatOutput.Part p : parser.finish()) {
             if (!sse.send(partChunk(id, created, e, usage, p, toolIndex, sawCalls, pendingLp))) return;
         }
@@ -544,6 +603,7 @@ public final class OpenAiServer implements AutoCloseable {
             if (lp != null && ev.id() >= 0) lp.add(e, ev, text.length());
             text.append(ev.text());
         });
+        results.put(ex, result);
         ObjectNode root = chatEnvelope(id, created, e, "text_completion");
         ObjectNode choice = root.putArray("choices").addObject().put("text", text.toString()).put("index", 0);
         if (lp == null) choice.putNull("logprobs");
@@ -580,6 +640,7 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         if (result == null) return;
+        results.put(ex, result);
         if (!sse.send(textChunk(id, created, e, usage, "", null, finishReason(result.stopReason())))) return;
         if (usage) {
             ObjectNode u = chatEnvelope(id, created, e, "text_completion");

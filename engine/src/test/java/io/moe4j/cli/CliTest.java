@@ -3,6 +3,8 @@ package io.moe4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moe4j.SharedData;
+import io.moe4j.gguf.GgufFile;
+import io.moe4j.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -36,9 +38,17 @@ class CliTest {
     void runPrintsTheRecordedStories260KTextForBothPrompts() throws IOException {
         Path models = SharedData.models();
         JsonNode golden = new ObjectMapper().readTree(models.resolve("stories260K.golden.json").toFile());
+        Tokenizer tok;
+        try (GgufFile f = GgufFile.open(models.resolve("stories260K.gguf"))) {
+            tok = Tokenizer.fromGguf(f.metadata());
+        }
         for (JsonNode c : golden.get("cases")) {
+            // llama2.c's steps count positions, the prompt included; -n counts new tokens. The prompt's last position
+            // already predicts the first new token, so steps positions hold steps - prompt + 1 new tokens.
+            int promptTokens = tok.encode(c.get("prompt").asText(), tok.addBosByDefault(), true).length;
+            int newTokens = c.get("steps").asInt() - promptTokens + 1;
             Result r = run("run", "-m", models.resolve("stories260K.gguf").toString(), "-p", c.get("prompt").asText(),
-                    "-n", c.get("steps").asText(), "--temp", "0");
+                    "-n", Integer.toString(newTokens), "--temp", "0");
             assertEquals(0, r.exit(), r.err());
             assertEquals(c.get("decoded_text").asText() + "\n", r.out());
             assertTrue(r.err().contains("tokens/s"), "timings on stderr: " + r.err());
@@ -113,6 +123,80 @@ class CliTest {
         Result zero = run("serve", "--bench", "--streams", "1,0");
         assertEquals(1, zero.exit());
         assertTrue(zero.err().contains("--streams takes counts of at least 1"), zero.err());
+    }
+
+    @Test
+    void nCountsNewTokensAsLlamaCppAndOpenAiDo() {
+        Path model = SharedData.models().resolve("stories260K.gguf");
+        Result r = run("run", "-m", model.toString(), "-p", "Once upon a time", "-n", "32", "--temp", "0");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().contains("decode: 32 tokens"), r.err());
+        Result same = run("run", "-m", model.toString(), "-p", "Once upon a time", "--max-new-tokens", "32", "--temp", "0");
+        assertEquals(r.out(), same.out());
+    }
+
+    @Test
+    void outOfRangeValuesAreRefusedNamingTheFlag() {
+        String[][] cases = {
+                {"-n", "-5", "-n must be -1"}, {"--temp", "-1", "--temp must be"}, {"--top-p", "0", "--top-p must be"},
+                {"--top-k", "-1", "--top-k must be"}, {"--min-p", "2", "--min-p must be"}, {"--repeat-penalty", "0", "--repeat-penalty must be"},
+                {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"}};
+        for (String[] c : cases) {
+            Result r = run("run", c[0], c[1]);
+            assertEquals(1, r.exit(), String.join(" ", c));
+            assertTrue(r.err().startsWith("error: " + c[2]), c[0] + " " + c[1] + ": " + r.err());
+            assertEquals("", r.out(), "nothing generated for " + c[0] + " " + c[1]);
+        }
+    }
+
+    @Test
+    void aPromptLongerThanTheContextIsAnErrorBeforeAnyOutput() {
+        Result r = run("run", "-c", "4", "-p", "Once upon a time there was a little dog");
+        assertEquals(1, r.exit());
+        assertEquals("", r.out(), "the prompt must not be echoed before the error");
+        assertTrue(r.err().lines().anyMatch(l -> l.startsWith("error: the prompt is ") && l.contains("context of 4 tokens")), r.err());
+    }
+
+    @Test
+    void everyModelCommandDefaultsToTheEmbeddedModelAndNamesItsPath() {
+        for (String[] args : new String[][] {{"inspect", "--no-tensors"}, {"tokenize", "--text", "Hello"}}) {
+            Result r = run(args);
+            assertEquals(0, r.exit(), r.err());
+            assertTrue(r.err().contains("embedded default model") && r.err().contains(".gguf"), r.err());
+            assertTrue(!r.out().isBlank());
+        }
+    }
+
+    @Test
+    void aDirectoryGivenAsTheModelIsNamedAsSuch(@TempDir Path tmp) {
+        for (String[] args : new String[][] {{"run", "-m", tmp.toString()}, {"inspect", tmp.toString()},
+                {"tokenize", "-m", tmp.toString(), "--text", "x"}, {"serve", "-m", tmp.toString(), "--port", "0"}}) {
+            Result r = run(args);
+            assertEquals(1, r.exit(), String.join(" ", args));
+            assertTrue(r.err().contains("error: " + tmp + " is a directory, not a GGUF model file"), r.err());
+        }
+    }
+
+    @Test
+    void serveStartupProblemsEndWithOneLineAndExitCode1(@TempDir Path tmp) throws IOException {
+        Result range = run("serve", "--port", "99999");
+        assertEquals(1, range.exit());
+        assertTrue(range.err().startsWith("error: port must be in [0, 65535]"), range.err());
+        try (var busy = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+            Result inUse = run("serve", "--port", Integer.toString(busy.getLocalPort()));
+            assertEquals(1, inUse.exit(), inUse.err());
+            assertTrue(inUse.err().contains("error: cannot listen on 127.0.0.1:" + busy.getLocalPort()) && inUse.err().contains("in use"),
+                    inUse.err());
+            assertTrue(!inUse.err().contains("\tat "), "no stack trace: " + inUse.err());
+        }
+        Result host = run("serve", "--host", "no-such-host.invalid", "--port", "0");
+        assertEquals(1, host.exit());
+        assertTrue(host.err().contains("error: cannot listen on no-such-host.invalid:0") && host.err().contains("--host"), host.err());
+        Path notGguf = tmp.resolve("README.md");
+        Files.writeString(notGguf, "# not a model\n");
+        Result bad = run("serve", "-m", notGguf.toString(), "--port", "0");
+        assertEquals(1, bad.exit(), "serve must stop when the model cannot be loaded: " + bad.err());
+        assertTrue(bad.err().contains("error: cannot load the model") && bad.err().contains("not a GGUF file"), bad.err());
     }
 
     static float[] floats(Path p) throws IOException {

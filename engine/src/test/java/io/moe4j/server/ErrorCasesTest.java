@@ -164,7 +164,9 @@ class ErrorCasesTest {
         JsonNode e = root.get("error");
         assertEquals(Set.of("message", "type", "param", "code"), fieldNames(e), r.body());
         assertTrue(e.get("message").isTextual() && !e.get("message").asText().isBlank());
-        assertFalse(e.get("message").asText().contains("Exception") || e.get("message").asText().contains("\tat "), r.body());
+        String message = e.get("message").asText();
+        assertFalse(message.contains("Exception") || message.contains("\tat "), r.body());
+        assertFalse(message.contains("[Source:") || message.contains("StreamReadFeature"), "Jackson internals in " + r.body());
         return e;
     }
 
@@ -172,6 +174,34 @@ class ErrorCasesTest {
         Set<String> s = new java.util.HashSet<>();
         for (Iterator<String> it = n.fieldNames(); it.hasNext(); ) s.add(it.next());
         return s;
+    }
+
+    @Test
+    void aJsonSyntaxErrorSaysWhatAndWhere() throws Exception {
+        HttpResponse<String> r = send(server, "POST", CHAT, "{\"model\": \"stories260K\", \"messages\": [}");
+        assertEquals(400, r.statusCode());
+        String message = error(r).get("message").asText();
+        assertTrue(message.contains("Unexpected close marker '}'") && message.contains("line 1, column 38"), message);
+    }
+
+    @Test
+    void everyRequestIsLoggedOnceWithItsStatusAndTokens() throws Exception {
+        List<String> lines = java.util.Collections.synchronizedList(new ArrayList<>());
+        server.setRequestLog(lines::add);
+        try {
+            send(server, "POST", COMPLETIONS, "{\"model\": \"stories260K\", \"prompt\": \"Once\", \"max_tokens\": 3}");
+            send(server, "GET", "/v1/nothing-here", null);
+            // Each line is written once its response is complete, so the two may come in either order.
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (lines.size() < 2 && System.nanoTime() < deadline) Thread.sleep(10);
+        } finally {
+            server.setRequestLog(null);
+        }
+        assertEquals(2, lines.size(), lines.toString());
+        lines.sort(java.util.Comparator.comparing((String l) -> !l.contains("POST")));
+        assertTrue(lines.get(0).matches("127\\.0\\.0\\.1 POST /v1/completions 200 \\d+\\.\\d{3} s \\| prompt \\d+ tokens \\(\\d+ cached\\), "
+                + "completion 3 tokens, max_tokens"), lines.get(0));
+        assertTrue(lines.get(1).startsWith("127.0.0.1 GET /v1/nothing-here 404 "), lines.get(1));
     }
 
     @TestFactory

@@ -10,9 +10,10 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 
 @Command(name = "convert", mixinStandardHelpOptions = true,
-        description = {"Converts a Hugging Face checkpoint folder (config.json, model*.safetensors with or without an index,",
-                "tokenizer.json or tokenizer.model, tokenizer_config.json) of Llama, Mistral, Mixtral, Qwen3, Qwen3-MoE, Qwen2-MoE,",
-                "OLMoE or GPT-OSS to GGUF, with llama.cpp's tensor names, Q/K permutation, metadata, tokenizer and chat template."})
+        description = {"Converts a Hugging Face checkpoint folder to GGUF.",
+                "The folder holds config.json, model*.safetensors with or without an index, tokenizer.json or tokenizer.model "
+                        + "and tokenizer_config.json of Llama, Mistral, Mixtral, Qwen3, Qwen3-MoE, Qwen2-MoE, OLMoE or GPT-OSS; "
+                        + "the GGUF gets llama.cpp's tensor names, Q/K permutation, metadata, tokenizer and chat template."})
 public final class ConvertCommand extends ToolCommand {
 
     @Parameters(index = "0", paramLabel = "HF_DIR", description = "The checkpoint folder.")

@@ -10,9 +10,10 @@ import java.nio.file.Path;
 import java.util.Locale;
 
 @Command(name = "export", mixinStandardHelpOptions = true,
-        description = {"Writes a GGUF model as a Hugging Face folder: safetensors (sharded with an index when large),",
-                "config.json, generation_config.json and the tokenizer files (tokenizer.model or tokenizer.json,",
-                "tokenizer_config.json with the chat template). Quantized tensors are dequantized (gpt-oss MXFP4 experts kept)."})
+        description = {"Writes a GGUF model as a Hugging Face checkpoint folder.",
+                "The folder gets safetensors (sharded with an index when large), config.json, generation_config.json and the "
+                        + "tokenizer files (tokenizer.model or tokenizer.json, tokenizer_config.json with the chat template). "
+                        + "Quantized tensors are dequantized (gpt-oss MXFP4 experts kept)."})
 public final class ExportCommand extends ToolCommand {
 
     @Parameters(index = "0", paramLabel = "IN.gguf", description = "The model to export.")

@@ -11,9 +11,9 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 
 @Command(name = "quantize", mixinStandardHelpOptions = true,
-        description = {"Converts the weights of a GGUF file to another type, with llama-quantize's per-tensor rules:",
-                "norms, biases, the router and other 1-D tensors stay F32; Q8_0, Q4_0 and MXFP4 blocks are",
-                "bit-identical to llama.cpp's. Reads F32, F16 and BF16 tensors (quantized ones with --allow-requantize)."})
+        description = {"Converts the weights of a GGUF file to another type, with llama-quantize's per-tensor rules.",
+                "Norms, biases, the router and other 1-D tensors stay F32; Q8_0, Q4_0 and MXFP4 blocks are "
+                        + "bit-identical to llama.cpp's. Reads F32, F16 and BF16 tensors (quantized ones with --allow-requantize)."})
 public final class QuantizeCommand extends ToolCommand {
 
     @Parameters(index = "0", paramLabel = "IN.gguf", description = "The model to convert.")

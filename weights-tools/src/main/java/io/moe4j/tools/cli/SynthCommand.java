@@ -18,7 +18,7 @@ import java.util.Map;
 public final class SynthCommand extends ToolCommand {
 
     @Option(names = "--preset", paramLabel = "NAME", defaultValue = "tiny",
-            description = "olmoe-1b-7b, qwen3-30b-a3b, mixtral-8x7b, gpt-oss-20b, gpt-oss-120b, qwen1.5-moe-a2.7b, qwen3-4b, "
+            description = "The shape to synthesize: olmoe-1b-7b, qwen3-30b-a3b, mixtral-8x7b, gpt-oss-20b, gpt-oss-120b, qwen1.5-moe-a2.7b, qwen3-4b, "
                     + "tiny, tiny-dense, tiny-qwen3, tiny-qwen3moe, tiny-qwen2moe, tiny-olmoe, tiny-gpt-oss (default: ${DEFAULT-VALUE}).")
     String preset;
 

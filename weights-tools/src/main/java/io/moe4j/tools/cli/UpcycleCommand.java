@@ -8,8 +8,9 @@ import picocli.CommandLine.Parameters;
 import java.nio.file.Path;
 
 @Command(name = "upcycle", mixinStandardHelpOptions = true,
-        description = {"Sparse upcycling: turns a dense llama or qwen3 GGUF model into a MoE one whose experts are copies",
-                "of each layer's FFN, with a fresh router. Without noise the MoE computes the dense model's logits."})
+        description = {"Sparse upcycling: turns a dense llama or qwen3 GGUF model into a MoE model.",
+                "Each layer's experts are copies of its FFN, with a fresh router. Without noise the MoE computes the dense "
+                        + "model's logits."})
 public final class UpcycleCommand extends ToolCommand {
 
     @Parameters(index = "0", paramLabel = "DENSE.gguf", description = "The dense model.")
