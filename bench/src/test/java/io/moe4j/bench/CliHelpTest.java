@@ -7,8 +7,6 @@ import picocli.CommandLine.Model.ArgSpec;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -20,16 +18,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * {@code --help} exits 0 and lists every option, and every option and parameter is described by a complete sentence.
  */
 class CliHelpTest {
-    record Run(int exit, String out, String err) {
-    }
-
-    static Run run(String... args) {
-        CommandLine cl = Main.newCommandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
+    static Main.Captured run(String... args) {
+        return Main.capture(args);
     }
 
     static List<String> commandNames() {
@@ -48,7 +38,7 @@ class CliHelpTest {
     @Test
     void helpExitsZeroAndListsEveryOption() {
         for (String name : commandNames()) {
-            Run r = run(name, "--help");
+            Main.Captured r = run(name, "--help");
             assertEquals(0, r.exit(), name + " --help: " + r.err());
             assertTrue(r.out().contains("Usage: moe4j " + name), name + " --help printed: " + r.out());
             CommandSpec spec = Main.newCommandLine().getSubcommands().get(name).getCommandSpec();
@@ -88,7 +78,7 @@ class CliHelpTest {
 
     @Test
     void aMistypedOptionGetsOneLineAndAHintNotTheWholeUsage() {
-        Run r = run("run", "--temperature", "0");
+        Main.Captured r = run("run", "--temperature", "0");
         assertEquals(2, r.exit());
         assertTrue(r.err().startsWith("error: Unknown option") && r.err().contains("'--temperature'"), r.err());
         assertTrue(r.err().contains("--temp"), "a suggestion: " + r.err());

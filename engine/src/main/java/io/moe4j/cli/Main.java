@@ -26,6 +26,20 @@ public final class Main {
         return newCommandLine().execute(args);
     }
 
+    /** What a command line printed on stdout and stderr, and its exit code. */
+    public record Captured(int exit, String out, String err) {
+    }
+
+    /** Runs a command line in this JVM with its output captured (tests, and programs that embed the CLI). */
+    public static Captured capture(String... args) {
+        CommandLine cl = newCommandLine();
+        java.io.StringWriter out = new java.io.StringWriter(), err = new java.io.StringWriter();
+        cl.setOut(new PrintWriter(out, true));
+        cl.setErr(new PrintWriter(err, true));
+        int code = cl.execute(args);
+        return new Captured(code, out.toString(), err.toString());
+    }
+
     /** The configured command line (UTF-8 output); tests replace its out/err writers to capture them. */
     public static CommandLine newCommandLine() {
         VectorApiCheck.requireVectorApi();

@@ -7,11 +7,8 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.tokenizer.Tokenizer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -22,16 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The CLI end to end, in-process: what a user types and what they see. */
 class CliTest {
-    record Result(int exit, String out, String err) {
-    }
-
-    static Result run(String... args) {
-        CommandLine cl = Main.newCommandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int code = cl.execute(args);
-        return new Result(code, out.toString(), err.toString());
+    static Main.Captured run(String... args) {
+        return Main.capture(args);
     }
 
     @Test
@@ -47,7 +36,7 @@ class CliTest {
             // already predicts the first new token, so steps positions hold steps - prompt + 1 new tokens.
             int promptTokens = tok.encode(c.get("prompt").asText(), tok.addBosByDefault(), true).length;
             int newTokens = c.get("steps").asInt() - promptTokens + 1;
-            Result r = run("run", "-m", models.resolve("stories260K.gguf").toString(), "-p", c.get("prompt").asText(),
+            Main.Captured r = run("run", "-m", models.resolve("stories260K.gguf").toString(), "-p", c.get("prompt").asText(),
                     "-n", Integer.toString(newTokens), "--temp", "0");
             assertEquals(0, r.exit(), r.err());
             assertEquals(c.get("decoded_text").asText() + "\n", r.out());
@@ -57,7 +46,7 @@ class CliTest {
 
     @Test
     void runWithoutAModelUsesTheEmbeddedDefaultAndSaysSo() {
-        Result r = run("run", "-p", "Once upon a time", "--max-new-tokens", "12", "--seed", "7");
+        Main.Captured r = run("run", "-p", "Once upon a time", "--max-new-tokens", "12", "--seed", "7");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("embedded default model"), r.err());
         assertTrue(r.out().startsWith("Once upon a time") && r.out().length() > "Once upon a time".length() + 3, r.out());
@@ -87,7 +76,7 @@ class CliTest {
 
     @Test
     void tokenizePrintsAJsonArray() {
-        Result r = run("tokenize", "-m", SharedData.models().resolve("stories260K.gguf").toString(), "--text", "Once upon a time");
+        Main.Captured r = run("tokenize", "-m", SharedData.models().resolve("stories260K.gguf").toString(), "--text", "Once upon a time");
         assertEquals(0, r.exit(), r.err());
         assertEquals("[1, 403, 407, 261, 378]", r.out().trim());
     }
@@ -95,7 +84,7 @@ class CliTest {
     @Test
     void inspectDescribesAMoeModel() {
         Path model = SharedData.golden().resolve("models/qwen2moe-q8_0.gguf");
-        Result r = run("inspect", model.toString());
+        Main.Captured r = run("inspect", model.toString());
         assertEquals(0, r.exit(), r.err());
         for (String s : new String[]{"qwen2moe", "4 used per token".replace("4", "2"), "shared expert", "active per token",
                 "blk.0.ffn_gate_exps.weight", "Q8_0", "decode reads"}) {
@@ -107,20 +96,20 @@ class CliTest {
     void badInputGivesAClearErrorNotAStackTrace(@TempDir Path tmp) throws IOException {
         Path junk = tmp.resolve("junk.gguf");
         Files.write(junk, new byte[]{'N', 'O', 'P', 'E', 0, 0, 0, 0});
-        Result r = run("run", "-m", junk.toString(), "-p", "hi");
+        Main.Captured r = run("run", "-m", junk.toString(), "-p", "hi");
         assertEquals(1, r.exit());
         assertTrue(r.err().startsWith("error: ") && r.err().contains("not a GGUF file"), r.err());
-        Result missing = run("inspect", tmp.resolve("nope.gguf").toString());
+        Main.Captured missing = run("inspect", tmp.resolve("nope.gguf").toString());
         assertEquals(1, missing.exit());
         assertTrue(missing.err().contains("not found"), missing.err());
     }
 
     @Test
     void serveBenchOptionsAreCheckedBeforeAnythingRuns() {
-        Result alone = run("serve", "--tokens", "3");
+        Main.Captured alone = run("serve", "--tokens", "3");
         assertEquals(1, alone.exit());
         assertTrue(alone.err().contains("go with --bench"), alone.err());
-        Result zero = run("serve", "--bench", "--streams", "1,0");
+        Main.Captured zero = run("serve", "--bench", "--streams", "1,0");
         assertEquals(1, zero.exit());
         assertTrue(zero.err().contains("--streams takes counts of at least 1"), zero.err());
     }
@@ -128,10 +117,10 @@ class CliTest {
     @Test
     void nCountsNewTokensAsLlamaCppAndOpenAiDo() {
         Path model = SharedData.models().resolve("stories260K.gguf");
-        Result r = run("run", "-m", model.toString(), "-p", "Once upon a time", "-n", "32", "--temp", "0");
+        Main.Captured r = run("run", "-m", model.toString(), "-p", "Once upon a time", "-n", "32", "--temp", "0");
         assertEquals(0, r.exit(), r.err());
         assertTrue(r.err().contains("decode: 32 tokens"), r.err());
-        Result same = run("run", "-m", model.toString(), "-p", "Once upon a time", "--max-new-tokens", "32", "--temp", "0");
+        Main.Captured same = run("run", "-m", model.toString(), "-p", "Once upon a time", "--max-new-tokens", "32", "--temp", "0");
         assertEquals(r.out(), same.out());
     }
 
@@ -142,7 +131,7 @@ class CliTest {
                 {"--top-k", "-1", "--top-k must be"}, {"--min-p", "2", "--min-p must be"}, {"--repeat-penalty", "0", "--repeat-penalty must be"},
                 {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"}};
         for (String[] c : cases) {
-            Result r = run("run", c[0], c[1]);
+            Main.Captured r = run("run", c[0], c[1]);
             assertEquals(1, r.exit(), String.join(" ", c));
             assertTrue(r.err().startsWith("error: " + c[2]), c[0] + " " + c[1] + ": " + r.err());
             assertEquals("", r.out(), "nothing generated for " + c[0] + " " + c[1]);
@@ -151,7 +140,7 @@ class CliTest {
 
     @Test
     void aPromptLongerThanTheContextIsAnErrorBeforeAnyOutput() {
-        Result r = run("run", "-c", "4", "-p", "Once upon a time there was a little dog");
+        Main.Captured r = run("run", "-c", "4", "-p", "Once upon a time there was a little dog");
         assertEquals(1, r.exit());
         assertEquals("", r.out(), "the prompt must not be echoed before the error");
         assertTrue(r.err().lines().anyMatch(l -> l.startsWith("error: the prompt is ") && l.contains("context of 4 tokens")), r.err());
@@ -160,7 +149,7 @@ class CliTest {
     @Test
     void everyModelCommandDefaultsToTheEmbeddedModelAndNamesItsPath() {
         for (String[] args : new String[][] {{"inspect", "--no-tensors"}, {"tokenize", "--text", "Hello"}}) {
-            Result r = run(args);
+            Main.Captured r = run(args);
             assertEquals(0, r.exit(), r.err());
             assertTrue(r.err().contains("embedded default model") && r.err().contains(".gguf"), r.err());
             assertTrue(!r.out().isBlank());
@@ -171,7 +160,7 @@ class CliTest {
     void aDirectoryGivenAsTheModelIsNamedAsSuch(@TempDir Path tmp) {
         for (String[] args : new String[][] {{"run", "-m", tmp.toString()}, {"inspect", tmp.toString()},
                 {"tokenize", "-m", tmp.toString(), "--text", "x"}, {"serve", "-m", tmp.toString(), "--port", "0"}}) {
-            Result r = run(args);
+            Main.Captured r = run(args);
             assertEquals(1, r.exit(), String.join(" ", args));
             assertTrue(r.err().contains("error: " + tmp + " is a directory, not a GGUF model file"), r.err());
         }
@@ -179,22 +168,22 @@ class CliTest {
 
     @Test
     void serveStartupProblemsEndWithOneLineAndExitCode1(@TempDir Path tmp) throws IOException {
-        Result range = run("serve", "--port", "99999");
+        Main.Captured range = run("serve", "--port", "99999");
         assertEquals(1, range.exit());
         assertTrue(range.err().startsWith("error: port must be in [0, 65535]"), range.err());
         try (var busy = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
-            Result inUse = run("serve", "--port", Integer.toString(busy.getLocalPort()));
+            Main.Captured inUse = run("serve", "--port", Integer.toString(busy.getLocalPort()));
             assertEquals(1, inUse.exit(), inUse.err());
             assertTrue(inUse.err().contains("error: cannot listen on 127.0.0.1:" + busy.getLocalPort()) && inUse.err().contains("in use"),
                     inUse.err());
             assertTrue(!inUse.err().contains("\tat "), "no stack trace: " + inUse.err());
         }
-        Result host = run("serve", "--host", "no-such-host.invalid", "--port", "0");
+        Main.Captured host = run("serve", "--host", "no-such-host.invalid", "--port", "0");
         assertEquals(1, host.exit());
         assertTrue(host.err().contains("error: cannot listen on no-such-host.invalid:0") && host.err().contains("--host"), host.err());
         Path notGguf = tmp.resolve("README.md");
         Files.writeString(notGguf, "# not a model\n");
-        Result bad = run("serve", "-m", notGguf.toString(), "--port", "0");
+        Main.Captured bad = run("serve", "-m", notGguf.toString(), "--port", "0");
         assertEquals(1, bad.exit(), "serve must stop when the model cannot be loaded: " + bad.err());
         assertTrue(bad.err().contains("error: cannot load the model") && bad.err().contains("not a GGUF file"), bad.err());
     }

@@ -187,15 +187,14 @@ class ErrorCasesTest {
     @Test
     void everyRequestIsLoggedOnceWithItsStatusAndTokens() throws Exception {
         List<String> lines = java.util.Collections.synchronizedList(new ArrayList<>());
-        server.setRequestLog(lines::add);
-        try {
-            send(server, "POST", COMPLETIONS, "{\"model\": \"stories260K\", \"prompt\": \"Once\", \"max_tokens\": 3}");
-            send(server, "GET", "/v1/nothing-here", null);
+        // A server of its own: the other tests' requests would be logged too.
+        try (OpenAiServer logged = OpenAiServer.start(ServerOptions.defaults().withPort(0).withContextSize(256), model)) {
+            logged.setRequestLog(lines::add);
+            send(logged, "POST", COMPLETIONS, "{\"model\": \"stories260K\", \"prompt\": \"Once\", \"max_tokens\": 3}");
+            send(logged, "GET", "/v1/nothing-here", null);
             // Each line is written once its response is complete, so the two may come in either order.
             long deadline = System.nanoTime() + 5_000_000_000L;
             while (lines.size() < 2 && System.nanoTime() < deadline) Thread.sleep(10);
-        } finally {
-            server.setRequestLog(null);
         }
         assertEquals(2, lines.size(), lines.toString());
         lines.sort(java.util.Comparator.comparing((String l) -> !l.contains("POST")));

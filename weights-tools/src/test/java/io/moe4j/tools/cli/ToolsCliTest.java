@@ -6,10 +6,7 @@ import io.moe4j.kernels.GgmlType;
 import io.moe4j.SharedData;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
@@ -23,16 +20,8 @@ class ToolsCliTest {
     @TempDir
     Path tmp;
 
-    record Run(int code, String out, String err) {
-    }
-
-    static Run run(String... args) {
-        CommandLine cl = Main.newCommandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        cl.setOut(new PrintWriter(out, true));
-        cl.setErr(new PrintWriter(err, true));
-        int code = cl.execute(args);
-        return new Run(code, out.toString(), err.toString());
+    static Main.Captured run(String... args) {
+        return Main.capture(args);
     }
 
     private void assertNothingWritten() throws Exception {
@@ -44,29 +33,29 @@ class ToolsCliTest {
     @Test
     void synthThenQuantizeThenUpcycle() throws Exception {
         Path a = tmp.resolve("keep-a.gguf"), b = tmp.resolve("keep-b.gguf"), c = tmp.resolve("keep-c.gguf");
-        Run r = run("synth", "--preset", "tiny-dense", "--type", "F16", "--layers", "3", "-q", "-o", a.toString());
-        assertEquals(0, r.code(), r.err());
+        Main.Captured r = run("synth", "--preset", "tiny-dense", "--type", "F16", "--layers", "3", "-q", "-o", a.toString());
+        assertEquals(0, r.exit(), r.err());
         r = run("quantize", a.toString(), b.toString(), "--type", "Q8_0", "-q");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exit(), r.err());
         r = run("upcycle", b.toString(), "-o", c.toString(), "--experts", "4", "--top-k", "2", "-q");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exit(), r.err());
         try (GgufFile f = GgufFile.open(c)) {
             assertEquals(3, f.metadata().getInt("llama.block_count"));
             assertEquals(GgmlType.Q8_0, f.tensor("blk.2.ffn_down_exps.weight").type());
         }
         r = run("inspect", c.toString(), "--no-tensors");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exit(), r.err());
         assertTrue(r.out().contains("decode reads"), r.out());
     }
 
     @Test
     void exportThenConvert() throws Exception {
         Path src = tmp.resolve("keep-src.gguf"), hf = tmp.resolve("keep-hf"), back = tmp.resolve("keep-back.gguf");
-        assertEquals(0, run("synth", "--preset", "tiny-qwen3moe", "--type", "BF16", "-q", "-o", src.toString()).code());
-        Run r = run("export", src.toString(), "-o", hf.toString(), "-q");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, run("synth", "--preset", "tiny-qwen3moe", "--type", "BF16", "-q", "-o", src.toString()).exit());
+        Main.Captured r = run("export", src.toString(), "-o", hf.toString(), "-q");
+        assertEquals(0, r.exit(), r.err());
         r = run("convert", hf.toString(), "-o", back.toString(), "--type", "Q8_0", "-q");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exit(), r.err());
         try (GgufFile f = GgufFile.open(back)) {
             assertEquals(GgmlType.Q8_0, f.tensor("blk.0.ffn_up_exps.weight").type());
             assertEquals(GgmlType.F32, f.tensor("blk.0.attn_q_norm.weight").type());
@@ -74,50 +63,50 @@ class ToolsCliTest {
             assertEquals(io.moe4j.tools.vocab.ByteBpeBuilder.CHATML_TEMPLATE, f.metadata().getString("tokenizer.chat_template"));
         }
         r = run("export", tmp.resolve("missing.gguf").toString(), "-o", tmp.resolve("x").toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("not found"), r.err());
     }
 
     @Test
     void expertsTypeWithQ8_0IsLlamaCppsMxfp4Moe() throws Exception {
         Path out = tmp.resolve("keep.gguf");
-        Run r = run("quantize", SharedData.goldenModel("llama_moe-f32").toString(), out.toString(), "--type", "Q8_0",
+        Main.Captured r = run("quantize", SharedData.goldenModel("llama_moe-f32").toString(), out.toString(), "--type", "Q8_0",
                 "--experts-type", "MXFP4", "-q");
-        assertEquals(0, r.code(), r.err());
+        assertEquals(0, r.exit(), r.err());
         assertArrayEquals(Files.readAllBytes(SharedData.goldenModel("llama_moe-mxfp4_moe")), Files.readAllBytes(out));
     }
 
     @Test
     void badInputEndsWithAClearMessageAndNoFile() throws Exception {
         Path out = tmp.resolve("out.gguf");
-        Run r = run("quantize", tmp.resolve("missing.gguf").toString(), out.toString(), "--type", "Q8_0");
-        assertEquals(1, r.code());
+        Main.Captured r = run("quantize", tmp.resolve("missing.gguf").toString(), out.toString(), "--type", "Q8_0");
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("not found"), r.err());
 
         Files.writeString(tmp.resolve("keep-junk.gguf"), "not a model");
         r = run("quantize", tmp.resolve("keep-junk.gguf").toString(), out.toString(), "--type", "Q8_0");
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("not a GGUF file"), r.err());
 
         r = run("synth", "--preset", "tiny", "--type", "Q5_K", "-o", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("unsupported type"), r.err());
 
         r = run("synth", "--preset", "tiny", "--experts", "4", "--top-k", "9", "-o", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("top-k"), r.err());
 
         r = run("synth", "--preset", "nope", "-o", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("unknown preset"), r.err());
 
         // gpt-oss-120b in F32 is ~470 GB: refused before anything is written
         r = run("synth", "--preset", "gpt-oss-120b", "--type", "F32", "-o", out.toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("not enough disk space"), r.err());
 
         r = run("synth", "--preset", "tiny", "-o", tmp.resolve("no-such-dir/x.gguf").toString());
-        assertEquals(1, r.code());
+        assertEquals(1, r.exit());
         assertTrue(r.err().contains("does not exist"), r.err());
         assertNothingWritten();
     }
