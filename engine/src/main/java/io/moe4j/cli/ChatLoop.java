@@ -137,7 +137,7 @@ final class ChatLoop {
             err.println("[" + e.getMessage() + "; /reset starts a new conversation, a larger -c leaves more room]");
             return true;
         } catch (TemplateException e) {
-            err.println("[the chat template cannot render this conversation: " + e.getMessage() + "; /reset starts a new one]");
+            err.println("[the chat template cannot render this conversation: " + e.getMessage() + "]");
             return true;
         } finally {
             answering = false;

@@ -31,6 +31,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ChatCommandTest {
     static final Pattern STATS = Pattern.compile("\\[prompt: (\\d+) new tokens \\+ (\\d+) cached, [\\d.]+ tok/s \\| answer: (\\d+) tokens, [\\d.]+ tok/s]");
 
+    static final List<String> TURNS = List.of("Hello, who are you?", "Tell me a story about a dog.", "What was the dog's name?");
+
     record Result(int exit, String out, String err) {
     }
 
@@ -91,33 +93,31 @@ class ChatCommandTest {
         }
     }
 
-    @Test
-    void threeTurnsWithStories260KEvaluateOnlyTheNewTokens() throws IOException {
-        Path model = SharedData.models().resolve("stories260K.gguf");
-        List<String> lines = List.of("Hello!", "Tell me a story about a dog.", "What was the dog's name?");
-        List<ChatReference.Turn> expected = expected(model, null, "You tell stories.", lines, 24);
-        Result r = chat(String.join("\n", lines) + "\n", "-m", model.toString(), "--temp", "0", "-n", "24", "-s", "You tell stories.");
+    /** Chats greedily through {@code lines} (one conversation, then {@code after}) and checks every turn. */
+    static Result converse(Path model, Path template, String system, List<String> lines, String after) throws IOException {
+        List<ChatReference.Turn> expected = expected(model, template, system, lines, 10);
+        List<String> args = new ArrayList<>(List.of("-m", model.toString(), "--temp", "0", "-n", "10"));
+        if (template != null) args.addAll(List.of("--chat-template", template.toString()));
+        if (system != null) args.addAll(List.of("-s", system));
+        Result r = chat(String.join("\n", lines) + "\n" + after, args.toArray(String[]::new));
         assertTurns(expected, r);
         assertEachTurnReusesThePreviousPrompt(expected, r);
+        return r;
+    }
+
+    @Test
+    void threeTurnsWithStories260KEvaluateOnlyTheNewTokens() throws IOException {
+        Result r = converse(SharedData.models().resolve("stories260K.gguf"), null, "You tell stories.", TURNS, "");
         assertTrue(r.err().contains("in ChatML (the model has no chat template)"), r.err());
         assertFalse(r.out().contains("> "), "no prompt when standard input is not a terminal");
     }
 
     @Test
     void threeTurnsWithAGoldenModelInItsTemplateAndInTheChatMlFallback() throws IOException {
-        Path qwen3 = SharedData.goldenModel("qwen3moe-q8_0"), template = Path.of("src/test/resources/chat-templates/qwen3.jinja");
-        List<String> lines = List.of("Hi there.", "What is a mixture of experts?", "Thanks!");
-        Result r = chat(String.join("\n", lines) + "\n", "-m", qwen3.toString(), "--chat-template", template.toString(), "--temp", "0", "-n", "10");
-        List<ChatReference.Turn> expected = expected(qwen3, template, null, lines, 10);
-        assertTurns(expected, r);
-        assertEachTurnReusesThePreviousPrompt(expected, r);
+        Path template = Path.of("src/test/resources/chat-templates/qwen3.jinja");
+        Result r = converse(SharedData.goldenModel("qwen3moe-q8_0"), template, null, TURNS, "");
         assertTrue(r.err().contains("in the template of " + template), r.err());
-
-        Path olmoe = SharedData.goldenModel("olmoe-q8_0");
-        r = chat(String.join("\n", lines) + "\n/exit\nnever read\n", "-m", olmoe.toString(), "--temp", "0", "-n", "10", "--kv-type", "f16");
-        expected = expected(olmoe, null, null, lines, 10);
-        assertTurns(expected, r);
-        assertEachTurnReusesThePreviousPrompt(expected, r);
+        converse(SharedData.goldenModel("olmoe-q8_0"), null, null, TURNS, "/exit\nnever read, never answered\n");
     }
 
     @Test
@@ -145,14 +145,17 @@ class ChatCommandTest {
 
     @Test
     void badOptionsAreErrorsAndHelpExitsZero() {
-        Path model = SharedData.models().resolve("stories260K.gguf");
-        Result r = chat("", "-m", model.toString(), "-n", "0");
+        // Options are checked before the model is opened: no model file is needed.
+        Result r = chat("", "-m", "model.gguf", "-n", "0");
         assertEquals(1, r.exit());
         assertEquals("error: -n/--max-new-tokens must be at least 1, got 0\n", r.err());
-        r = chat("", "-m", model.toString(), "--temp", "-1");
+        r = chat("", "-m", "model.gguf", "--temp", "-1");
         assertEquals(1, r.exit());
-        assertTrue(r.err().startsWith("error: --temp must be 0 or more"), r.err());
-        r = chat("", "-m", model.toString(), "--chat-template", "no-such-template.jinja");
+        assertEquals("error: --temp must be 0 or more, got -1.0\n", r.err());
+        r = chat("", "-m", "model.gguf", "--top-p", "0");
+        assertEquals(1, r.exit());
+        assertEquals("error: --top-p must be above 0 and at most 1, got 0.0\n", r.err());
+        r = chat("", "-m", "model.gguf", "--chat-template", "no-such-template.jinja");
         assertEquals(1, r.exit());
         assertEquals("error: no chat template file at no-such-template.jinja\n", r.err());
         r = chat("", "--help");

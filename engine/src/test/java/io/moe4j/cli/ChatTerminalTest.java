@@ -97,7 +97,8 @@ class ChatTerminalTest {
     }
 
     /** Holds a conversation through the terminal and checks each turn's counts and answer against the reference. */
-    private static void converse(List<ChatReference.Turn> expected, List<String> lines, List<String> args) throws Exception {
+    private static void converse(List<ChatReference.Turn> expected, List<String> args) throws Exception {
+        List<String> lines = ChatCommandTest.TURNS;
         try (Terminal t = new Terminal(args)) {
             t.await("Type /help for the commands");
             for (int i = 0; i < lines.size(); i++) {
@@ -108,6 +109,10 @@ class ChatTerminalTest {
                 assertEquals(expected.get(i).cached(), Integer.parseInt(stats.group(2)), "turn " + (i + 1) + ": tokens reused\n" + t.screen());
                 assertTrue(t.screen().contains(lines.get(i) + "\n" + expected.get(i).answer() + "\n"),
                         "turn " + (i + 1) + ": the answer follows the typed line:\n" + t.screen());
+                if (i > 0) {
+                    assertTrue(expected.get(i).cached() >= expected.get(i - 1).rendered(),
+                            "turn " + (i + 1) + " reuses the whole previous prompt: " + stats.group());
+                }
             }
             t.await("> ");
             t.type("/exit\n");
@@ -118,20 +123,16 @@ class ChatTerminalTest {
     @Test
     void threeTurnsWithStories260K() throws Exception {
         Path model = SharedData.models().resolve("stories260K.gguf").toAbsolutePath();
-        List<String> lines = List.of("Hello!", "Tell me a story about a dog.", "What was the dog's name?");
-        List<ChatReference.Turn> expected = ChatCommandTest.expected(model, null, "You tell stories.", lines, 24);
-        assertTrue(expected.get(1).cached() >= expected.get(0).rendered());
-        converse(expected, lines, List.of("-m", model.toString(), "--temp", "0", "-n", "24", "-s", "You tell stories."));
+        List<ChatReference.Turn> expected = ChatCommandTest.expected(model, null, "You tell stories.", ChatCommandTest.TURNS, 24);
+        converse(expected, List.of("-m", model.toString(), "--temp", "0", "-n", "24", "-s", "You tell stories."));
     }
 
     @Test
     void threeTurnsWithAGoldenModelInTheQwen3Template() throws Exception {
         Path model = SharedData.goldenModel("qwen3moe-q8_0").toAbsolutePath();
         Path template = Path.of("src/test/resources/chat-templates/qwen3.jinja").toAbsolutePath();
-        List<String> lines = List.of("Hi there.", "What is a mixture of experts?", "Thanks!");
-        List<ChatReference.Turn> expected = ChatCommandTest.expected(model, template, null, lines, 10);
-        assertTrue(expected.get(1).cached() >= expected.get(0).rendered());
-        converse(expected, lines, List.of("-m", model.toString(), "--chat-template", template.toString(), "--temp", "0", "-n", "10"));
+        List<ChatReference.Turn> expected = ChatCommandTest.expected(model, template, null, ChatCommandTest.TURNS, 10);
+        converse(expected, List.of("-m", model.toString(), "--chat-template", template.toString(), "--temp", "0", "-n", "10"));
     }
 
     @Test
