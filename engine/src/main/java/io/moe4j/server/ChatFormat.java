@@ -3,7 +3,7 @@ package io.moe4j.server;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moe4j.Model;
-import io.moe4j.server.jinja.Template;
+import io.moe4j.chat.ChatTemplate;
 import io.moe4j.server.jinja.TemplateException;
 import io.moe4j.tokenizer.Tokenizer;
 
@@ -14,68 +14,23 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * How a model wants a conversation written: its Jinja chat template ({@code tokenizer.chat_template}, rendered as
- * Hugging Face renders it) and the tool-call syntax it answers in.
- *
- * <p>A model without a template gets {@link #FALLBACK_TEMPLATE}: ChatML ({@code <|im_start|>role\n...<|im_end|>}),
- * the format llama.cpp also falls back to, with tools described Hermes-style and called as
- * {@code <tool_call>{"name": ..., "arguments": ...}</tool_call>}; {@code <|im_end|>} is then also a stop string.
+ * A model's {@link ChatTemplate} as the server uses it: conversations of OpenAI's shape, tools, and the tool-call
+ * syntax the model answers in (Hermes-style {@code <tool_call>} for the ChatML fallback).
  */
 final class ChatFormat {
-    static final String FALLBACK_TEMPLATE = """
-            {%- if tools %}
-                {{- '<|im_start|>system\\n' }}
-                {%- if messages[0].role == 'system' %}
-                    {{- messages[0].content + '\\n\\n' }}
-                {%- endif %}
-                {{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>' }}
-                {%- for tool in tools %}
-                    {{- '\\n' + tool | tojson }}
-                {%- endfor %}
-                {{- '\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name": <function-name>, "arguments": <args-json-object>}\\n</tool_call><|im_end|>\\n' }}
-            {%- elif messages[0].role == 'system' %}
-                {{- '<|im_start|>system\\n' + messages[0].content + '<|im_end|>\\n' }}
-            {%- endif %}
-            {%- for message in messages %}
-                {%- if message.role == 'system' and loop.first %}
-                {%- elif message.role == 'assistant' %}
-                    {{- '<|im_start|>assistant\\n' + message.content }}
-                    {%- for call in message.tool_calls or [] %}
-                        {{- '\\n<tool_call>\\n{"name": "' + call.function.name + '", "arguments": ' + call.function.arguments | tojson + '}\\n</tool_call>' }}
-                    {%- endfor %}
-                    {{- '<|im_end|>\\n' }}
-                {%- elif message.role == 'tool' %}
-                    {{- '<|im_start|>user\\n<tool_response>\\n' + message.content + '\\n</tool_response><|im_end|>\\n' }}
-                {%- else %}
-                    {{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}
-                {%- endif %}
-            {%- endfor %}
-            {%- if add_generation_prompt %}
-                {{- '<|im_start|>assistant\\n' }}
-            {%- endif %}
-            """;
-
     /** The tool-call syntax of a template's model. */
     enum ToolSyntax { HERMES, LLAMA3, MISTRAL, HARMONY }
 
-    private final String source;
-    private final Template template;
-    private final boolean fallback;
-    private final String bos, eos;
-    private final boolean addBos;
+    private final ChatTemplate template;
     final ToolSyntax syntax;
     private final boolean thinking;
     private final boolean developerRole;
     private final boolean shortIds;
     private final SecureRandom random = new SecureRandom();
 
-    private ChatFormat(String source, boolean fallback, Tokenizer tok) {
-        this.source = source;
-        this.fallback = fallback;
-        this.template = Template.compile(source);
-        this.bos = tok.bos() >= 0 ? tok.tokenText(tok.bos()) : "";
-        this.eos = tok.eos() >= 0 ? tok.tokenText(tok.eos()) : "";
-        this.addBos = tok.addBosByDefault();
+    private ChatFormat(ChatTemplate template) {
+        this.template = template;
+        String source = template.source();
         this.syntax = source.contains("<|channel|>") ? ToolSyntax.HARMONY
                 : source.contains("[TOOL_CALLS]") ? ToolSyntax.MISTRAL
                 : source.contains("<tool_call>") ? ToolSyntax.HERMES
@@ -88,27 +43,16 @@ final class ChatFormat {
 
     /** The model's own template (or {@code override}), else the fallback. */
     static ChatFormat of(Model model, String override) {
-        String t = override;
-        if (t == null) t = model.file().metadata().getString("tokenizer.chat_template", null);
-        boolean fallback = t == null || t.isBlank();
-        return new ChatFormat(fallback ? FALLBACK_TEMPLATE : t, fallback, model.tokenizer());
+        return new ChatFormat(ChatTemplate.of(model, override));
     }
 
     /** For tests: a format from template text and a tokenizer. */
     static ChatFormat of(String template, Tokenizer tok) {
-        return new ChatFormat(template, false, tok);
+        return new ChatFormat(ChatTemplate.of(template, tok));
     }
 
     boolean addBos() {
-        return addBos;
-    }
-
-    boolean isFallback() {
-        return fallback;
-    }
-
-    String source() {
-        return source;
+        return template.addBos();
     }
 
     /**
@@ -125,25 +69,19 @@ final class ChatFormat {
         Map<String, Object> ctx = new LinkedHashMap<>(req.templateKwargs());
         ctx.put("messages", messages(req.messages(), mapper));
         if (tools) ctx.put("tools", mapper.convertValue(req.toolsJson(), List.class));
-        ctx.put("add_generation_prompt", true);
-        ctx.put("bos_token", bos);
-        ctx.put("eos_token", eos);
         String text;
         try {
-            text = template.render(ctx);
+            text = template.render(ctx, true);
         } catch (TemplateException e) {
             throw ApiException.invalid("messages", "invalid_messages", "The model's chat template cannot render these messages: " + e.getMessage());
         }
-        // The tokenizer adds BOS itself; a template that writes it too would double it (llama.cpp strips it too).
-        if (addBos && !bos.isEmpty() && text.startsWith(bos)) text = text.substring(bos.length());
         String prefill = "";
         if (tools && (syntax == ToolSyntax.HERMES) && req.toolChoice().mode() != Requests.ToolChoiceMode.AUTO) {
             prefill = req.toolChoice().mode() == Requests.ToolChoiceMode.NAMED
                     ? "<tool_call>\n{\"name\": \"" + req.toolChoice().name() + "\", \"arguments\": "
                     : "<tool_call>\n";
         }
-        List<String> stops = new ArrayList<>();
-        if (fallback) stops.add("<|im_end|>");
+        List<String> stops = new ArrayList<>(template.stopStrings());
         boolean renderSpecial = tools || syntax == ToolSyntax.HARMONY || thinking;
         return new Rendered(text + prefill, stops, renderSpecial, prefill);
     }

@@ -1,0 +1,93 @@
+package io.moe4j.cli;
+
+import io.moe4j.Model;
+import io.moe4j.chat.ChatTemplate;
+import io.moe4j.chat.Conversation;
+import io.moe4j.generate.GenerateOptions;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.server.jinja.TemplateException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.Console;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "chat", mixinStandardHelpOptions = true,
+        description = {"Chat with a model, turn by turn, in its own chat template (ChatML for a model without one).",
+                "Answers stream as they are generated; the conversation's KV cache is kept from turn to turn, so a turn "
+                        + "evaluates only its new tokens. After each answer, stderr shows the tokens evaluated and the "
+                        + "prompt and answer speeds.",
+                "Type a message and Enter; a line ending in \\ continues on the next. Commands: /reset forgets the "
+                        + "conversation but keeps the system prompt, /exit (or Ctrl-D) quits, /help lists them. Ctrl-C "
+                        + "stops the answer being written, which stays in the conversation as far as it got; at the "
+                        + "prompt, Ctrl-C twice quits.",
+                "Standard input may be a pipe: each line is a message, and no prompt is printed."})
+final class ChatCommand implements Callable<Integer> {
+    @Mixin
+    ModelOption model;
+    @Option(names = {"-s", "--system"}, paramLabel = "PROMPT",
+            description = "A system prompt that opens the conversation and survives /reset. Default: none.")
+    String system;
+    @Option(names = "--chat-template", paramLabel = "FILE",
+            description = "A file with a Jinja chat template to use instead of the model's own.")
+    Path chatTemplate;
+    @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", defaultValue = "512",
+            description = "The most tokens one answer may have; it ends sooner at the model's end of turn or when the context is full. Default: ${DEFAULT-VALUE}.")
+    int maxNewTokens;
+    @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
+            description = "The context size in tokens, shared by the whole conversation. Default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ".")
+    int ctx;
+    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
+            description = "How the KV cache stores keys and values: f16 or f32. Default: ${DEFAULT-VALUE}.")
+    KvBuffer.Type kvType;
+    @Mixin
+    SamplingFlags sampling;
+    @Mixin
+    ThreadsOption threads;
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        if (maxNewTokens < 1) throw new IllegalArgumentException("-n/--max-new-tokens must be at least 1, got " + maxNewTokens);
+        if (ctx < 0) throw new IllegalArgumentException("-c/--ctx must be 0 (the model's) or more, got " + ctx);
+        GenerateOptions options = new GenerateOptions(maxNewTokens, sampling.options(), List.of(), ctx, kvType);
+        String templateSource = chatTemplate == null ? null : readTemplate(chatTemplate);
+        threads.apply();
+        PrintWriter err = spec.commandLine().getErr();
+        Path path = model.resolve(err);
+        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            ChatTemplate template;
+            try {
+                template = ChatTemplate.of(m, templateSource);
+            } catch (TemplateException e) {
+                throw new IllegalArgumentException((chatTemplate != null ? chatTemplate : "the model's chat template")
+                        + " is not a template moe4j can read: " + e.getMessage());
+            }
+            Conversation conversation = new Conversation(m, template, system, ctx, kvType);
+            err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate != null ? "the template of " + chatTemplate
+                    : template.isFallback() ? "ChatML (the model has no chat template)" : "its own chat template")
+                    + ", context " + conversation.contextSize() + " tokens");
+            Console console = System.console();
+            boolean terminal = console != null && console.isTerminal();
+            return new ChatLoop(conversation, options, System.in, spec.commandLine().getOut(), err, terminal).run();
+        }
+    }
+
+    private static String readTemplate(Path file) {
+        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("no chat template file at " + file);
+        try {
+            return Files.readString(file);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read the chat template " + file + ": " + e.getMessage());
+        }
+    }
+}
