@@ -1,0 +1,47 @@
+package io.moe4j.cli;
+
+import io.moe4j.kernels.Parallel;
+import io.moe4j.model.DefaultModel;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+
+/** Options and helpers shared by {@code compress} and {@code decompress}: how chunks are spread over the cores. */
+final class CoderThreads {
+    @Option(names = "--lanes", paramLabel = "K", defaultValue = "4",
+            description = "The number of chunks evaluated together in one forward pass (default: ${DEFAULT-VALUE}).")
+    int lanes;
+    @Option(names = "--jobs", paramLabel = "J",
+            description = "The number of threads that each code a group of chunks, each running its forward passes "
+                    + "on one core; 1 runs one group at a time with the forward pass spread over all cores "
+                    + "(default: the number of cores).")
+    Integer jobs;
+    @Option(names = {"-t", "--threads"}, paramLabel = "K",
+            description = "The number of threads of one forward pass when --jobs is 1 (default: the number of cores).")
+    Integer threads;
+
+    int jobs() {
+        return jobs != null ? jobs : Runtime.getRuntime().availableProcessors();
+    }
+
+    /** Several jobs each run their forward passes single-threaded, so that they do not compete for the cores. */
+    void apply() {
+        if (jobs() > 1) Parallel.setThreads(1);
+        else if (threads != null) Parallel.setThreads(threads);
+    }
+
+    static Path modelOrDefault(Path model, PrintWriter err) {
+        if (model != null) return model;
+        err.println("moe4j: no -m given: using the embedded default model, a small random-weight MoE ("
+                + DefaultModel.DESCRIPTION + "); it predicts text badly, so it compresses poorly");
+        return DefaultModel.ensure();
+    }
+
+    /** The version moe4j reports (the root command's), which compressed files record. */
+    static String version(CommandSpec spec) {
+        String[] v = spec.root().version();
+        return v.length > 0 ? v[0] : "moe4j";
+    }
+}

@@ -1,0 +1,59 @@
+package io.moe4j.cli;
+
+import io.moe4j.Model;
+import io.moe4j.compress.ModelCompressor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "compress", mixinStandardHelpOptions = true,
+        description = "Compress a file losslessly with a language model: each token is arithmetic-coded with the "
+                + "probability the model gives it. Decompress with the same model file and moe4j version.")
+final class CompressCommand implements Callable<Integer> {
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
+            description = "The GGUF model file that predicts the tokens (default: the embedded random-weight model, "
+                    + "which compresses poorly).")
+    Path model;
+    @Parameters(index = "0", paramLabel = "IN", description = "The file to compress (any bytes).")
+    Path in;
+    @Parameters(index = "1", paramLabel = "OUT", description = "The compressed file to write (replaced if it exists).")
+    Path out;
+    @Option(names = "--chunk-tokens", paramLabel = "N",
+            description = "The number of tokens per independent chunk; longer chunks give the model more context, "
+                    + "shorter ones more parallelism (default: " + ModelCompressor.DEFAULT_CHUNK_TOKENS
+                    + ", at most the model's context).")
+    Integer chunkTokens;
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "256",
+            description = "The number of tokens of each chunk evaluated per forward pass (default: ${DEFAULT-VALUE}).")
+    int batch;
+    @Mixin
+    CoderThreads coder;
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter err = spec.commandLine().getErr();
+        Path path = CoderThreads.modelOrDefault(model, err);
+        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            ModelCompressor c = new ModelCompressor(m, CoderThreads.version(spec));
+            ModelCompressor.Options o = new ModelCompressor.Options(
+                    chunkTokens != null ? chunkTokens : c.defaultChunkTokens(), batch, coder.lanes, coder.jobs());
+            coder.apply();
+            ProgressBar bar = new ProgressBar(err, "compress", "bytes");
+            ModelCompressor.Stats s = c.compress(in, out, o, bar::update);
+            bar.finish();
+            err.printf("compressed %d bytes to %d bytes: %.4f bits per byte, %d tokens in %d chunks, %.4f MB/s (%.1f s)%n",
+                    s.originalBytes(), s.compressedBytes(), s.bitsPerByte(), s.tokens(), s.chunks(),
+                    s.megabytesPerSecond(), s.seconds());
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,48 @@
+package io.moe4j.cli;
+
+import io.moe4j.Model;
+import io.moe4j.compress.ModelCompressor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "decompress", mixinStandardHelpOptions = true,
+        description = "Restore a file written by 'moe4j compress', with the same model file and moe4j version.")
+final class DecompressCommand implements Callable<Integer> {
+    @Option(names = {"-m", "--model"}, paramLabel = "MODEL",
+            description = "The GGUF model file the file was compressed with (default: the embedded random-weight model).")
+    Path model;
+    @Parameters(index = "0", paramLabel = "IN", description = "The compressed file.")
+    Path in;
+    @Parameters(index = "1", paramLabel = "OUT",
+            description = "The file to restore into (replaced if it exists; not written at all if decompression fails).")
+    Path out;
+    @Mixin
+    CoderThreads coder;
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter err = spec.commandLine().getErr();
+        Path path = CoderThreads.modelOrDefault(model, err);
+        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            ModelCompressor c = new ModelCompressor(m, CoderThreads.version(spec));
+            ModelCompressor.Options o = new ModelCompressor.Options(1, 1, coder.lanes, coder.jobs());
+            coder.apply();
+            ProgressBar bar = new ProgressBar(err, "decompress", "bytes");
+            ModelCompressor.Stats s = c.decompress(in, out, o, bar::update);
+            bar.finish();
+            err.printf("decompressed %d bytes to %d bytes, %d tokens in %d chunks, %.4f MB/s (%.1f s)%n",
+                    s.compressedBytes(), s.originalBytes(), s.tokens(), s.chunks(), s.megabytesPerSecond(), s.seconds());
+        }
+        return 0;
+    }
+}
