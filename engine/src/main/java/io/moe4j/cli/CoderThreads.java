@@ -1,5 +1,7 @@
 package io.moe4j.cli;
 
+import io.moe4j.Model;
+import io.moe4j.compress.ModelCompressor;
 import io.moe4j.kernels.Parallel;
 import io.moe4j.model.DefaultModel;
 import picocli.CommandLine.Model.CommandSpec;
@@ -7,10 +9,11 @@ import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.function.Function;
 
 /** Options and helpers shared by {@code compress} and {@code decompress}: how chunks are spread over the cores. */
 final class CoderThreads {
-    @Option(names = "--lanes", paramLabel = "K", defaultValue = "4",
+    @Option(names = "--lanes", paramLabel = "K", defaultValue = "1",
             description = "The number of chunks evaluated together in one forward pass (default: ${DEFAULT-VALUE}).")
     int lanes;
     @Option(names = "--jobs", paramLabel = "J",
@@ -30,6 +33,27 @@ final class CoderThreads {
     void apply() {
         if (jobs() > 1) Parallel.setThreads(1);
         else if (threads != null) Parallel.setThreads(threads);
+    }
+
+    /** One direction of the coder, given the loaded model's coder and a progress sink. */
+    @FunctionalInterface
+    interface Coding {
+        ModelCompressor.Stats run(ModelCompressor coder, ModelCompressor.Progress progress);
+    }
+
+    /** Loads the model, runs {@code coding} with a progress bar on stderr, and prints {@code report} of its figures. */
+    int run(CommandSpec spec, Path model, String label, Coding coding, Function<ModelCompressor.Stats, String> report) {
+        PrintWriter err = spec.commandLine().getErr();
+        Path path = modelOrDefault(model, err);
+        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            ModelCompressor coder = new ModelCompressor(m, version(spec));
+            apply();
+            ProgressBar bar = new ProgressBar(err, label, "bytes");
+            ModelCompressor.Stats s = coding.run(coder, bar::update);
+            bar.finish();
+            err.println(report.apply(s));
+        }
+        return 0;
     }
 
     static Path modelOrDefault(Path model, PrintWriter err) {

@@ -1,6 +1,5 @@
 package io.moe4j.cli;
 
-import io.moe4j.Model;
 import io.moe4j.compress.ModelCompressor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -9,7 +8,6 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
-import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -40,20 +38,10 @@ final class CompressCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        PrintWriter err = spec.commandLine().getErr();
-        Path path = CoderThreads.modelOrDefault(model, err);
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
-            ModelCompressor c = new ModelCompressor(m, CoderThreads.version(spec));
-            ModelCompressor.Options o = new ModelCompressor.Options(
-                    chunkTokens != null ? chunkTokens : c.defaultChunkTokens(), batch, coder.lanes, coder.jobs());
-            coder.apply();
-            ProgressBar bar = new ProgressBar(err, "compress", "bytes");
-            ModelCompressor.Stats s = c.compress(in, out, o, bar::update);
-            bar.finish();
-            err.printf("compressed %d bytes to %d bytes: %.4f bits per byte, %d tokens in %d chunks, %.4f MB/s (%.1f s)%n",
-                    s.originalBytes(), s.compressedBytes(), s.bitsPerByte(), s.tokens(), s.chunks(),
-                    s.megabytesPerSecond(), s.seconds());
-        }
-        return 0;
+        return coder.run(spec, model, "compress", (c, progress) -> c.compress(in, out, new ModelCompressor.Options(
+                        chunkTokens != null ? chunkTokens : c.defaultChunkTokens(), batch, coder.lanes, coder.jobs()), progress),
+                s -> String.format("compressed %d bytes to %d bytes: %.4f bits per byte, %d tokens in %d chunks, "
+                                + "%.4f MB/s (%.1f s)", s.originalBytes(), s.compressedBytes(), s.bitsPerByte(), s.tokens(),
+                        s.chunks(), s.megabytesPerSecond(), s.seconds()));
     }
 }

@@ -1,6 +1,5 @@
 package io.moe4j.cli;
 
-import io.moe4j.Model;
 import io.moe4j.compress.ModelCompressor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -9,7 +8,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
@@ -31,18 +29,9 @@ final class DecompressCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        PrintWriter err = spec.commandLine().getErr();
-        Path path = CoderThreads.modelOrDefault(model, err);
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
-            ModelCompressor c = new ModelCompressor(m, CoderThreads.version(spec));
-            ModelCompressor.Options o = new ModelCompressor.Options(1, 1, coder.lanes, coder.jobs());
-            coder.apply();
-            ProgressBar bar = new ProgressBar(err, "decompress", "bytes");
-            ModelCompressor.Stats s = c.decompress(in, out, o, bar::update);
-            bar.finish();
-            err.printf("decompressed %d bytes to %d bytes, %d tokens in %d chunks, %.4f MB/s (%.1f s)%n",
-                    s.compressedBytes(), s.originalBytes(), s.tokens(), s.chunks(), s.megabytesPerSecond(), s.seconds());
-        }
-        return 0;
+        return coder.run(spec, model, "decompress", (c, progress) -> c.decompress(in, out,
+                        new ModelCompressor.Options(1, 1, coder.lanes, coder.jobs()), progress),
+                s -> String.format("decompressed %d bytes to %d bytes, %d tokens in %d chunks, %.4f MB/s (%.1f s)",
+                        s.compressedBytes(), s.originalBytes(), s.tokens(), s.chunks(), s.megabytesPerSecond(), s.seconds()));
     }
 }

@@ -5,9 +5,9 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import io.moe4j.Model;
 import io.moe4j.Moe4jException;
 import io.moe4j.eval.Evaluator;
+import io.moe4j.kernels.Parallel;
 import io.moe4j.model.DefaultModel;
 import picocli.CommandLine.Command;
-import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -18,7 +18,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -54,14 +53,15 @@ final class EvalCommand implements Callable<Integer> {
     boolean llamaCompatible;
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the figures to this file as JSON.")
     Path json;
-    @Mixin
-    ThreadsOption threads;
+    @Option(names = {"-t", "--threads"}, paramLabel = "K",
+            description = "The number of threads of the forward pass (default: the number of cores).")
+    Integer threads;
     @Spec
     CommandSpec spec;
 
     @Override
     public Integer call() throws IOException {
-        threads.apply();
+        if (threads != null) Parallel.setThreads(threads);
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         String text;

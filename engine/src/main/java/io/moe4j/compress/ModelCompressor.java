@@ -119,7 +119,7 @@ public final class ModelCompressor {
     }
 
     public Options defaultOptions() {
-        return new Options(defaultChunkTokens(), 256, 4, 1);
+        return new Options(defaultChunkTokens(), 256, 1, Runtime.getRuntime().availableProcessors());
     }
 
     // ---- compression ---------------------------------------------------------------------------------------------
@@ -145,42 +145,31 @@ public final class ModelCompressor {
         Header header = new Header(moe4jVersion, modelSha256(), model.path().getFileName().toString(), vocab,
                 o.chunkTokens(), Frequencies.BITS, spelling.escapes(), length, crc);
         long[] counts = new long[2]; // tokens, chunks
-        Path tmp = partFile(out);
         ExecutorService pool = threads(o.jobs());
-        try (InputStream is = new BufferedInputStream(Files.newInputStream(in));
-             DataOutputStream os = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16))) {
-            header.write(os);
-            ArrayDeque<Pending<Chunk, byte[]>> inFlight = new ArrayDeque<>();
-            List<Chunk> group = new ArrayList<>();
-            long[] done = new long[1];
-            Runnable drainOne = () -> writeChunks(inFlight.removeFirst(), os, done, length, progress);
-            chunks(is, o.chunkTokens(), chunk -> {
-                group.add(chunk);
-                counts[0] += chunk.units.length;
-                counts[1]++;
-                if (group.size() == o.lanes()) {
-                    List<Chunk> g = List.copyOf(group);
-                    group.clear();
-                    inFlight.add(new Pending<>(g, pool.submit(() -> encodeGroup(g, o.batch()))));
-                    while (inFlight.size() > 2 * o.jobs()) drainOne.run();
-                }
-            });
-            if (!group.isEmpty()) inFlight.add(new Pending<>(List.copyOf(group), pool.submit(() -> encodeGroup(group, o.batch()))));
-            while (!inFlight.isEmpty()) drainOne.run();
-            if (done[0] != length) throw new IllegalStateException("coded " + done[0] + " of " + length + " bytes");
-        } catch (IOException e) {
-            deleteQuietly(tmp);
-            throw ioError("cannot compress " + in + " to " + out, e);
-        } catch (UncheckedIOException e) {
-            deleteQuietly(tmp);
-            throw ioError("cannot write " + out, e.getCause());
-        } catch (RuntimeException e) {
-            deleteQuietly(tmp);
-            throw e;
-        } finally {
-            pool.shutdownNow();
-        }
-        long size = moveInPlace(tmp, out);
+        long size = writeAtomically(out, "cannot compress " + in + " to " + out, pool, tmp -> {
+            try (InputStream is = new BufferedInputStream(Files.newInputStream(in));
+                 DataOutputStream os = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16))) {
+                header.write(os);
+                ArrayDeque<Pending<Chunk, byte[]>> inFlight = new ArrayDeque<>();
+                List<Chunk> group = new ArrayList<>();
+                long[] done = new long[1];
+                Runnable drainOne = () -> writeChunks(inFlight.removeFirst(), os, done, length, progress);
+                chunks(is, o.chunkTokens(), chunk -> {
+                    group.add(chunk);
+                    counts[0] += chunk.units.length;
+                    counts[1]++;
+                    if (group.size() == o.lanes()) {
+                        List<Chunk> g = List.copyOf(group);
+                        group.clear();
+                        inFlight.add(new Pending<>(g, pool.submit(() -> encodeGroup(g, o.batch()))));
+                        while (inFlight.size() > 2 * o.jobs()) drainOne.run();
+                    }
+                });
+                if (!group.isEmpty()) inFlight.add(new Pending<>(List.copyOf(group), pool.submit(() -> encodeGroup(group, o.batch()))));
+                while (!inFlight.isEmpty()) drainOne.run();
+                if (done[0] != length) throw new IllegalStateException("coded " + done[0] + " of " + length + " bytes");
+            }
+        });
         return new Stats(length, size, counts[0], counts[1], (System.nanoTime() - t0) / 1e9);
     }
 
@@ -334,72 +323,62 @@ public final class ModelCompressor {
 
     public Stats decompress(Path in, Path out, Options o, Progress progress) {
         long t0 = System.nanoTime();
-        Path tmp = partFile(out);
         ExecutorService pool = threads(o.jobs());
-        long compressedSize;
-        long[] counts = new long[2];
-        Header h;
-        try (InputStream raw = new BufferedInputStream(Files.newInputStream(in), 1 << 16);
-             OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16)) {
-            compressedSize = Files.size(in);
-            h = Header.read(raw);
-            checkCompatible(h);
-            DataInputStream is = new DataInputStream(raw);
-            CRC32 whole = new CRC32();
-            long[] done = new long[1];
-            long expected = 0;
-            ArrayDeque<Pending<Record, byte[]>> inFlight = new ArrayDeque<>();
-            List<Record> group = new ArrayList<>();
-            final Header header = h;
-            Runnable drainOne = () -> {
-                Pending<Record, byte[]> p = inFlight.removeFirst();
-                try {
-                    for (byte[] b : await(p.result())) {
-                        os.write(b);
-                        whole.update(b);
-                        done[0] += b.length;
+        long[] counts = new long[2]; // tokens, chunks
+        Header[] read = new Header[1];
+        writeAtomically(out, "cannot decompress " + in + " to " + out, pool, tmp -> {
+            try (InputStream raw = new BufferedInputStream(Files.newInputStream(in), 1 << 16);
+                 OutputStream os = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16)) {
+                Header h = Header.read(raw);
+                read[0] = h;
+                checkCompatible(h);
+                DataInputStream is = new DataInputStream(raw);
+                CRC32 whole = new CRC32();
+                long[] done = new long[1];
+                long expected = 0;
+                ArrayDeque<Pending<Record, byte[]>> inFlight = new ArrayDeque<>();
+                List<Record> group = new ArrayList<>();
+                Runnable drainOne = () -> {
+                    Pending<Record, byte[]> p = inFlight.removeFirst();
+                    try {
+                        for (byte[] b : await(p.result())) {
+                            os.write(b);
+                            whole.update(b);
+                            done[0] += b.length;
+                        }
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
                     }
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
+                    progress.update(done[0], h.originalLength());
+                };
+                int index = 0;
+                while (expected < h.originalLength()) {
+                    Record r = readRecord(is, h, index++, expected);
+                    expected += r.bytes;
+                    counts[0] += r.units;
+                    counts[1]++;
+                    group.add(r);
+                    if (group.size() == o.lanes() || expected == h.originalLength()) {
+                        List<Record> g = List.copyOf(group);
+                        group.clear();
+                        inFlight.add(new Pending<>(g, pool.submit(() -> decodeGroup(g, h.escapes()))));
+                        while (inFlight.size() > 2 * o.jobs()) drainOne.run();
+                    }
                 }
-                progress.update(done[0], header.originalLength());
-            };
-            int index = 0;
-            while (expected < h.originalLength()) {
-                Record r = readRecord(is, h, index++, expected);
-                expected += r.bytes;
-                counts[0] += r.units;
-                counts[1]++;
-                group.add(r);
-                if (group.size() == o.lanes() || expected == h.originalLength()) {
-                    List<Record> g = List.copyOf(group);
-                    group.clear();
-                    inFlight.add(new Pending<>(g, pool.submit(() -> decodeGroup(g, header.escapes()))));
-                    while (inFlight.size() > 2 * o.jobs()) drainOne.run();
+                while (!inFlight.isEmpty()) drainOne.run();
+                if (is.read() != -1) throw new CorruptDataException("the compressed file has data after its last chunk");
+                if ((int) whole.getValue() != h.originalCrc()) {
+                    throw new CorruptDataException("the decompressed data does not match the checksum of the original");
                 }
             }
-            while (!inFlight.isEmpty()) drainOne.run();
-            if (is.read() != -1) throw new CorruptDataException("the compressed file has data after its last chunk");
-            if ((int) whole.getValue() != h.originalCrc()) {
-                throw new CorruptDataException("the decompressed data does not match the checksum of the original");
-            }
-        } catch (NoSuchFileException e) {
-            deleteQuietly(tmp);
-            throw new Moe4jException("no such file: " + e.getFile());
+        });
+        long compressedSize;
+        try {
+            compressedSize = Files.size(in);
         } catch (IOException e) {
-            deleteQuietly(tmp);
-            throw ioError("cannot decompress " + in + " to " + out, e);
-        } catch (UncheckedIOException e) {
-            deleteQuietly(tmp);
-            throw ioError("cannot write " + out, e.getCause());
-        } catch (RuntimeException e) {
-            deleteQuietly(tmp);
-            throw e;
-        } finally {
-            pool.shutdownNow();
+            throw ioError("cannot read " + in, e);
         }
-        moveInPlace(tmp, out);
-        return new Stats(h.originalLength(), compressedSize, counts[0], counts[1], (System.nanoTime() - t0) / 1e9);
+        return new Stats(read[0].originalLength(), compressedSize, counts[0], counts[1], (System.nanoTime() - t0) / 1e9);
     }
 
     /** Refuses a file this model and moe4j cannot reproduce the probabilities of, naming what differs. */
@@ -557,6 +536,31 @@ public final class ModelCompressor {
             if (e.getCause() instanceof Error err) throw err;
             throw new IllegalStateException(e.getCause());
         }
+    }
+
+    /** Writes {@code body}'s output to {@code OUT.part}, renamed to {@code out} when it succeeded and deleted when not. */
+    private static long writeAtomically(Path out, String what, ExecutorService pool, Body body) {
+        Path tmp = partFile(out);
+        try {
+            body.write(tmp);
+        } catch (IOException e) {
+            deleteQuietly(tmp);
+            throw ioError(what, e);
+        } catch (UncheckedIOException e) {
+            deleteQuietly(tmp);
+            throw ioError(what, e.getCause());
+        } catch (RuntimeException e) {
+            deleteQuietly(tmp);
+            throw e;
+        } finally {
+            pool.shutdownNow();
+        }
+        return moveInPlace(tmp, out);
+    }
+
+    @FunctionalInterface
+    private interface Body {
+        void write(Path tmp) throws IOException;
     }
 
     private static Path partFile(Path out) {

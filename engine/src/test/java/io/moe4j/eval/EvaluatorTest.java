@@ -54,6 +54,23 @@ class EvaluatorTest {
         }
     }
 
+    /** Independent of the float64 reference: the perplexity llama.cpp's own logits give on the stories260K case. */
+    @Test
+    void perplexityAgreesWithLlamaCppsLogitsOnStories260K() {
+        GoldenCase c = GoldenCase.byId("stories260K");
+        int[] tokens = c.promptTokens();
+        float[] llama = c.floats("logits_file_kv_f32");
+        double sum = 0;
+        for (int p = 0; p + 1 < tokens.length; p++) sum += nll(llama, p * c.vocab(), c.vocab(), tokens[p + 1]);
+        double llamaPpl = Math.exp(sum / (tokens.length - 1));
+        try (Model m = Model.load(c.modelPath())) {
+            Evaluator.Result r = Evaluator.evaluate(m.transformer(), null, m.tokenizer(), tokens, 0,
+                    new Evaluator.Options(tokens.length, tokens.length - 1, 16, false), Evaluator.Progress.NONE);
+            double ours = r.figures().perplexity();
+            assertTrue(Math.abs(ours / llamaPpl - 1) < 1e-3, "llama.cpp " + llamaPpl + ", eval " + ours);
+        }
+    }
+
     static double nll(float[] logits, int off, int vocab, int target) {
         double max = Double.NEGATIVE_INFINITY;
         for (int i = 0; i < vocab; i++) max = Math.max(max, logits[off + i]);
