@@ -19,8 +19,8 @@ import java.util.Arrays;
  * tokenizer does not reproduce its input (a character it normalizes, an unknown character, a literal U+2581 in a
  * SentencePiece vocabulary) the text is retried word by word, then character by character, and what still does not
  * come back exactly is spelled byte by byte. Bytes that are not valid UTF-8 are spelled byte by byte: with byte
- * tokens ({@code <0xXX>}, SentencePiece byte fallback; byte-level BPE vocabularies have a token for every byte), or
- * escaped. Decoding needs none of this: it only concatenates the units' bytes.
+ * tokens ({@code <0xXX>}, SentencePiece byte fallback; the single-byte tokens of byte-level BPE), or escaped where
+ * the vocabulary has none (byte-level BPE vocabularies often leave out C0, C1 and F5..FF, which UTF-8 never uses). Decoding needs none of this: it only concatenates the units' bytes.
  */
 final class ByteSpelling {
     private final Tokenizer tokenizer;
