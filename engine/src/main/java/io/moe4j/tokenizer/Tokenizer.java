@@ -388,8 +388,8 @@ public abstract sealed class Tokenizer permits SpmTokenizer, BpeTokenizer {
 
     /**
      * Tokenizes a piece of a longer text that was cut into pieces, so that the tokens of each piece render exactly
-     * that piece: no BOS, control tokens in the text not parsed, and no SentencePiece dummy-prefix space (llama.cpp
-     * puts one only in front of a whole text). The compressor tokenizes its input this way, piece by piece.
+     * that piece: no BOS, control tokens in the text not parsed, and no SentencePiece dummy-prefix space (which
+     * llama.cpp puts in front of a text and after each special token). The compressor tokenizes its input this way.
      */
     public int[] encodeContinuation(String text) {
         String t = Unicode.sanitize(text);
