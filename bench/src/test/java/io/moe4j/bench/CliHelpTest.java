@@ -29,7 +29,7 @@ class CliHelpTest {
     @Test
     void everyCommandIsThere() {
         List<String> names = commandNames();
-        for (String expected : List.of("run", "serve", "inspect", "tokenize", "logits", "synth", "quantize", "convert", "export",
+        for (String expected : List.of("run", "chat", "serve", "eval", "compress", "decompress", "inspect", "tokenize", "logits", "synth", "quantize", "convert", "export",
                 "upcycle", "bench", "bench-compare", "jmh")) {
             assertTrue(names.contains(expected), "missing command " + expected + " in " + names);
         }

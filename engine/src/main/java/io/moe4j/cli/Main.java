@@ -14,7 +14,8 @@ import java.util.ServiceLoader;
 /** {@code bin/moe4j <command>}: the single entry point for users. */
 @Command(name = "moe4j", mixinStandardHelpOptions = true, version = "moe4j 0.1.0",
         description = "Mixture-of-Experts LLM inference in Java.",
-        subcommands = {RunCommand.class, LogitsCommand.class, TokenizeCommand.class, InspectCommand.class, ServeCommand.class, ChatCommand.class})
+        subcommands = {RunCommand.class, ChatCommand.class, ServeCommand.class, InspectCommand.class, TokenizeCommand.class,
+                LogitsCommand.class, EvalCommand.class, CompressCommand.class, DecompressCommand.class})
 public final class Main {
 
     public static void main(String[] args) {

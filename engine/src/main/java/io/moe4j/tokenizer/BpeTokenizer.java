@@ -58,7 +58,7 @@ final class BpeTokenizer extends Tokenizer {
     }
 
     @Override
-    void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out) {
+    void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out, boolean dummyPrefix) {
         for (Fragment f : fragments) {
             if (f.token() >= 0) {
                 out.add(f.token());

@@ -43,7 +43,7 @@ final class SpmTokenizer extends Tokenizer {
     }
 
     @Override
-    void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out) {
+    void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out, boolean dummyPrefix) {
         boolean prevSpecial = true; // the dummy prefix goes in front of the first piece of text
         for (Fragment f : fragments) {
             if (f.token() >= 0) {
@@ -52,7 +52,7 @@ final class SpmTokenizer extends Tokenizer {
                 continue;
             }
             String piece = text.substring(f.start(), f.end());
-            if (addSpacePrefix && prevSpecial) piece = " " + piece;
+            if (addSpacePrefix && dummyPrefix && prevSpecial) piece = " " + piece;
             tokenize(piece.replace(' ', SPACE_MARK), out);
             prevSpecial = false;
         }

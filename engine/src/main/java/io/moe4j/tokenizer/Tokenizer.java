@@ -382,7 +382,19 @@ public abstract sealed class Tokenizer permits SpmTokenizer, BpeTokenizer {
             if (bos < 0) throw new IllegalStateException(source + ": the vocabulary has no BOS token");
             out.add(bos);
         }
-        encodeFragments(t, partition(t, parseSpecial), out);
+        encodeFragments(t, partition(t, parseSpecial), out, true);
+        return Arrays.copyOf(out.a, out.n);
+    }
+
+    /**
+     * Tokenizes a piece of a longer text that was cut into pieces, so that the tokens of each piece render exactly
+     * that piece: no BOS, control tokens in the text not parsed, and no SentencePiece dummy-prefix space (which
+     * llama.cpp puts in front of a text and after each special token). The compressor tokenizes its input this way.
+     */
+    public int[] encodeContinuation(String text) {
+        String t = Unicode.sanitize(text);
+        PreTokenizer.IntList out = new PreTokenizer.IntList(Math.max(16, t.length() / 3));
+        encodeFragments(t, partition(t, false), out, false);
         return Arrays.copyOf(out.a, out.n);
     }
 
@@ -521,7 +533,8 @@ public abstract sealed class Tokenizer permits SpmTokenizer, BpeTokenizer {
 
     // ---- internals ----------------------------------------------------------------------------------------------
 
-    abstract void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out);
+    /** Tokens of the fragments; {@code dummyPrefix}: SentencePiece's leading space where the vocabulary asks for it. */
+    abstract void encodeFragments(String text, List<Fragment> fragments, PreTokenizer.IntList out, boolean dummyPrefix);
 
     /** How a NORMAL token renders (its text decoded). Called from this class's constructor: no instance state. */
     abstract byte[] normalPiece(String text);
