@@ -144,9 +144,8 @@ public final class Machine {
     }
 
     /**
-     * The CPU's model name, with its family and model numbers: virtual machines often report a bare "AMD EPYC", and
-     * the project's machines of that name have been Zen 4 (family 25) on some days and Zen 5 (family 26) on others,
-     * whose figures differ.
+     * The CPU's model name, with its family and model numbers: virtual machines often report a bare "AMD EPYC",
+     * which may be a Zen 4 (family 25) or a Zen 5 (family 26), and their figures differ.
      */
     public static String cpuName() {
         String name = cpuinfo("model name").orElse(System.getProperty("os.arch"));

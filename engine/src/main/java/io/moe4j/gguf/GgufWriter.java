@@ -84,9 +84,9 @@ public final class GgufWriter implements AutoCloseable {
     private static final int BUFFER_BYTES = 1 << 20;
     private static final long MAX_DIRECT_CHUNK = 1L << 30;
     /**
-     * Unbuffered writes bypass the kernel's page cache. On the project VMs buffered writes cost the kernel 1-2.5 s of
-     * CPU per GB (synth Q8_0 at ~380 MB/s, as fast as buffered dd) where O_DIRECT wrote 1.0-1.2 GB/s. Used where
-     * the file system accepts it; {@code -Dmoe4j.gguf.direct=false} turns it off.
+     * Unbuffered writes bypass the kernel's page cache. In virtual machines buffered writes can cost the kernel
+     * 1-2.5 s of CPU per GB (synth Q8_0 at ~380 MB/s, as fast as buffered dd) where O_DIRECT wrote 1.0-1.2 GB/s.
+     * Used where the file system accepts it; {@code -Dmoe4j.gguf.direct=false} turns it off.
      */
     private static final boolean TRY_DIRECT = !"false".equals(System.getProperty("moe4j.gguf.direct"));
     private static final int DIRECT_ALIGN = 4096;

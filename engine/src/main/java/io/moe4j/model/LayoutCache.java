@@ -31,7 +31,7 @@ import java.util.SplittableRandom;
 /**
  * A model's interleaved matrices (the decode kernels' layout, {@link InterleavedFormat}) kept in a file, so that a
  * later load maps that file instead of copying every matrix again. Why: the copy costs more than reading the file.
- * A 7.4 GB Q8_0 model loaded in 15-20 s on the 2-vCPU project machine. Half of that was the kernel clearing fresh
+ * A 7.4 GB Q8_0 model takes 15-20 s to load on 2 cores, and half of that is the operating system clearing fresh
  * pages for the copies, which a file mapping does not need. The kernels read a mapped copy as fast as a copy in
  * memory: 31-33 GB/s either way for Q8_0 matrices streamed on 2 threads.
  *

@@ -103,8 +103,8 @@ public final class Parallel {
      * thread that runs out of work takes chunks from the end of the share of another thread. For memory-bound work
      * that reads memory in index order (the decode row kernels): each thread reads one sequential stream, which the
      * hardware prefetcher follows, where chunks handed out alternately make every thread jump ahead after each chunk
-     * (measured on the 2-vCPU EPYC: Q4_0 matrix × vector at 13 GB/s with 16-row chunks handed out alternately,
-     * 26 GB/s with contiguous shares) and still balances the load when a core is slowed by another program.
+     * (measured on 2 cores: Q4_0 matrix × vector at 13 GB/s with 16-row chunks handed out alternately, 26 GB/s
+     * with contiguous shares) and still balances the load when a core is slowed by another program.
      */
     public static void contiguous(int n, int chunk, RangeTask task) {
         int chunks = (n + chunk - 1) / chunk;

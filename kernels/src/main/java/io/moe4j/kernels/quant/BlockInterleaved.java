@@ -62,8 +62,8 @@ abstract class BlockInterleaved implements InterleavedFormat {
 
     /**
      * With 512-bit vectors: quads, then a pair and a single token, up to 11 tokens (every type here has the pair and
-     * four-token kernels). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels,
-     * 2026-12-07): Q8_0 8 tokens 128 against 110, 12 tokens 132 against 134, 16 tokens 130 against 144; Q4_K 8 tokens
+     * four-token kernels). Measured (1024 × 2048, 2 threads, matrix in L3, GFLOP/s, rows against panels):
+     * Q8_0 8 tokens 128 against 110, 12 tokens 132 against 134, 16 tokens 130 against 144; Q4_K 8 tokens
      * 110 against 111, 10 113 against 104, 11 105 against 92; Q6_K 10 tokens 122 against 111, 11 112 against 101.
      */
     @Override

@@ -24,7 +24,7 @@ import static jdk.incubator.vector.VectorOperators.LSHR;
  * masks of the one vector, where a byte-per-row layout needs a widening load (a shuffle) per row. The kernel is bound
  * by its shuffles (the widening loads and the table permutes), so this takes 4 of its 12 per step away.
  *
- * <p>Measured (JMH {@code matMul}, tokens=1, 2 threads, GB/s of file bytes, 2026-11-26): MXFP4 row-major 20.7,
+ * <p>Measured (JMH {@code matMul}, tokens=1, 2 threads, GB/s of file bytes): MXFP4 row-major 20.7,
  * interleaved with the file's exponent byte and a widening load per row 22.1, with float scales 29.9, woven: see
  * docs/performance.md.
  */
@@ -247,7 +247,7 @@ final class FourBitInterleaved extends ScaledInterleaved {
             d3 = w.fma(x3, d3);
         }
         // Pair (row r, token t) at 16 * (4 * t + r), as sumQuad reads it. Written out: through a helper taking one
-        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower (2026-12-07).
+        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower.
         a0.intoArray(l, 0);
         b0.intoArray(l, 16);
         c0.intoArray(l, 32);

@@ -176,7 +176,7 @@ final class Q6_KInterleaved extends Int8Interleaved {
             d3 = w.fma(x3, d3);
         }
         // Pair (row r, token t) at 16 * (4 * t + r), as sumQuad reads it. Written out: through a helper taking one
-        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower (2026-12-07).
+        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower.
         a0.intoArray(l, 0);
         b0.intoArray(l, 16);
         c0.intoArray(l, 32);

@@ -76,7 +76,7 @@ final class Q8_0Interleaved extends Int8Interleaved {
      * Each row's scale is read and broadcast once per block, for both halves: written with the scale read twice (once
      * per half), C2 compiled this kernel one of two ways from one JVM to the next, and in the slow one (half of the
      * JFR samples on the scale loads) a 2-token decode step of the Mixtral-layout serving model took 19-21 ms instead
-     * of 10-11 (4 of 14 JVMs after a 1-token warm-up, 2026-12-07; 0 of 14 since).
+     * of 10-11 in 4 of 14 JVMs; reading it once, 0 of 14 JVMs compiled the slow way.
      */
     @Override
     public boolean dot4Pair(MemorySegment src, long group, float[] x, int xOffset, int xStride, int n, float[] out, KernelScratch scratch) {
@@ -179,7 +179,7 @@ final class Q8_0Interleaved extends Int8Interleaved {
             d3 = w.fma(x3, d3);
         }
         // Pair (row r, token t) at 16 * (4 * t + r), as sumQuad reads it. Written out: through a helper taking one
-        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower (2026-12-07).
+        // token's 4 vectors, C2 left them boxed and the kernel ran 10x slower.
         a0.intoArray(l, 0);
         b0.intoArray(l, 16);
         c0.intoArray(l, 32);
