@@ -3,6 +3,8 @@ package io.moe4j.batch;
 import io.moe4j.generate.StopReason;
 import io.moe4j.generate.StopStrings;
 import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.model.KvBudgetExceededException;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.RoutingObserver;
@@ -29,6 +31,11 @@ import java.util.concurrent.locks.ReentrantLock;
  * new request that starts with the same tokens (the usual multi-turn chat) goes to the slot with the longest
  * common prefix and evaluates only the rest. A cancelled or failed sequence frees its slot's memory.
  *
+ * <p>KV pages come from one {@link KvPool}. Each step takes the pages its tokens need before running; when the
+ * pool's budget has no room, the idle slots' prompt caches are dropped (least recently used first), and if that is
+ * not enough the sequence that asked fails with {@link KvBudgetExceededException} (the server answers 429) while the
+ * others go on.
+ *
  * <p>The transformer evaluates each token of a batch exactly as it would alone, so what a request generates does
  * not depend on what else runs beside it. One thread (the scheduler's) runs the model; listeners are called on it.
  */
@@ -43,6 +50,7 @@ public final class BatchScheduler implements AutoCloseable {
     private final int queueCapacity;
     private final int prefillChunk;
     private final boolean promptCache;
+    private final KvPool kvPool;
     private final Slot[] slots;
 
     private final ReentrantLock lock = new ReentrantLock();
@@ -76,6 +84,12 @@ public final class BatchScheduler implements AutoCloseable {
 
     public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
                           int queueCapacity, boolean promptCache, int prefillChunk) {
+        this(transformer, tokenizer, parallel, contextSize, kvType, queueCapacity, promptCache, prefillChunk, KvPool.shared());
+    }
+
+    /** @param kvPool where the slots' KV pages come from (its budget bounds the memory of all of them) */
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+                          int queueCapacity, boolean promptCache, int prefillChunk, KvPool kvPool) {
         if (parallel < 1) throw new IllegalArgumentException("parallel must be at least 1, got " + parallel);
         if (contextSize < 1) throw new IllegalArgumentException("context size must be positive, got " + contextSize);
         if (queueCapacity < 0) throw new IllegalArgumentException("queue capacity must be >= 0, got " + queueCapacity);
@@ -87,6 +101,7 @@ public final class BatchScheduler implements AutoCloseable {
         this.queueCapacity = queueCapacity;
         this.prefillChunk = prefillChunk;
         this.promptCache = promptCache;
+        this.kvPool = kvPool;
         this.slots = new Slot[parallel];
         for (int i = 0; i < parallel; i++) slots[i] = new Slot();
         ModelConfig cfg = transformer.config();
@@ -106,6 +121,10 @@ public final class BatchScheduler implements AutoCloseable {
 
     public int queueCapacity() {
         return queueCapacity;
+    }
+
+    public KvPool kvPool() {
+        return kvPool;
     }
 
     /**
@@ -289,8 +308,8 @@ public final class BatchScheduler implements AutoCloseable {
                 bestReuse = reuse;
             }
         }
-        if (best.cache == null) best.cache = new KvCache(transformer.config(), contextSize, kvType);
-        best.cache.truncate(Math.min(bestReuse, best.cache.length()));
+        if (best.cache == null) best.cache = new KvCache(transformer.config(), contextSize, kvType, kvPool);
+        best.cache.truncate(best.cache.keepable(Math.min(bestReuse, best.cache.length())));
         best.length = best.cache.length();
         if (best.tokens.length < prompt.length) best.tokens = Arrays.copyOf(best.tokens, Math.max(prompt.length, best.tokens.length * 2));
         System.arraycopy(prompt, best.length, best.tokens, best.length, prompt.length - best.length);
@@ -311,20 +330,23 @@ public final class BatchScheduler implements AutoCloseable {
         List<Transformer.SequenceInput> inputs = new ArrayList<>(active.size());
         List<Seq> members = new ArrayList<>(active.size());
         int budget = prefillChunk;
-        for (Seq s : active) {
+        for (Seq s : List.copyOf(active)) {
             int[] prompt = s.req.prompt();
+            int[] tokens;
             if (s.prefilled < prompt.length) {
                 if (budget == 0) continue;
                 int n = Math.min(budget, prompt.length - s.prefilled);
-                budget -= n;
-                inputs.add(new Transformer.SequenceInput(s.slot.cache, Arrays.copyOfRange(prompt, s.prefilled, s.prefilled + n), false));
-                s.stepTokens = n;
+                tokens = Arrays.copyOfRange(prompt, s.prefilled, s.prefilled + n);
             } else {
-                inputs.add(new Transformer.SequenceInput(s.slot.cache, new int[] {s.next}, false));
-                s.stepTokens = 1;
+                tokens = new int[] {s.next};
             }
+            if (!reserve(s, tokens.length)) continue;
+            if (s.prefilled < prompt.length) budget -= tokens.length;
+            inputs.add(new Transformer.SequenceInput(s.slot.cache, tokens, false));
+            s.stepTokens = tokens.length;
             members.add(s);
         }
+        if (members.isEmpty()) return;
         long t0 = System.nanoTime();
         float[][] logits = transformer.forward(inputs, expertCount > 0 ? this::countRouting : null);
         busyNanos += System.nanoTime() - t0;
@@ -349,6 +371,29 @@ public final class BatchScheduler implements AutoCloseable {
             }
         }
         updateMemoryStats();
+    }
+
+    /**
+     * Takes the KV pages of {@code n} more tokens of {@code s}, dropping idle slots' prompt caches (least recently
+     * used first) while the budget has no room. False when even that is not enough: {@code s} has then failed.
+     */
+    private boolean reserve(Seq s, int n) {
+        while (true) {
+            try {
+                s.slot.cache.reserve(n);
+                return true;
+            } catch (KvBudgetExceededException e) {
+                Slot lru = null;
+                for (Slot slot : slots) {
+                    if (slot.seq == null && slot.cache != null && slot.cache.bytes() > 0 && (lru == null || slot.lastUsed < lru.lastUsed)) lru = slot;
+                }
+                if (lru == null) {
+                    release(s, null, e);
+                    return false;
+                }
+                lru.free();
+            }
+        }
     }
 
     /** One iteration of the generation loop after the model produced {@code logits} for sequence {@code s}. */
@@ -496,6 +541,7 @@ public final class BatchScheduler implements AutoCloseable {
         Seq seq;
 
         void free() {
+            if (cache != null) cache.close();
             cache = null;
             length = 0;
         }
