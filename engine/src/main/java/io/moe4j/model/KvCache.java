@@ -67,7 +67,7 @@ public final class KvCache implements AutoCloseable {
     public void reserve(int n) {
         int upTo = length + n;
         for (int l = 0; l < keys.length; l++) {
-            if (!keys[l].reserve(upTo) || !values[l].reserve(upTo)) {
+            if (!keys[l].reserve(length, upTo) || !values[l].reserve(length, upTo)) {
                 long missing = 0;
                 for (int j = l; j < keys.length; j++) missing += missingBytes(keys[j], upTo) + missingBytes(values[j], upTo);
                 KvPool.Stats s = pool.stats();
@@ -80,6 +80,27 @@ public final class KvCache implements AutoCloseable {
         long pageBytes = KvBuffer.pageBytes(type, cfg.kvHeadCount(), cfg.headDim());
         long need = (long) (upTo - Math.min(upTo, b.firstStored()) + KvBuffer.PAGE - 1) / KvBuffer.PAGE * pageBytes;
         return Math.max(0, need - b.bytes());
+    }
+
+    /**
+     * Makes this empty cache hold the first {@code n} positions of {@code src} (same model, type and pool) by
+     * sharing its pages: a common prompt prefix is stored once. A page that both hold is copied when either writes
+     * into it, so neither sees the other's later positions. {@code n} must be {@link #keepable} in {@code src}.
+     */
+    public void shareFrom(KvCache src, int n) {
+        if (length != 0) throw new IllegalStateException("only an empty cache can share another's positions");
+        if (src.cfg != cfg && !src.cfg.equals(cfg) || src.type != type || src.pool != pool) {
+            throw new IllegalArgumentException("positions can only be shared between caches of one model, type and pool");
+        }
+        if (n > capacity || src.keepable(n) != n) {
+            throw new IllegalArgumentException("cannot share " + n + " positions of a cache of " + src.length);
+        }
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].shareFrom(src.keys[l], n);
+            values[l].shareFrom(src.values[l], n);
+        }
+        length = 0;
+        advance(n);
     }
 
     /** The longest prefix of at most {@code n} positions that {@link #truncate} can keep (sliding layers dropped the rest). */

@@ -64,6 +64,18 @@ final class CpuKvPool implements KvPool {
         return page;
     }
 
+    @Override
+    public KvPage tryCopy(KvPage page) {
+        KvPage copy = tryAcquire(page.bytes);
+        if (copy != null) copy.memory.copyFrom(page.memory);
+        return copy;
+    }
+
+    @Override
+    public synchronized int holders(KvPage page) {
+        return page.refs;
+    }
+
     private void drop(KvPage p) {
         bytesFree -= p.bytes;
         pagesFree--;

@@ -132,21 +132,51 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     }
 
     /**
-     * Makes sure positions {@code [0, positions)} have pages, except those given back by {@link #releaseBefore}.
-     * False when the pool's budget is exhausted (pages taken so far are kept, and given back as usual).
+     * Makes sure positions {@code [0, to)} have pages, except those given back by {@link #releaseBefore}, and that
+     * the pages of positions {@code [from, to)}, which are about to be written, are this buffer's own: a page shared
+     * with another buffer ({@link #shareFrom}) is copied first. False when the pool's budget is exhausted (pages
+     * taken so far are kept, and given back as usual).
      */
-    public boolean reserve(int positions) {
-        int need = (positions + PAGE - 1) >> PAGE_SHIFT;
+    public boolean reserve(int from, int to) {
+        int need = (to + PAGE - 1) >> PAGE_SHIFT;
         if (need > pages.table.length) pages.table = Arrays.copyOf(pages.table, Math.max(need, pages.table.length * 2));
-        for (int i = 0; i < need; i++) {
-            if (pages.table[i] == null && !(i < released)) {
-                KvPage p = pages.pool.tryAcquire(pageBytes);
+        for (int i = released; i < need; i++) {
+            KvPage p = pages.table[i];
+            if (p == null) {
+                p = pages.pool.tryAcquire(pageBytes);
                 if (p == null) return false;
                 pages.table[i] = p;
                 pages.held++;
+            } else if (i >= from >> PAGE_SHIFT && pages.pool.holders(p) > 1) {
+                KvPage own = pages.pool.tryCopy(p);
+                if (own == null) return false;
+                pages.pool.release(p);
+                pages.table[i] = own;
             }
         }
         return true;
+    }
+
+    /**
+     * Makes this empty buffer hold positions {@code [0, length)} of {@code src} by sharing its pages (no copy; a
+     * shared page is copied when either buffer writes into it). Both must have the same type, shape and pool.
+     */
+    public void shareFrom(KvBuffer src, int length) {
+        if (src.getClass() != getClass() || src.heads != heads || src.headDim != headDim || src.pages.pool != pages.pool) {
+            throw new IllegalArgumentException("pages can only be shared between buffers of one type, shape and pool");
+        }
+        if (pages.held != 0) throw new IllegalStateException("the buffer must be empty to share another's pages");
+        int n = (length + PAGE - 1) >> PAGE_SHIFT;
+        if (n > src.pages.table.length || length > 0 && src.pages.table[n - 1] == null) {
+            throw new IllegalArgumentException("the source does not hold " + length + " positions");
+        }
+        if (n > pages.table.length) pages.table = Arrays.copyOf(pages.table, n);
+        released = Math.min(src.released, n);
+        for (int i = released; i < n; i++) {
+            pages.pool.retain(src.pages.table[i]);
+            pages.table[i] = src.pages.table[i];
+            pages.held++;
+        }
     }
 
     /** Pages before this index were given back by {@link #releaseBefore} (their positions are gone). */
@@ -195,7 +225,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
 
     /** Memory of a page for position {@code pos}, taking one from the pool if needed. */
     protected final MemorySegment pageForWrite(int pos) {
-        if (!reserve(pos + 1)) {
+        if (!reserve(pos, pos + 1)) {
             KvPool.Stats s = pages.pool.stats();
             throw new IllegalStateException("the KV budget of " + s.budget() + " bytes is exhausted (" + s.bytesInUse()
                     + " in use): no page of " + pageBytes + " bytes for position " + pos);

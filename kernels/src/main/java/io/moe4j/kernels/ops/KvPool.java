@@ -35,6 +35,12 @@ public interface KvPool {
     /** A page of {@code bytes} bytes held once, or null when it does not fit in the budget. */
     KvPage tryAcquire(long bytes);
 
+    /** A new page holding a copy of {@code page}'s bytes, held once; null when it does not fit in the budget. */
+    KvPage tryCopy(KvPage page);
+
+    /** How many caches hold {@code page}. */
+    int holders(KvPage page);
+
     /** One more holder of {@code page} (a cache that shares it). */
     void retain(KvPage page);
 

@@ -97,17 +97,17 @@ class KvBufferTest {
         long page = KvBuffer.pageBytes(KvBuffer.Type.F32, HEADS, HD);
         KvPool pool = KvPool.cpu(3 * page);
         KvBuffer a = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool), b = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool);
-        assertTrue(a.reserve(2 * KvBuffer.PAGE));
-        assertFalse(b.reserve(2 * KvBuffer.PAGE)); // the second page does not fit
+        assertTrue(a.reserve(0, 2 * KvBuffer.PAGE));
+        assertFalse(b.reserve(0, 2 * KvBuffer.PAGE)); // the second page does not fit
         assertEquals(1, b.pagesHeld());
         var e = assertThrows(IllegalStateException.class, () -> b.write(KvBuffer.PAGE, new float[WIDTH], 0));
         assertTrue(e.getMessage().contains("budget of " + 3 * page), e.getMessage());
         a.close();
-        assertTrue(b.reserve(3 * KvBuffer.PAGE)); // a's pages went back
+        assertTrue(b.reserve(0, 3 * KvBuffer.PAGE)); // a's pages went back
         // free pages of another size are dropped to make room
         b.close();
         KvBuffer c = KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool);
-        assertTrue(c.reserve(6 * KvBuffer.PAGE));
+        assertTrue(c.reserve(0, 6 * KvBuffer.PAGE));
         assertEquals(6 * page / 2, pool.stats().bytesInUse());
         assertEquals(0, pool.stats().bytesFree());
         c.close();
@@ -117,7 +117,7 @@ class KvBufferTest {
     void slidingWindowPagesGoBackAndSharedPagesAreCounted() {
         KvPool pool = KvPool.cpu(64L << 20);
         KvBuffer b = KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool);
-        assertTrue(b.reserve(1000));
+        assertTrue(b.reserve(0, 1000));
         b.releaseBefore(600); // pages 0 and 1 hold only positions before 600
         assertEquals(2, b.pagesHeld());
         assertEquals(512, b.firstStored());
@@ -136,5 +136,32 @@ class KvBufferTest {
         pool.release(p);
         assertEquals(0, pool.stats().pagesInUse());
         assertThrows(IllegalStateException.class, () -> pool.release(p));
+    }
+
+    @Test
+    void sharedPagesAreCopiedWhenEitherBufferWrites() {
+        KvPool pool = KvPool.cpu(64L << 20);
+        Random r = new Random(4);
+        KvBuffer a = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool), b = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool);
+        for (int p = 0; p < 300; p++) a.write(p, row(r), 0);
+        b.shareFrom(a, 300);
+        assertEquals(2, pool.stats().pagesInUse());
+        assertEquals(2, pool.stats().pagesShared());
+        for (int p = 0; p < 300; p++) assertEquals(a.get(p, 5), b.get(p, 5));
+        float[] x = row(r), y = row(r);
+        b.write(300, x, 0); // the partly filled page becomes b's own copy
+        assertEquals(3, pool.stats().pagesInUse());
+        assertEquals(1, pool.stats().pagesShared());
+        a.write(300, y, 0); // a holds its page alone now: no copy
+        assertEquals(3, pool.stats().pagesInUse());
+        assertEquals(x[7], b.get(300, 7));
+        assertEquals(y[7], a.get(300, 7));
+        for (int p = 0; p < 300; p++) assertEquals(a.get(p, 9), b.get(p, 9));
+        a.close();
+        assertEquals(2, pool.stats().pagesInUse()); // b's pages stay
+        assertEquals(0, pool.stats().pagesShared());
+        b.close();
+        assertEquals(0, pool.stats().pagesInUse());
+        assertThrows(IllegalArgumentException.class, () -> KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool).shareFrom(a, 10));
     }
 }
