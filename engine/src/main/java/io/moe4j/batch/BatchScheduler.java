@@ -36,9 +36,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * least recently used ones up when the KV budget needs their pages.
  *
  * <p>KV pages come from one {@link KvPool}. Each step takes the pages its tokens need before running; when the
- * pool's budget has no room, the idle slots' prompt caches are dropped (least recently used first), and if that is
- * not enough the sequence that asked fails with {@link KvBudgetExceededException} (the server answers 429) while the
- * others go on.
+ * pool's budget has no room, conversations of the prompt cache are dropped (least recently used first), and if that
+ * is not enough the sequence that asked fails with {@link KvBudgetExceededException} (the server answers 429) while
+ * the others go on.
  *
  * <p>The transformer evaluates each token of a batch exactly as it would alone, so what a request generates does
  * not depend on what else runs beside it. One thread (the scheduler's) runs the model; listeners are called on it.

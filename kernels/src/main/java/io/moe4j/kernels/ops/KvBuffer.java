@@ -47,7 +47,6 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     protected final int rowBytes;
     private final long pageBytes;
     private final Pages pages;
-    private final Cleaner.Cleanable cleanable;
 
     /** The page table, apart from the buffer so that the cleaner can give the pages back without the buffer. */
     private static final class Pages implements Runnable {
@@ -82,7 +81,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         this.rowBytes = Math.toIntExact(type.bytesFor(headDim));
         this.pageBytes = (long) rowBytes * heads * PAGE;
         this.pages = new Pages(pool);
-        this.cleanable = CLEANER.register(this, pages);
+        CLEANER.register(this, pages);
     }
 
     /** A buffer of rows of {@code width} values, as one head, with pages from {@link KvPool#shared()}. */
