@@ -7,6 +7,7 @@ import io.moe4j.generate.Generator;
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.LoadProgress;
@@ -33,6 +34,9 @@ public final class Model implements AutoCloseable {
     private final GgufFile file;
     private final Transformer transformer;
     private final Tokenizer tokenizer;
+    /** Left beside the weights and the KV pool by the default KV budget: heap, activations, the system. */
+    static final long KV_MARGIN = 2L << 30;
+    private volatile KvPool kvPool;
 
     private Model(GgufFile file, LoadProgress progress) {
         this.file = file;
@@ -96,10 +100,48 @@ public final class Model implements AutoCloseable {
         return Math.min(config().contextLength(), DEFAULT_CONTEXT_CAP);
     }
 
-    /** A fresh sequence with room for {@code contextSize} tokens (0: the default). */
+    /**
+     * A fresh sequence with room for {@code contextSize} tokens (0: the default). Its KV pages come from
+     * {@link #kvPool()} as it grows; {@link Session#close()} gives them back (an unreachable session does too).
+     */
     public Session newSession(int contextSize, KvBuffer.Type kvType) {
         int ctx = contextSize > 0 ? contextSize : defaultContextSize();
-        return new Session(transformer, new KvCache(config(), ctx, kvType));
+        return new Session(transformer, new KvCache(config(), ctx, kvType, kvPool()));
+    }
+
+    /** The pool of KV pages of this model's sessions (budget: {@link #setKvBudget}, else {@link #defaultKvBudget}). */
+    public KvPool kvPool() {
+        KvPool p = kvPool;
+        if (p == null) {
+            synchronized (this) {
+                if (kvPool == null) kvPool = KvPool.cpu(defaultKvBudget());
+                p = kvPool;
+            }
+        }
+        return p;
+    }
+
+    /**
+     * Sets the byte budget of the KV pool ({@code --kv-budget}); sessions made afterwards use the new pool, those
+     * made before keep theirs.
+     */
+    public synchronized void setKvBudget(long bytes) {
+        if (bytes <= 0) throw new IllegalArgumentException("the KV budget must be positive, got " + bytes + " bytes");
+        kvPool = KvPool.cpu(bytes);
+    }
+
+    /**
+     * What fits beside the weights: the machine's physical memory less the model file (mapped, and for most
+     * types copied into the kernels' layout once more) and a margin of 2 GiB; at least 256 MiB.
+     */
+    public long defaultKvBudget() {
+        long model;
+        try {
+            model = java.nio.file.Files.size(file.path());
+        } catch (java.io.IOException e) {
+            model = 0;
+        }
+        return Math.max(256L << 20, KvPool.physicalMemory() - model - KV_MARGIN);
     }
 
     /** Tokenizes a prompt the way generation does: BOS as the model asks, special tokens parsed. */
@@ -109,8 +151,9 @@ public final class Model implements AutoCloseable {
 
     /** Generates a continuation of {@code prompt}, streaming each token to {@code onToken} (may be null). */
     public GenerationResult generate(String prompt, GenerateOptions options, Consumer<GeneratedToken> onToken) {
-        Session session = newSession(options.contextSize(), options.kvType());
-        return new Generator(tokenizer).generate(session, tokenize(prompt), options, onToken, null);
+        try (Session session = newSession(options.contextSize(), options.kvType())) {
+            return new Generator(tokenizer).generate(session, tokenize(prompt), options, onToken, null);
+        }
     }
 
     public GenerationResult generate(String prompt, GenerateOptions options) {

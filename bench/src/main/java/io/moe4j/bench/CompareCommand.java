@@ -61,7 +61,7 @@ public final class CompareCommand implements Callable<Integer> {
     @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "How many times each measurement runs; the median is reported (default: ${DEFAULT-VALUE}).")
     int reps;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
+            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Option(names = "--probe-mib", defaultValue = "512", paramLabel = "MIB", description = "The size in MiB of the read-bandwidth probe (default: ${DEFAULT-VALUE}).")
     int probeMib;

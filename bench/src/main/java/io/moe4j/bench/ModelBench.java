@@ -66,6 +66,7 @@ public final class ModelBench {
             Session warm = new Session(tf, new KvCache(cfg, 64, o.kvType()));
             warm.feed(randomTokens(rnd, vocab, 16));
             for (int i = 0; i < 32; i++) warm.feed(rnd.nextInt(vocab));
+            warm.close(); // its KV pages go back to the pool for the runs
 
             double[] pp = new double[o.reps()], ppPeak = new double[o.reps()];
             double ppFlops = prefillFlops(cfg, stats, tf, o.pp());
@@ -78,6 +79,7 @@ public final class ModelBench {
                 long a = System.nanoTime();
                 s.feed(tokens);
                 pp[r] = o.pp() / ((System.nanoTime() - a) * 1e-9);
+                s.close();
                 ppPeak[r] = Math.max(Math.max(before, Machine.fmaPeakGflops(2)), Machine.nominalFmaPeakGflops(Parallel.threads()));
                 log.accept(String.format("  prefill %d tokens: %.2f tokens/s = %.1f GFLOP/s; FMA peak %.0f GFLOP/s -> %.1f%%", o.pp(), pp[r],
                         ppFlops * pp[r] / o.pp() / 1e9, ppPeak[r], 100 * ppFlops * pp[r] / o.pp() / 1e9 / ppPeak[r]));
@@ -97,6 +99,7 @@ public final class ModelBench {
                     long a = System.nanoTime();
                     for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
                     long ns = System.nanoTime() - a;
+                    s.close();
                     Profile.enable(false);
                     FeedForwardStats.enabled = false;
                     router += Profile.routerNanos();
@@ -126,7 +129,8 @@ public final class ModelBench {
                 log.accept(String.format("  decode %d tokens at depth %d: %.2f tokens/s", o.tg(), o.depth(), tgDepth[r]));
             }
 
-            long kvBytes = (long) cfg.blockCount() * 2 * cfg.kvDim() * (o.kvType() == KvBuffer.Type.F16 ? 2 : 4);
+            if (depthCache != null) depthCache.close();
+            long kvBytes = cfg.blockCount() * 2 * o.kvType().bytesFor(cfg.kvDim());
             double ppRate = median(pp);
             return new Result(model.getFileName().toString(), cfg.arch().name(), cfg.isMoe(), stats.totalParams(),
                     stats.activeParams(), stats.decodeBytesPerToken(), o.pp(), ppRate,

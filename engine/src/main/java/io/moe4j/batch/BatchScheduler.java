@@ -3,6 +3,8 @@ package io.moe4j.batch;
 import io.moe4j.generate.StopReason;
 import io.moe4j.generate.StopStrings;
 import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.model.KvBudgetExceededException;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.RoutingObserver;
@@ -25,9 +27,18 @@ import java.util.concurrent.locks.ReentrantLock;
  * the weights are read once per step rather than once per sequence. New requests join between steps; requests
  * beyond the free slots wait in a bounded queue, beyond which {@link #submit} refuses them.
  *
- * <p>Each slot keeps the keys and values of its last sequence when that finishes normally (the prompt cache): a
- * new request that starts with the same tokens (the usual multi-turn chat) goes to the slot with the longest
- * common prefix and evaluates only the rest. A cancelled or failed sequence frees its slot's memory.
+ * <p>A sequence that finishes normally leaves its keys and values in the prompt cache. A new request shares the
+ * pages of the longest common prefix it finds there or among the sequences generating now (a long system prompt
+ * is then stored once, however many conversations start with it) and evaluates only the rest; a request that
+ * extends a cached conversation (the usual multi-turn chat) takes its cache over. Full pages are shared by
+ * reference; a page that two caches hold is copied when one of them writes into it. A cancelled or failed sequence
+ * frees its memory. The prompt cache holds at most {@link #PROMPT_CACHE_ENTRIES} conversations, and gives the
+ * least recently used ones up when the KV budget needs their pages.
+ *
+ * <p>KV pages come from one {@link KvPool}. Each step takes the pages its tokens need before running; when the
+ * pool's budget has no room, conversations of the prompt cache are dropped (least recently used first), and if that
+ * is not enough the sequence that asked fails with {@link KvBudgetExceededException} (the server answers 429) while
+ * the others go on.
  *
  * <p>The transformer evaluates each token of a batch exactly as it would alone, so what a request generates does
  * not depend on what else runs beside it. One thread (the scheduler's) runs the model; listeners are called on it.
@@ -35,6 +46,8 @@ import java.util.concurrent.locks.ReentrantLock;
 public final class BatchScheduler implements AutoCloseable {
     /** Most prompt tokens evaluated per step (all prefilling sequences together), to bound the step latency. */
     public static final int DEFAULT_PREFILL_CHUNK = 256;
+    /** Finished conversations the prompt cache keeps at most (their common prefixes share pages). */
+    public static final int PROMPT_CACHE_ENTRIES = 64;
 
     private final Transformer transformer;
     private final Tokenizer tokenizer;
@@ -43,7 +56,10 @@ public final class BatchScheduler implements AutoCloseable {
     private final int queueCapacity;
     private final int prefillChunk;
     private final boolean promptCache;
+    private final KvPool kvPool;
     private final Slot[] slots;
+    /** The prompt cache: finished conversations, least recently used first. Scheduler thread only. */
+    private final List<Entry> cached = new ArrayList<>();
 
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition wake = lock.newCondition();
@@ -76,6 +92,13 @@ public final class BatchScheduler implements AutoCloseable {
 
     public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
                           int queueCapacity, boolean promptCache, int prefillChunk) {
+        this(transformer, tokenizer, parallel, contextSize, kvType, queueCapacity, promptCache, prefillChunk,
+                KvPool.cpu(KvPool.shared().budget()));
+    }
+
+    /** @param kvPool where the slots' KV pages come from (its budget bounds the memory of all of them) */
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+                          int queueCapacity, boolean promptCache, int prefillChunk, KvPool kvPool) {
         if (parallel < 1) throw new IllegalArgumentException("parallel must be at least 1, got " + parallel);
         if (contextSize < 1) throw new IllegalArgumentException("context size must be positive, got " + contextSize);
         if (queueCapacity < 0) throw new IllegalArgumentException("queue capacity must be >= 0, got " + queueCapacity);
@@ -87,6 +110,7 @@ public final class BatchScheduler implements AutoCloseable {
         this.queueCapacity = queueCapacity;
         this.prefillChunk = prefillChunk;
         this.promptCache = promptCache;
+        this.kvPool = kvPool;
         this.slots = new Slot[parallel];
         for (int i = 0; i < parallel; i++) slots[i] = new Slot();
         ModelConfig cfg = transformer.config();
@@ -106,6 +130,10 @@ public final class BatchScheduler implements AutoCloseable {
 
     public int queueCapacity() {
         return queueCapacity;
+    }
+
+    public KvPool kvPool() {
+        return kvPool;
     }
 
     /**
@@ -178,8 +206,9 @@ public final class BatchScheduler implements AutoCloseable {
      * @param promptTokensEvaluated prompt tokens run through the model
      * @param promptTokensCached    prompt tokens taken from the prompt cache instead
      * @param busyNanos             time spent in model steps
-     * @param kvBytes               keys and values held by all slots (active sequences and the prompt cache)
-     * @param kvBytesActive         of those, held by sequences generating now
+     * @param kvBytes               bytes of the KV pages in use (sequences generating now and the prompt cache; a
+     *                              shared page once)
+     * @param kvBytesActive         bytes of the pages of sequences generating now (a shared page for each holder)
      * @param expertSelections      per layer and expert, how many tokens were routed to it
      */
     public record Stats(long requestsFinished, long requestsCancelled, long requestsFailed, long promptTokensEvaluated,
@@ -221,6 +250,8 @@ public final class BatchScheduler implements AutoCloseable {
             }
         }
         for (Seq s : List.copyOf(active)) release(s, null, new IllegalStateException("the scheduler was closed"));
+        for (Entry e : cached) e.cache.close();
+        cached.clear();
         updateMemoryStats();
     }
 
@@ -239,9 +270,8 @@ public final class BatchScheduler implements AutoCloseable {
             }
             if (closed) return false;
             if (clearRequested) {
-                for (Slot slot : slots) {
-                    if (slot.seq == null) slot.free();
-                }
+                for (Entry e : cached) e.cache.close();
+                cached.clear();
                 updateMemoryStats();
                 clearRequested = false;
                 wake.signalAll();
@@ -268,38 +298,59 @@ public final class BatchScheduler implements AutoCloseable {
         return true;
     }
 
-    /** Gives {@code s} the free slot whose cached tokens share the longest prefix with its prompt. */
+    /**
+     * Gives {@code s} a free slot, with the pages of the longest prefix of its prompt that the prompt cache or a
+     * sequence generating now holds.
+     */
     private void assign(Seq s) {
         int[] prompt = s.req.prompt();
-        Slot best = null;
-        int bestReuse = -1;
-        for (Slot slot : slots) {
-            if (slot.seq != null) continue;
-            int reuse = 0;
-            if (promptCache && slot.cache != null) {
-                int max = Math.min(slot.length, prompt.length - 1); // at least one token must be evaluated for logits
-                while (reuse < max && slot.tokens[reuse] == prompt[reuse]) reuse++;
+        Slot slot = null;
+        for (Slot o : slots) if (o.seq == null && slot == null) slot = o;
+        int max = prompt.length - 1; // at least one token must be evaluated for logits
+        Entry fromEntry = null;
+        KvCache from = null;
+        int reuse = 0;
+        if (promptCache) {
+            for (Entry e : cached) {
+                int r = e.cache.keepable(commonPrefix(e.tokens, e.tokens.length, prompt, max));
+                if (r > reuse) {
+                    reuse = r;
+                    from = e.cache;
+                    fromEntry = e;
+                }
             }
-            boolean better;
-            if (best == null || reuse != bestReuse) better = best == null || reuse > bestReuse;
-            else if ((slot.cache == null) != (best.cache == null)) better = slot.cache == null; // keep other caches
-            else better = slot.lastUsed < best.lastUsed; // least recently used
-            if (better) {
-                best = slot;
-                bestReuse = reuse;
+            for (Slot o : slots) {
+                if (o.seq == null || o.cache == null) continue;
+                int r = o.cache.keepable(commonPrefix(o.tokens, o.length, prompt, max));
+                if (r > reuse) {
+                    reuse = r;
+                    from = o.cache;
+                    fromEntry = null;
+                }
             }
         }
-        if (best.cache == null) best.cache = new KvCache(transformer.config(), contextSize, kvType);
-        best.cache.truncate(Math.min(bestReuse, best.cache.length()));
-        best.length = best.cache.length();
-        if (best.tokens.length < prompt.length) best.tokens = Arrays.copyOf(best.tokens, Math.max(prompt.length, best.tokens.length * 2));
-        System.arraycopy(prompt, best.length, best.tokens, best.length, prompt.length - best.length);
-        best.seq = s;
-        best.lastUsed = ++clock;
-        s.slot = best;
-        s.cached = best.length;
-        s.prefilled = best.length;
+        if (fromEntry != null && reuse == fromEntry.cache.length()) {
+            cached.remove(fromEntry); // the request extends this conversation: its cache becomes the request's
+            slot.cache = fromEntry.cache;
+        } else {
+            slot.cache = new KvCache(transformer.config(), contextSize, kvType, kvPool);
+            if (reuse > 0) slot.cache.shareFrom(from, reuse);
+            if (fromEntry != null) fromEntry.lastUsed = ++clock;
+        }
+        slot.length = reuse;
+        if (slot.tokens.length < prompt.length) slot.tokens = Arrays.copyOf(slot.tokens, Math.max(prompt.length, slot.tokens.length * 2));
+        System.arraycopy(prompt, 0, slot.tokens, 0, prompt.length);
+        slot.seq = s;
+        s.slot = slot;
+        s.cached = reuse;
+        s.prefilled = reuse;
         s.admittedNanos = System.nanoTime();
+    }
+
+    private static int commonPrefix(int[] a, int aLength, int[] b, int max) {
+        int n = 0, limit = Math.min(aLength, max);
+        while (n < limit && a[n] == b[n]) n++;
+        return n;
     }
 
     private void step() {
@@ -311,20 +362,23 @@ public final class BatchScheduler implements AutoCloseable {
         List<Transformer.SequenceInput> inputs = new ArrayList<>(active.size());
         List<Seq> members = new ArrayList<>(active.size());
         int budget = prefillChunk;
-        for (Seq s : active) {
+        for (Seq s : List.copyOf(active)) {
             int[] prompt = s.req.prompt();
+            int[] tokens;
             if (s.prefilled < prompt.length) {
                 if (budget == 0) continue;
                 int n = Math.min(budget, prompt.length - s.prefilled);
-                budget -= n;
-                inputs.add(new Transformer.SequenceInput(s.slot.cache, Arrays.copyOfRange(prompt, s.prefilled, s.prefilled + n), false));
-                s.stepTokens = n;
+                tokens = Arrays.copyOfRange(prompt, s.prefilled, s.prefilled + n);
             } else {
-                inputs.add(new Transformer.SequenceInput(s.slot.cache, new int[] {s.next}, false));
-                s.stepTokens = 1;
+                tokens = new int[] {s.next};
             }
+            if (!reserve(s, tokens.length)) continue;
+            if (s.prefilled < prompt.length) budget -= tokens.length;
+            inputs.add(new Transformer.SequenceInput(s.slot.cache, tokens, false));
+            s.stepTokens = tokens.length;
             members.add(s);
         }
+        if (members.isEmpty()) return;
         long t0 = System.nanoTime();
         float[][] logits = transformer.forward(inputs, expertCount > 0 ? this::countRouting : null);
         busyNanos += System.nanoTime() - t0;
@@ -349,6 +403,25 @@ public final class BatchScheduler implements AutoCloseable {
             }
         }
         updateMemoryStats();
+    }
+
+    /**
+     * Takes the KV pages of {@code n} more tokens of {@code s}, dropping prompt cache entries (least recently used
+     * first) while the budget has no room. False when even that is not enough: {@code s} has then failed.
+     */
+    private boolean reserve(Seq s, int n) {
+        while (true) {
+            try {
+                s.slot.cache.reserve(n);
+                return true;
+            } catch (KvBudgetExceededException e) {
+                if (cached.isEmpty()) {
+                    release(s, null, e);
+                    return false;
+                }
+                evictLeastRecentlyUsed();
+            }
+        }
     }
 
     /** One iteration of the generation loop after the model produced {@code logits} for sequence {@code s}. */
@@ -437,7 +510,7 @@ public final class BatchScheduler implements AutoCloseable {
         if (slot != null) {
             slot.seq = null;
             if (reason == null || reason == StopReason.CANCELLED || !promptCache) slot.free();
-            else slot.lastUsed = ++clock;
+            else keep(slot);
         }
         updateMemoryStats();
         long now = System.nanoTime();
@@ -461,20 +534,40 @@ public final class BatchScheduler implements AutoCloseable {
         s.finish(result);
     }
 
+    /** Moves the finished conversation of {@code slot} into the prompt cache; the slot is free afterwards. */
+    private void keep(Slot slot) {
+        int[] tokens = Arrays.copyOf(slot.tokens, slot.length);
+        // A cached conversation that this one extends is redundant: its pages are (mostly) this one's too.
+        cached.removeIf(e -> {
+            boolean prefix = e.tokens.length <= tokens.length && Arrays.equals(e.tokens, 0, e.tokens.length, tokens, 0, e.tokens.length);
+            if (prefix) e.cache.close();
+            return prefix;
+        });
+        Entry e = new Entry(slot.cache, tokens);
+        e.lastUsed = ++clock;
+        cached.add(e);
+        slot.cache = null;
+        slot.length = 0;
+        while (cached.size() > PROMPT_CACHE_ENTRIES) evictLeastRecentlyUsed();
+    }
+
+    private void evictLeastRecentlyUsed() {
+        Entry lru = null;
+        for (Entry e : cached) if (lru == null || e.lastUsed < lru.lastUsed) lru = e;
+        cached.remove(lru);
+        lru.cache.close();
+    }
+
     private void countRouting(int layer, int token, float[] logits, int offset, int[] selected, float[] weights) {
         for (int e : selected) expertCounts.incrementAndGet(layer * expertCount + e);
     }
 
     private void updateMemoryStats() {
-        long all = 0, act = 0;
+        long act = 0;
         for (Slot s : slots) {
-            KvCache c = s.cache;
-            if (c == null) continue;
-            long b = c.bytes();
-            all += b;
-            if (s.seq != null) act += b;
+            if (s.cache != null && s.seq != null) act += s.cache.bytes();
         }
-        kvBytes = all;
+        kvBytes = kvPool.stats().bytesInUse();
         kvBytesActive = act;
     }
 
@@ -488,14 +581,27 @@ public final class BatchScheduler implements AutoCloseable {
 
     // ---- state -----------------------------------------------------------------------------------------------
 
+    /** A conversation of the prompt cache: its tokens and the cache that holds them. */
+    private static final class Entry {
+        final KvCache cache;
+        final int[] tokens;
+        long lastUsed;
+
+        Entry(KvCache cache, int[] tokens) {
+            this.cache = cache;
+            this.tokens = tokens;
+        }
+    }
+
+    /** Where a sequence generating now keeps its cache and tokens. */
     private static final class Slot {
         KvCache cache;
         int[] tokens = new int[64];
         int length;
-        long lastUsed;
         Seq seq;
 
         void free() {
+            if (cache != null) cache.close();
             cache = null;
             length = 0;
         }

@@ -32,7 +32,7 @@ import java.util.function.Consumer;
  * }</pre>
  * A conversation is used by one thread at a time.
  */
-public final class Conversation {
+public final class Conversation implements AutoCloseable {
     private final ChatTemplate template;
     private final Generator generator;
     private final Session session;
@@ -104,6 +104,12 @@ public final class Conversation {
     /** The conversation so far, system prompt first. */
     public List<Message> messages() {
         return List.copyOf(messages);
+    }
+
+    /** Gives the conversation's KV pages back to the model's pool. */
+    @Override
+    public void close() {
+        session.close();
     }
 
     /** Tokens the session holds: the conversation as evaluated so far. */

@@ -46,8 +46,10 @@ final class ChatCommand implements Callable<Integer> {
             description = "The context size in tokens, shared by the whole conversation. Default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ".")
     int ctx;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "How the KV cache stores keys and values: f16 or f32. Default: ${DEFAULT-VALUE}.")
+            description = "How the KV cache stores keys and values: f16, f32 or q8_0 (ggml's 8-bit blocks). Default: ${DEFAULT-VALUE}.")
     KvBuffer.Type kvType;
+    @Mixin
+    KvBudgetOption kvBudget;
     @Mixin
     SamplingFlags sampling;
     @Mixin
@@ -65,6 +67,7 @@ final class ChatCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         Path path = model.resolve(err);
         try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            kvBudget.apply(m);
             ChatTemplate template;
             try {
                 template = ChatTemplate.of(m, templateSource);
@@ -72,13 +75,14 @@ final class ChatCommand implements Callable<Integer> {
                 throw new IllegalArgumentException((chatTemplate != null ? chatTemplate : "the model's chat template")
                         + " is not a template moe4j can read: " + e.getMessage());
             }
-            Conversation conversation = new Conversation(m, template, system, ctx, kvType);
-            err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate != null ? "the template of " + chatTemplate
-                    : template.isFallback() ? "ChatML (the model has no chat template)" : "its own chat template")
-                    + ", context " + conversation.contextSize() + " tokens");
-            Console console = System.console();
-            boolean terminal = console != null && console.isTerminal();
-            return new ChatLoop(conversation, options, System.in, spec.commandLine().getOut(), err, terminal).run();
+            try (Conversation conversation = new Conversation(m, template, system, ctx, kvType)) {
+                err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate != null ? "the template of " + chatTemplate
+                        : template.isFallback() ? "ChatML (the model has no chat template)" : "its own chat template")
+                        + ", context " + conversation.contextSize() + " tokens");
+                Console console = System.console();
+                boolean terminal = console != null && console.isTerminal();
+                return new ChatLoop(conversation, options, System.in, spec.commandLine().getOut(), err, terminal).run();
+            }
         }
     }
 

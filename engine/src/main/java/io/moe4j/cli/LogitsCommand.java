@@ -30,7 +30,7 @@ final class LogitsCommand implements Callable<Integer> {
     @Option(names = "--incremental", description = "Feed one token at a time through the KV cache instead of the whole sequence as one batch.")
     boolean incremental;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f32", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f32 or f16 (default: ${DEFAULT-VALUE}).")
+            description = "The element type of the KV cache, f32, f16 or q8_0 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Mixin
     ThreadsOption threads;

@@ -38,10 +38,12 @@ final class RunCommand implements Callable<Integer> {
                     + Model.DEFAULT_CONTEXT_CAP + ").")
     int ctx;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
+            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Mixin
     ThreadsOption threads;
+    @Mixin
+    KvBudgetOption kvBudget;
     @Spec
     CommandSpec spec;
 
@@ -55,6 +57,7 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Path path = model.resolve(err);
         try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+            kvBudget.apply(m);
             int context = ctx > 0 ? ctx : m.defaultContextSize();
             int promptTokens = m.tokenize(prompt).length;
             if (promptTokens > context) {

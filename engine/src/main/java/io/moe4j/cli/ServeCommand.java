@@ -55,7 +55,7 @@ final class ServeCommand implements Callable<Integer> {
             description = "Do not log a line per request (client, method, path, status, time, tokens) on stderr.")
     boolean noRequestLog;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16 or f32 (default: ${DEFAULT-VALUE}).")
+            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
     KvBuffer.Type kvType;
     @Option(names = "--bench",
             description = "Instead of serving, measure the aggregate tokens/s of 1, 4 and 8 concurrent greedy streams through the "
@@ -72,6 +72,8 @@ final class ServeCommand implements Callable<Integer> {
     Integer benchRepeats;
     @Mixin
     ThreadsOption threads;
+    @Mixin
+    KvBudgetOption kvBudget;
     @Spec
     CommandSpec spec;
 
@@ -124,7 +126,11 @@ final class ServeCommand implements Callable<Integer> {
         }
         o = o.withChatTemplate(template);
         Path modelPath = model.resolve(err);
-        OpenAiServer server = listen(o, () -> Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath)));
+        OpenAiServer server = listen(o, () -> {
+            Model m = Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath));
+            kvBudget.apply(m);
+            return m;
+        });
         if (!noRequestLog) {
             server.setRequestLog(line -> {
                 err.println("moe4j: " + line);

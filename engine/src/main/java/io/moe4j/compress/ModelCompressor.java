@@ -242,6 +242,7 @@ public final class ModelCompressor {
                 }
             }
         }
+        for (KvCache c : caches) c.close(); // the pages go back to the pool now, not when the collector finds them
         List<byte[]> out = new ArrayList<>(k);
         for (RangeEncoder e : enc) out.add(e.finish());
         return out;
@@ -455,6 +456,7 @@ public final class ModelCompressor {
                 units[l][done[l]++] = decodeUnit(dec[l], f);
             }
         }
+        for (KvCache c : caches) c.close();
         List<byte[]> out = new ArrayList<>(k);
         for (int l = 0; l < k; l++) {
             Record r = records.get(l);

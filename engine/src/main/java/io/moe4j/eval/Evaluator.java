@@ -130,6 +130,7 @@ public final class Evaluator {
             Window win = windows.get(w);
             KvCache ca = new KvCache(model.config(), win.tokens.length, KvBuffer.Type.F32);
             KvCache cb = compare != null ? new KvCache(compare.config(), win.tokens.length, KvBuffer.Type.F32) : null;
+            try {
             // the last token predicts nothing inside the window: it is not run
             int run = win.tokens.length - 1;
             for (int from = 0; from < run; from += o.batch()) {
@@ -152,6 +153,11 @@ public final class Evaluator {
                         d.add(la, lb, argmax(ra, r * vocab, vocab) == argmax(rb, r * vocab, vocab));
                     }
                 }
+            }
+            } finally {
+                // The window's KV pages go back to the pool at once, not when the collector finds the caches.
+                ca.close();
+                if (cb != null) cb.close();
             }
             progress.update(w + 1, windows.size(), evaluated);
         }

@@ -8,9 +8,10 @@ import java.util.Arrays;
 
 /**
  * The state of one sequence: its KV cache and the tokens it holds. Feeding tokens returns the logits that predict
- * the next one. A session can be rewound to a shorter prefix and continued (prompt caching).
+ * the next one. A session can be rewound to a shorter prefix and continued (prompt caching). Closing it gives its
+ * KV pages back to their pool (a session that is dropped without closing gives them back once unreachable).
  */
-public final class Session {
+public final class Session implements AutoCloseable {
     /** Prompts are evaluated in batches of at most this many tokens, to bound activation memory. */
     public static final int PREFILL_BATCH = 512;
 
@@ -63,6 +64,12 @@ public final class Session {
     /** Internal view for samplers: the first {@link #length()} entries are the sequence. */
     int[] tokenBuffer() {
         return tokens;
+    }
+
+    /** Gives the KV pages back; the session is empty afterwards. */
+    @Override
+    public void close() {
+        cache.close();
     }
 
     /** Keeps only the first {@code length} tokens. */

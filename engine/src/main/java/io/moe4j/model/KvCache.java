@@ -1,28 +1,45 @@
 package io.moe4j.model;
 
+import io.moe4j.Moe4jException;
 import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
 
 /**
- * Keys and values of one sequence for every layer. Positions [0, length) are filled; the cache grows as tokens are
- * added, up to {@code capacity} (the context size).
+ * Keys and values of one sequence for every layer. Positions [0, length) are filled; the cache takes pages of
+ * {@link KvBuffer#PAGE} positions from its {@link KvPool} as tokens are added, up to {@code capacity} (the context
+ * size), and gives them back when positions are dropped ({@link #truncate}) or the cache is closed. Sliding-window
+ * layers give back the pages that fall wholly out of the window, so they hold about the window whatever the length.
  */
-public final class KvCache {
+public final class KvCache implements AutoCloseable {
     final KvBuffer[] keys;
     final KvBuffer[] values;
+    private final ModelConfig cfg;
     private final int capacity;
     private final KvBuffer.Type type;
+    private final KvPool pool;
     private int length;
 
+    /** A cache with pages from {@link KvPool#shared()}. */
     public KvCache(ModelConfig cfg, int capacity, KvBuffer.Type type) {
+        this(cfg, capacity, type, KvPool.shared());
+    }
+
+    public KvCache(ModelConfig cfg, int capacity, KvBuffer.Type type, KvPool pool) {
         if (capacity <= 0) throw new IllegalArgumentException("context size must be positive, got " + capacity);
+        if (type == KvBuffer.Type.Q8_0 && cfg.headDim() % 32 != 0) {
+            throw new Moe4jException("a Q8_0 KV cache needs a head size that is a multiple of 32 (ggml's blocks of 32 per head); "
+                    + "this model's is " + cfg.headDim() + ": use --kv-type f16");
+        }
+        this.cfg = cfg;
         this.capacity = capacity;
         this.type = type;
+        this.pool = pool;
         int n = cfg.blockCount();
         keys = new KvBuffer[n];
         values = new KvBuffer[n];
         for (int i = 0; i < n; i++) {
-            keys[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim());
-            values[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim());
+            keys[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim(), pool);
+            values[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim(), pool);
         }
     }
 
@@ -38,12 +55,87 @@ public final class KvCache {
         return type;
     }
 
+    public KvPool pool() {
+        return pool;
+    }
+
+    /**
+     * Takes the pages for {@code n} more positions in every layer now, so that evaluating them cannot run out of
+     * memory halfway. Throws {@link KvBudgetExceededException} when the pool's budget has no room for them (the
+     * pages taken so far stay with this cache).
+     */
+    public void reserve(int n) {
+        int upTo = length + n;
+        for (int l = 0; l < keys.length; l++) {
+            if (!keys[l].reserve(length, upTo) || !values[l].reserve(length, upTo)) {
+                long missing = 0;
+                for (int j = l; j < keys.length; j++) missing += missingBytes(keys[j], upTo) + missingBytes(values[j], upTo);
+                KvPool.Stats s = pool.stats();
+                throw new KvBudgetExceededException(s.budget(), s.bytesInUse(), missing, n);
+            }
+        }
+    }
+
+    private long missingBytes(KvBuffer b, int upTo) {
+        long pageBytes = KvBuffer.pageBytes(type, cfg.kvHeadCount(), cfg.headDim());
+        long need = (long) (upTo - Math.min(upTo, b.firstStored()) + KvBuffer.PAGE - 1) / KvBuffer.PAGE * pageBytes;
+        return Math.max(0, need - b.bytes());
+    }
+
+    /**
+     * Makes this empty cache hold the first {@code n} positions of {@code src} (same model, type and pool) by
+     * sharing its pages: a common prompt prefix is stored once. A page that both hold is copied when either writes
+     * into it, so neither sees the other's later positions. {@code n} must be {@link #keepable} in {@code src}.
+     */
+    public void shareFrom(KvCache src, int n) {
+        if (length != 0) throw new IllegalStateException("only an empty cache can share another's positions");
+        if (src.cfg != cfg && !src.cfg.equals(cfg) || src.type != type || src.pool != pool) {
+            throw new IllegalArgumentException("positions can only be shared between caches of one model, type and pool");
+        }
+        if (n > capacity || src.keepable(n) != n) {
+            throw new IllegalArgumentException("cannot share " + n + " positions of a cache of " + src.length);
+        }
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].shareFrom(src.keys[l], n);
+            values[l].shareFrom(src.values[l], n);
+        }
+        length = 0;
+        advance(n);
+    }
+
+    /** The longest prefix of at most {@code n} positions that {@link #truncate} can keep (sliding layers dropped the rest). */
+    public int keepable(int n) {
+        n = Math.min(n, length);
+        for (int l = 0; l < keys.length && n > 0; l++) {
+            if (keys[l].firstStored() > cfg.attentionStart(l, n)) return 0;
+        }
+        return n;
+    }
+
     /** Forgets positions from {@code newLength} on (to reuse a shared prefix, or to start over with 0). */
     public void truncate(int newLength) {
         if (newLength < 0 || newLength > length) {
             throw new IllegalArgumentException("cannot truncate a cache of " + length + " positions to " + newLength);
         }
+        if (keepable(newLength) != newLength) {
+            throw new IllegalArgumentException("cannot truncate to " + newLength + " positions: the sliding-window layers "
+                    + "have dropped positions the next token would attend to");
+        }
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].truncate(newLength);
+            values[l].truncate(newLength);
+        }
         length = newLength;
+    }
+
+    /** Gives every page back to the pool; the cache is empty afterwards (and may be filled again). */
+    @Override
+    public void close() {
+        for (int l = 0; l < keys.length; l++) {
+            keys[l].close();
+            values[l].close();
+        }
+        length = 0;
     }
 
     /**
@@ -52,6 +144,7 @@ public final class KvCache {
      */
     public void appendRandom(int n, long seed) {
         if (length + n > capacity) throw new ContextOverflowException(length, n, capacity);
+        reserve(n);
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
         float[] row = new float[keys[0].width()];
         for (int l = 0; l < keys.length; l++) {
@@ -62,14 +155,22 @@ public final class KvCache {
                 values[l].write(p, row, 0);
             }
         }
-        length += n;
+        advance(n);
     }
 
     void advance(int n) {
         length += n;
+        // The next token attends from attentionStart(l, length) on: whole pages before it are no longer needed.
+        for (int l = 0; l < keys.length; l++) {
+            int start = cfg.attentionStart(l, length);
+            if (start > 0) {
+                keys[l].releaseBefore(start);
+                values[l].releaseBefore(start);
+            }
+        }
     }
 
-    /** Bytes held by keys and values of all layers. */
+    /** Bytes of the pages held by keys and values of all layers. */
     public long bytes() {
         long b = 0;
         for (int i = 0; i < keys.length; i++) b += keys[i].bytes() + values[i].bytes();

@@ -67,8 +67,9 @@ public final class Transformer {
 
     /**
      * Runs {@code n} tokens as one batch at positions {@code cache.length() ...}, appends their keys and values to
-     * the cache, and returns logits: for every token ({@code allLogits}, {@code n * vocab} floats) or for the last
-     * one only ({@code vocab} floats).
+     * the cache (taking its pages first: {@link KvBudgetExceededException} when the pool has no room), and returns
+     * logits: for every token ({@code allLogits}, {@code n * vocab} floats) or for the last one only ({@code vocab}
+     * floats).
      */
     public float[] forward(int[] tokens, int n, KvCache cache, boolean allLogits, RoutingObserver observer) {
         int[] input = n == tokens.length ? tokens : java.util.Arrays.copyOf(tokens, n);
@@ -198,6 +199,8 @@ public final class Transformer {
             n += in.tokens().length;
         }
         if (n == 0) throw new IllegalArgumentException("no tokens to evaluate");
+        // Every page the batch writes is taken before any arithmetic: an exhausted budget fails the call cleanly.
+        for (SequenceInput in : inputs) in.cache().reserve(in.tokens().length);
         return n;
     }
 

@@ -1,6 +1,8 @@
 package io.moe4j.server;
 
 import io.moe4j.batch.BatchScheduler;
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -13,6 +15,7 @@ final class Metrics {
 
     private final Map<String, LongAdder> requests = new ConcurrentHashMap<>();
     private final LongAdder rejectedBusy = new LongAdder();
+    private final LongAdder rejectedKvBudget = new LongAdder();
     private final LongAdder disconnects = new LongAdder();
     // Generated tokens per second, in a ring of one-second buckets (for a recent tokens/s gauge).
     private final long[] bucketSecond = new long[WINDOW_SECONDS + 2];
@@ -25,6 +28,10 @@ final class Metrics {
 
     void rejectedBusy() {
         rejectedBusy.increment();
+    }
+
+    void rejectedKvBudget() {
+        rejectedKvBudget.increment();
     }
 
     void disconnect() {
@@ -54,7 +61,8 @@ final class Metrics {
         return (double) sum / span;
     }
 
-    String render(BatchScheduler.Stats s, String model, boolean ready) {
+    /** @param kv the KV pool's pages (null: not loaded) */
+    String render(BatchScheduler.Stats s, KvPool.Stats kv, String model, boolean ready) {
         StringBuilder b = new StringBuilder(4096);
         header(b, "moe4j_up", "gauge", "1 when the model is loaded and the server serves requests");
         b.append("moe4j_up ").append(ready ? 1 : 0).append('\n');
@@ -67,6 +75,8 @@ final class Metrics {
         });
         header(b, "moe4j_requests_rejected_busy_total", "counter", "requests refused with 429 because the queue was full");
         b.append("moe4j_requests_rejected_busy_total ").append(rejectedBusy.sum()).append('\n');
+        header(b, "moe4j_requests_rejected_kv_budget_total", "counter", "generations refused with 429 because the KV budget had no room");
+        b.append("moe4j_requests_rejected_kv_budget_total ").append(rejectedKvBudget.sum()).append('\n');
         header(b, "moe4j_client_disconnects_total", "counter", "streams whose client went away before the end");
         b.append("moe4j_client_disconnects_total ").append(disconnects.sum()).append('\n');
         if (s == null) return b.toString();
@@ -98,6 +108,18 @@ final class Metrics {
         b.append("moe4j_kv_cache_bytes").append(m).append(' ').append(s.kvBytes()).append('\n');
         header(b, "moe4j_kv_cache_active_bytes", "gauge", "memory of keys and values of sequences generating now");
         b.append("moe4j_kv_cache_active_bytes").append(m).append(' ').append(s.kvBytesActive()).append('\n');
+        if (kv != null) {
+            header(b, "moe4j_kv_pages", "gauge", "KV cache pages (" + KvBuffer.PAGE + " positions of one layer's keys or values) by state: "
+                    + "in use (held by a sequence or the prompt cache), shared (of those, held by more than one), free (kept for reuse)");
+            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"in_use\"} ").append(kv.pagesInUse()).append('\n');
+            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"shared\"} ").append(kv.pagesShared()).append('\n');
+            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"free\"} ").append(kv.pagesFree()).append('\n');
+            header(b, "moe4j_kv_pool_bytes", "gauge", "bytes of the KV pool's pages in use and free");
+            b.append("moe4j_kv_pool_bytes{model=\"").append(escape(model)).append("\",state=\"in_use\"} ").append(kv.bytesInUse()).append('\n');
+            b.append("moe4j_kv_pool_bytes{model=\"").append(escape(model)).append("\",state=\"free\"} ").append(kv.bytesFree()).append('\n');
+            header(b, "moe4j_kv_budget_bytes", "gauge", "the KV pool's byte budget (--kv-budget)");
+            b.append("moe4j_kv_budget_bytes").append(m).append(' ').append(kv.budget()).append('\n');
+        }
         long[][] ex = s.expertSelections();
         if (ex.length > 0 && ex[0].length > 0) {
             header(b, "moe4j_expert_selections_total", "counter", "tokens routed to each expert, per layer");

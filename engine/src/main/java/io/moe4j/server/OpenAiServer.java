@@ -20,6 +20,7 @@ import io.moe4j.batch.QueueFullException;
 import io.moe4j.batch.TokenEvent;
 import io.moe4j.batch.TokenSampler;
 import io.moe4j.generate.StopReason;
+import io.moe4j.model.KvBudgetExceededException;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -130,7 +131,7 @@ public final class OpenAiServer implements AutoCloseable {
         String id = options.modelId() != null ? options.modelId() : defaultModelId(model);
         ChatFormat chat = ChatFormat.of(model, options.chatTemplate());
         BatchScheduler scheduler = new BatchScheduler(model.transformer(), model.tokenizer(), options.parallel(), ctx,
-                options.kvType(), options.queueCapacity(), options.promptCache());
+                options.kvType(), options.queueCapacity(), options.promptCache(), BatchScheduler.DEFAULT_PREFILL_CHUNK, model.kvPool());
         engine = new Engine(model, scheduler, chat, id, ctx, System.currentTimeMillis() / 1000);
         loaded.countDown();
     }
@@ -216,7 +217,8 @@ public final class OpenAiServer implements AutoCloseable {
                     case "/metrics" -> {
                         requireMethod(method, "GET", path);
                         Engine e = engine;
-                        byte[] body = metrics.render(e == null ? null : e.scheduler().stats(), e == null ? "" : e.modelId(), e != null)
+                        byte[] body = metrics.render(e == null ? null : e.scheduler().stats(),
+                                e == null ? null : e.scheduler().kvPool().stats(), e == null ? "" : e.modelId(), e != null)
                                 .getBytes(StandardCharsets.UTF_8);
                         ex.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
                         send(ex, 200, body, status);
@@ -803,6 +805,11 @@ public final class OpenAiServer implements AutoCloseable {
         }
 
         private ApiException failure(RuntimeException e) {
+            if (e instanceof KvBudgetExceededException kv) {
+                metrics.rejectedKvBudget();
+                return new ApiException(429, "rate_limit_exceeded", null, "kv_budget_exhausted",
+                        "The server has no KV cache memory for this request now: " + kv.getMessage() + ". Retry after a moment.");
+            }
             LOG.log(Level.WARNING, "generation failed", e);
             return new ApiException(500, "server_error", null, null, "The server had an error while generating: " + e.getMessage());
         }

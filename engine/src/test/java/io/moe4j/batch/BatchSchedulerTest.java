@@ -139,4 +139,59 @@ class BatchSchedulerTest {
             assertEquals(3, await(d).result().completionTokens());
         }
     }
+
+    /**
+     * Sixteen conversations that start with one long system prompt: its full pages are stored once (shared by the
+     * prompt cache's entries), each conversation adds only the page its own tokens start in, and every answer is the
+     * one it gets without a prompt cache.
+     */
+    @Test
+    void sixteenConversationsStoreTheirCommonSystemPromptOnce() throws Exception {
+        int[] story = model.tokenize("Once upon a time, there was a little girl named Lily. She loved to play outside in the sun. ");
+        int[] system = new int[600];
+        system[0] = story[0]; // BOS
+        for (int i = 1; i < system.length; i++) system[i] = story[1 + (i - 1) % (story.length - 1)];
+        List<BatchRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            int[] question = model.tokenizer().encode(" Question " + i + ": what did Lily see?", false, false);
+            int[] prompt = java.util.Arrays.copyOf(system, system.length + question.length);
+            System.arraycopy(question, 0, prompt, system.length, question.length);
+            requests.add(new BatchRequest(prompt, 8, List.of(), TokenSampler.of(SamplingOptions.GREEDY), -1, false));
+        }
+        var cfg = model.config();
+        int buffers = 2 * cfg.blockCount();
+        io.moe4j.kernels.ops.KvPool pool = io.moe4j.kernels.ops.KvPool.cpu(1L << 30);
+        List<Outcome> shared = new ArrayList<>(), plain = new ArrayList<>();
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvBuffer.Type.F16, 16, true, 256, pool)) {
+            Collector first = new Collector();
+            sched.submit(requests.get(0), first);
+            shared.add(await(first));
+            List<Collector> cs = new ArrayList<>();
+            for (int i = 1; i < 16; i++) {
+                Collector c = new Collector();
+                sched.submit(requests.get(i), c);
+                cs.add(c);
+            }
+            for (Collector c : cs) shared.add(await(c));
+            for (int i = 1; i < 16; i++) {
+                assertTrue(shared.get(i).result().cachedTokens() >= system.length, "conversation " + i + " reused "
+                        + shared.get(i).result().cachedTokens() + " tokens");
+            }
+            // The 600 tokens fill 2 pages of every layer's keys and of its values: held once, by all 16 entries.
+            // Each conversation's own tokens (from position 512 on) are in a third page of its own.
+            var st = pool.stats();
+            assertEquals(2 * buffers, st.pagesShared(), "the system prompt's full pages are shared");
+            assertEquals((2 + 16) * buffers, st.pagesInUse(), "pages in use: the system prompt once, plus one per conversation");
+            sched.clearPromptCache();
+            assertEquals(0, pool.stats().pagesInUse());
+        }
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvBuffer.Type.F16, 16, false)) {
+            for (BatchRequest r : requests) {
+                Collector c = new Collector();
+                sched.submit(r, c);
+                plain.add(await(c));
+            }
+        }
+        for (int i = 0; i < 16; i++) assertEquals(plain.get(i).ids(), shared.get(i).ids(), "conversation " + i);
+    }
 }

@@ -125,6 +125,7 @@ class ConcurrencyTest {
             sched.clearPromptCache();
             long idle = sched.stats().kvBytes();
             assertEquals(0, idle);
+            int idlePages = sched.kvPool().stats().pagesInUse();
             long cancelledBefore = sched.stats().requestsCancelled();
             long generatedBefore = sched.stats().tokensGenerated();
 
@@ -161,6 +162,10 @@ class ConcurrencyTest {
                 sched.clearPromptCache();
                 assertEquals(idle, sched.stats().kvBytes(), "KV memory is back at its idle level");
             }
+            assertEquals(idlePages, sched.kvPool().stats().pagesInUse(), "KV pages are back at their idle level");
+            HttpResponse<String> metrics = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + server.port() + "/metrics")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertTrue(metrics.body().contains("moe4j_kv_pages{model=\"stories260K\",state=\"in_use\"} " + idlePages), metrics.body());
         }
     }
 

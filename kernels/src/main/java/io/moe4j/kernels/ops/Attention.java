@@ -1,7 +1,13 @@
 package io.moe4j.kernels.ops;
 
 import io.moe4j.kernels.Parallel;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -113,13 +119,12 @@ public final class Attention {
             }
         }
         boolean simd = hd % 8 == 0;
-        // A float32 cache is read in place; an F16 one is converted a block at a time (once for all its readers).
-        float[] kf = keys.floatData(kvh), vf = values.floatData(kvh);
-        boolean direct = kf != null && vf != null;
-        int stride = hd;
+        // Float keys and values are copied (an F16 cache converted) a block at a time, once for all its readers;
+        // Q8_0 blocks are read where they are.
+        boolean q8 = keys instanceof KvBuffer.Q8_0;
         for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
-            int blockLen = Math.min(BLOCK, maxLast + 1 - b0), base = direct ? b0 * hd : 0;
-            if (!direct) {
+            int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
+            if (!q8) {
                 keys.toFloats(kvh, b0, blockLen, kb, 0);
                 values.toFloats(kvh, b0, blockLen, vb, 0);
             }
@@ -128,7 +133,8 @@ public final class Attention {
                 if (len <= 0) continue;
                 for (int g = 0; g < group; g++) {
                     int r = (t - t0) * group + g;
-                    block(r, len, hd, simd, qs, acc, sc, m, l, direct ? kf : kb, direct ? vf : vb, base, stride);
+                    if (q8) blockQ8((KvBuffer.Q8_0) keys, (KvBuffer.Q8_0) values, kvh, b0, r, len, hd, qs, acc, sc, m, l);
+                    else block(r, len, hd, simd, qs, acc, sc, m, l, kb, vb, 0, hd);
                 }
             }
         }
@@ -154,6 +160,20 @@ public final class Attention {
             if (simd) scores(kb, base + j * stride, stride, count, hd, qs, qo, sc, so + j);
             else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, base + (j + c) * stride, qs, qo, hd);
         }
+        softmax(r, len, hd, acc, sc, m, l);
+        if (simd) {
+            accumulate(vb, base, stride, len, hd, sc, so, acc, qo);
+        } else {
+            for (int j = 0; j < len; j++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j] * vb[base + j * stride + i];
+        }
+    }
+
+    /**
+     * The online softmax over block scores {@code sc[r * BLOCK ..+len]}: rescales what row r accumulated when the
+     * maximum grows, turns the scores into weights and adds them to the running sum.
+     */
+    private static void softmax(int r, int len, int hd, float[] acc, float[] sc, float[] m, float[] l) {
+        int so = r * BLOCK, qo = r * hd;
         float bm = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < len; j++) bm = Math.max(bm, sc[so + j]);
         float mNew = Math.max(m[r], bm);
@@ -164,16 +184,63 @@ public final class Attention {
             m[r] = mNew;
         }
         VectorMath.expShifted(sc, so, len, mNew);
-        int j;
         float sum = l[r];
-        for (j = 0; j < len; j++) sum += sc[so + j];
+        for (int j = 0; j < len; j++) sum += sc[so + j];
         l[r] = sum;
-        if (simd) {
-            accumulate(vb, base, stride, len, hd, sc, so, acc, qo);
-        } else {
-            for (j = 0; j < len; j++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j] * vb[base + j * stride + i];
+    }
+
+    /**
+     * {@link #block} over Q8_0 keys and values, read as stored: a score is the sum over the 32-value blocks of a key
+     * row of d × (q · the block's int8s); a value row adds (weight × d) × its int8s to the accumulator, block by block.
+     */
+    private static void blockQ8(KvBuffer.Q8_0 keys, KvBuffer.Q8_0 values, int kvh, int b0, int r, int len, int hd,
+                                float[] qs, float[] acc, float[] sc, float[] m, float[] l) {
+        int so = r * BLOCK, qo = r * hd;
+        for (int j = 0; j < len; j++) {
+            int p = b0 + j;
+            sc[so + j] = dotQ8(keys.page(p), keys.offset(kvh, p), hd, qs, qo);
+        }
+        softmax(r, len, hd, acc, sc, m, l);
+        for (int i = 0, blk = 0; i < hd; i += 32, blk++) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, qo + i), a1 = FloatVector.fromArray(F, acc, qo + i + 8);
+            FloatVector a2 = FloatVector.fromArray(F, acc, qo + i + 16), a3 = FloatVector.fromArray(F, acc, qo + i + 24);
+            for (int j = 0; j < len; j++) {
+                int p = b0 + j;
+                MemorySegment s = values.page(p);
+                long o = values.offset(kvh, p) + (long) blk * KvBuffer.Q8_0.BLOCK_BYTES;
+                FloatVector wd = FloatVector.broadcast(F, sc[so + j] * Float.float16ToFloat(s.get(LE_SHORT, o)));
+                a0 = int8s(s, o + 2).fma(wd, a0);
+                a1 = int8s(s, o + 10).fma(wd, a1);
+                a2 = int8s(s, o + 18).fma(wd, a2);
+                a3 = int8s(s, o + 26).fma(wd, a3);
+            }
+            a0.intoArray(acc, qo + i);
+            a1.intoArray(acc, qo + i + 8);
+            a2.intoArray(acc, qo + i + 16);
+            a3.intoArray(acc, qo + i + 24);
         }
     }
+
+    /** Dot of q[qo .. qo+n) with the Q8_0 row at byte {@code o} of {@code s}: per block, d × (q · int8s). */
+    private static float dotQ8(MemorySegment s, long o, int n, float[] q, int qo) {
+        FloatVector total = FloatVector.zero(F);
+        for (int i = 0; i < n; i += 32, o += KvBuffer.Q8_0.BLOCK_BYTES) {
+            FloatVector a = int8s(s, o + 2).mul(FloatVector.fromArray(F, q, qo + i));
+            a = int8s(s, o + 10).fma(FloatVector.fromArray(F, q, qo + i + 8), a);
+            a = int8s(s, o + 18).fma(FloatVector.fromArray(F, q, qo + i + 16), a);
+            a = int8s(s, o + 26).fma(FloatVector.fromArray(F, q, qo + i + 24), a);
+            total = a.fma(FloatVector.broadcast(F, Float.float16ToFloat(s.get(LE_SHORT, o))), total);
+        }
+        return sum8(total);
+    }
+
+    /** 8 int8 at byte {@code o} of {@code s} as floats. */
+    private static FloatVector int8s(MemorySegment s, long o) {
+        return (FloatVector) ByteVector.fromMemorySegment(B64, s, o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
+    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static float dotScalar(float[] k, int ko, float[] q, int qo, int n) {
         float s = 0;

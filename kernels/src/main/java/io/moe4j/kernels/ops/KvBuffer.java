@@ -1,34 +1,111 @@
 package io.moe4j.kernels.ops;
 
+import io.moe4j.kernels.GgmlType;
+import io.moe4j.kernels.quant.BlockFormats;
+import io.moe4j.kernels.quant.BlockQuantizer;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.ref.Cleaner;
 import java.util.Arrays;
 
 /**
- * Keys or values of one layer for consecutive positions, each position a row of {@code width} floats
- * (kv heads × head size). Storage is float32 or float16, <i>head-major</i>: each head's positions are contiguous,
- * so attention streams one head's keys and values sequentially (rows of all heads interleaved put a head's 256-512
- * bytes per position 4-8 KB apart, which the prefetchers follow badly). It grows as positions are written.
+ * Keys or values of one layer for consecutive positions, each position a row of {@code width} values (kv heads ×
+ * head size), stored in pages of {@link #PAGE} positions taken from a {@link KvPool} as positions are written and
+ * given back when they are dropped ({@link #truncate}, {@link #releaseBefore}, {@link #close}). Pages are off the
+ * Java heap. Within a page storage is <i>head-major</i>: each head's positions are contiguous, so attention streams
+ * one head's keys and values sequentially (rows of all heads interleaved put a head's 256-512 bytes per position
+ * 4-8 KB apart, which the prefetchers follow badly).
+ *
+ * <p>A buffer that is never closed gives its pages back when it becomes unreachable.
  */
-public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
-    public enum Type { F32, F16 }
+public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.F32, KvBuffer.F16, KvBuffer.Q8_0 {
+    /**
+     * Storage of one value: float32 (verification), float16 (llama.cpp's default) or ggml's Q8_0 blocks (32 values
+     * as an f16 scale d and 32 int8 q, value = d × q; the head size must be a multiple of 32).
+     */
+    public enum Type {
+        F32, F16, Q8_0;
+
+        /** Bytes of {@code n} values (a multiple of 32 for Q8_0). */
+        public long bytesFor(long n) {
+            return switch (this) {
+                case F32 -> 4 * n;
+                case F16 -> 2 * n;
+                case Q8_0 -> n / 32 * 34;
+            };
+        }
+    }
+
+    /** Positions per page. */
+    public static final int PAGE = 256;
+    private static final int PAGE_SHIFT = 8;
+    private static final Cleaner CLEANER = Cleaner.create();
 
     protected final int width, heads, headDim;
-    protected int capacity;
+    /** Bytes of one head's row (one position); a page holds {@code heads × PAGE} of them, head-major. */
+    protected final int rowBytes;
+    private final long pageBytes;
+    private final Pages pages;
 
-    protected KvBuffer(int heads, int headDim) {
+    /** The page table, apart from the buffer so that the cleaner can give the pages back without the buffer. */
+    private static final class Pages implements Runnable {
+        final KvPool pool;
+        KvPage[] table = new KvPage[0];
+        /** Pages in the table (released ones are null). */
+        int held;
+
+        Pages(KvPool pool) {
+            this.pool = pool;
+        }
+
+        void release(int i) {
+            if (table[i] != null) {
+                pool.release(table[i]);
+                table[i] = null;
+                held--;
+            }
+        }
+
+        @Override
+        public void run() {
+            for (int i = 0; i < table.length; i++) release(i);
+        }
+    }
+
+    protected KvBuffer(int heads, int headDim, Type type, KvPool pool) {
         if (heads <= 0 || headDim <= 0) throw new IllegalArgumentException(heads + " heads of " + headDim);
         this.heads = heads;
         this.headDim = headDim;
         this.width = heads * headDim;
+        this.rowBytes = Math.toIntExact(type.bytesFor(headDim));
+        this.pageBytes = (long) rowBytes * heads * PAGE;
+        this.pages = new Pages(pool);
+        CLEANER.register(this, pages);
     }
 
-    /** A buffer of rows of {@code width} floats, as one head. */
+    /** A buffer of rows of {@code width} values, as one head, with pages from {@link KvPool#shared()}. */
     public static KvBuffer create(Type type, int width) {
         return create(type, 1, width);
     }
 
-    /** A buffer of rows of {@code heads} heads of {@code headDim} floats. */
+    /** A buffer of rows of {@code heads} heads of {@code headDim} values, with pages from {@link KvPool#shared()}. */
     public static KvBuffer create(Type type, int heads, int headDim) {
-        return type == Type.F32 ? new F32(heads, headDim) : new F16(heads, headDim);
+        return create(type, heads, headDim, KvPool.shared());
+    }
+
+    /** A buffer of rows of {@code heads} heads of {@code headDim} values, with pages from {@code pool}. */
+    public static KvBuffer create(Type type, int heads, int headDim, KvPool pool) {
+        return switch (type) {
+            case F32 -> new F32(heads, headDim, pool);
+            case F16 -> new F16(heads, headDim, pool);
+            case Q8_0 -> new Q8_0(heads, headDim, pool);
+        };
+    }
+
+    /** Bytes of one page of this buffer. */
+    public static long pageBytes(Type type, int heads, int headDim) {
+        return type.bytesFor(headDim) * heads * PAGE;
     }
 
     public int width() {
@@ -39,125 +116,234 @@ public abstract sealed class KvBuffer permits KvBuffer.F32, KvBuffer.F16 {
         return headDim;
     }
 
-    /** Bytes held, for memory accounting. */
-    public abstract long bytes();
+    public KvPool pool() {
+        return pages.pool;
+    }
+
+    /** Bytes of the pages held, for memory accounting. */
+    public long bytes() {
+        return pages.held * pageBytes;
+    }
+
+    /** Pages held. */
+    public int pagesHeld() {
+        return pages.held;
+    }
+
+    /**
+     * Makes sure positions {@code [0, to)} have pages, except those given back by {@link #releaseBefore}, and that
+     * the pages of positions {@code [from, to)}, which are about to be written, are this buffer's own: a page shared
+     * with another buffer ({@link #shareFrom}) is copied first. False when the pool's budget is exhausted (pages
+     * taken so far are kept, and given back as usual).
+     */
+    public boolean reserve(int from, int to) {
+        int need = (to + PAGE - 1) >> PAGE_SHIFT;
+        if (need > pages.table.length) pages.table = Arrays.copyOf(pages.table, Math.max(need, pages.table.length * 2));
+        for (int i = released; i < need; i++) {
+            KvPage p = pages.table[i];
+            if (p == null) {
+                p = pages.pool.tryAcquire(pageBytes);
+                if (p == null) return false;
+                pages.table[i] = p;
+                pages.held++;
+            } else if (i >= from >> PAGE_SHIFT && pages.pool.holders(p) > 1) {
+                KvPage own = pages.pool.tryCopy(p);
+                if (own == null) return false;
+                pages.pool.release(p);
+                pages.table[i] = own;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Makes this empty buffer hold positions {@code [0, length)} of {@code src} by sharing its pages (no copy; a
+     * shared page is copied when either buffer writes into it). Both must have the same type, shape and pool.
+     */
+    public void shareFrom(KvBuffer src, int length) {
+        if (src.getClass() != getClass() || src.heads != heads || src.headDim != headDim || src.pages.pool != pages.pool) {
+            throw new IllegalArgumentException("pages can only be shared between buffers of one type, shape and pool");
+        }
+        if (pages.held != 0) throw new IllegalStateException("the buffer must be empty to share another's pages");
+        int n = (length + PAGE - 1) >> PAGE_SHIFT;
+        if (n > src.pages.table.length || length > 0 && src.pages.table[n - 1] == null) {
+            throw new IllegalArgumentException("the source does not hold " + length + " positions");
+        }
+        if (n > pages.table.length) pages.table = Arrays.copyOf(pages.table, n);
+        released = Math.min(src.released, n);
+        for (int i = released; i < n; i++) {
+            pages.pool.retain(src.pages.table[i]);
+            pages.table[i] = src.pages.table[i];
+            pages.held++;
+        }
+    }
+
+    /** Pages before this index were given back by {@link #releaseBefore} (their positions are gone). */
+    private int released;
+
+    /** The first position still stored (0 unless {@link #releaseBefore} dropped a leading part). */
+    public int firstStored() {
+        return released << PAGE_SHIFT;
+    }
+
+    /** Gives back the pages all of whose positions are before {@code pos} (out of a sliding window). */
+    public void releaseBefore(int pos) {
+        int upTo = Math.min(pos >> PAGE_SHIFT, pages.table.length);
+        for (int i = released; i < upTo; i++) pages.release(i);
+        released = Math.max(released, upTo);
+    }
+
+    /** Drops all positions at or after {@code length}: the pages past it go back to the pool. */
+    public void truncate(int length) {
+        if (length < 0) throw new IllegalArgumentException("negative length " + length);
+        if (length == 0) released = 0;
+        if (length > 0 && length < firstStored()) {
+            throw new IllegalArgumentException("positions before " + firstStored() + " were dropped; cannot keep " + length);
+        }
+        for (int i = (length + PAGE - 1) >> PAGE_SHIFT; i < pages.table.length; i++) pages.release(i);
+    }
+
+    /** Gives every page back; the buffer may be written again from position 0. */
+    @Override
+    public void close() {
+        truncate(0);
+    }
+
+    /** The memory of position {@code pos}'s page; the position's row of head h is at {@link #offset}. */
+    protected final MemorySegment page(int pos) {
+        int i = pos >> PAGE_SHIFT;
+        KvPage p = i < pages.table.length ? pages.table[i] : null;
+        if (p == null) throw new IllegalStateException("position " + pos + " is not stored (no page)");
+        return p.memory;
+    }
+
+    /** Byte offset of head {@code h} of position {@code pos} within its page. */
+    protected final long offset(int h, int pos) {
+        return ((long) h * PAGE + (pos & (PAGE - 1))) * rowBytes;
+    }
+
+    /** Memory of a page for position {@code pos}, taking one from the pool if needed. */
+    protected final MemorySegment pageForWrite(int pos) {
+        if (!reserve(pos, pos + 1)) {
+            KvPool.Stats s = pages.pool.stats();
+            throw new IllegalStateException("the KV budget of " + s.budget() + " bytes is exhausted (" + s.bytesInUse()
+                    + " in use): no page of " + pageBytes + " bytes for position " + pos);
+        }
+        return page(pos);
+    }
 
     /** Stores {@code width} floats of {@code src} at {@code srcOff} as position {@code pos}. */
     public abstract void write(int pos, float[] src, int srcOff);
 
-    /** Value {@code col} of position {@code pos} (exactly as stored). */
+    /** Value {@code col} of position {@code pos} (exactly as stored, dequantized). */
     public abstract float get(int pos, int col);
-
-    /** Dot of {@code n} floats of position {@code pos} starting at column {@code col} with {@code q[qOff..]}. */
-    public float dot(int pos, int col, float[] q, int qOff, int n) {
-        float s = 0;
-        for (int i = 0; i < n; i++) s += get(pos, col + i) * q[qOff + i];
-        return s;
-    }
-
-    /** out[outOff + i] += w * row(pos)[col + i] for i in [0, n). */
-    public void addScaled(int pos, int col, float w, float[] out, int outOff, int n) {
-        for (int i = 0; i < n; i++) out[outOff + i] += w * get(pos, col + i);
-    }
 
     /**
      * Copies head {@code h} of positions p .. p+count-1 (count × headDim floats, contiguous) to {@code dst[dOff..]},
-     * exactly (an F16 cache converts with the SIMD bit trick of the F16 weight kernels): the attention kernels read a
-     * block of positions once in this form for all the query heads and tokens that share it.
+     * exactly: the float attention kernels read a block of positions once in this form for all the query heads and
+     * tokens that share it. A block may span two pages.
      */
-    abstract void toFloats(int h, int p, int count, float[] dst, int dOff);
-
-    /** Head {@code h}'s positions as stored (position p at {@code p * headDim}) when float32, else null. */
-    float[] floatData(int h) {
-        return null;
+    void toFloats(int h, int p, int count, float[] dst, int dOff) {
+        while (count > 0) {
+            int n = Math.min(count, PAGE - (p & (PAGE - 1)));
+            copyFloats(page(p), offset(h, p), n * headDim, dst, dOff);
+            p += n;
+            count -= n;
+            dOff += n * headDim;
+        }
     }
 
-    /** Drops all positions at or after {@code length} (memory is kept for reuse). */
-    public void truncate(int length) {
-        // Positions past the logical length are simply overwritten on the next write.
-    }
-
-    protected int grownCapacity(int needed) {
-        return Math.max(needed, Math.max(16, capacity + (capacity >> 1)));
-    }
+    /** {@code n} consecutive values of one page from byte {@code off} as floats (not used by Q8_0). */
+    abstract void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff);
 
     static final class F32 extends KvBuffer {
-        private final float[][] data;
-
-        F32(int heads, int headDim) {
-            super(heads, headDim);
-            data = new float[heads][0];
-        }
-
-        @Override
-        public long bytes() {
-            return 4L * data[0].length * heads;
+        F32(int heads, int headDim, KvPool pool) {
+            super(heads, headDim, Type.F32, pool);
         }
 
         @Override
         public void write(int pos, float[] src, int srcOff) {
-            if (pos >= capacity) {
-                capacity = grownCapacity(pos + 1);
-                for (int h = 0; h < heads; h++) data[h] = Arrays.copyOf(data[h], Math.multiplyExact(capacity, headDim));
-            }
-            for (int h = 0; h < heads; h++) System.arraycopy(src, srcOff + h * headDim, data[h], pos * headDim, headDim);
+            MemorySegment m = pageForWrite(pos);
+            for (int h = 0; h < heads; h++) MemorySegment.copy(src, srcOff + h * headDim, m, ValueLayout.JAVA_FLOAT, offset(h, pos), headDim);
         }
 
         @Override
         public float get(int pos, int col) {
-            return data[col / headDim][pos * headDim + col % headDim];
+            return page(pos).get(ValueLayout.JAVA_FLOAT, offset(col / headDim, pos) + 4L * (col % headDim));
         }
 
         @Override
-        void toFloats(int h, int p, int count, float[] dst, int dOff) {
-            System.arraycopy(data[h], p * headDim, dst, dOff, count * headDim);
-        }
-
-        @Override
-        float[] floatData(int h) {
-            return data[h];
+        void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
+            MemorySegment.copy(page, ValueLayout.JAVA_FLOAT, off, dst, dOff, n);
         }
     }
 
     /** Half-precision storage (llama.cpp's default KV type): half the memory, values rounded to float16. */
     static final class F16 extends KvBuffer {
-        private final short[][] data;
+        private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[0]);
 
-        F16(int heads, int headDim) {
-            super(heads, headDim);
-            data = new short[heads][0];
-        }
-
-        @Override
-        public long bytes() {
-            return 2L * data[0].length * heads;
+        F16(int heads, int headDim, KvPool pool) {
+            super(heads, headDim, Type.F16, pool);
         }
 
         @Override
         public void write(int pos, float[] src, int srcOff) {
-            if (pos >= capacity) {
-                capacity = grownCapacity(pos + 1);
-                for (int h = 0; h < heads; h++) data[h] = Arrays.copyOf(data[h], Math.multiplyExact(capacity, headDim));
-            }
+            MemorySegment m = pageForWrite(pos);
+            short[] row = new short[headDim];
             for (int h = 0; h < heads; h++) {
-                short[] d = data[h];
-                int b = pos * headDim, s = srcOff + h * headDim;
-                for (int i = 0; i < headDim; i++) d[b + i] = Float.floatToFloat16(src[s + i]);
+                int s = srcOff + h * headDim;
+                for (int i = 0; i < headDim; i++) row[i] = Float.floatToFloat16(src[s + i]);
+                MemorySegment.copy(row, 0, m, ValueLayout.JAVA_SHORT, offset(h, pos), headDim);
             }
         }
 
         @Override
         public float get(int pos, int col) {
-            return Float.float16ToFloat(data[col / headDim][pos * headDim + col % headDim]);
+            return Float.float16ToFloat(page(pos).get(ValueLayout.JAVA_SHORT, offset(col / headDim, pos) + 2L * (col % headDim)));
         }
 
         @Override
-        void toFloats(int h, int p, int count, float[] dst, int dOff) {
-            // A plain loop: C2 vectorizes Float.float16ToFloat (vcvtph2ps), 1.8x faster than the Vector API bit
-            // trick this replaced (20 vs 11 G halves/s L2-resident) and exact for infinities and NaN too
-            short[] d = data[h];
-            int b = p * headDim, n = count * headDim;
-            for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(d[b + i]);
+        void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
+            short[] h = HALVES.get();
+            if (h.length < n) HALVES.set(h = new short[n]);
+            MemorySegment.copy(page, ValueLayout.JAVA_SHORT, off, h, 0, n);
+            // A plain loop over an array: C2 vectorizes Float.float16ToFloat (vcvtph2ps), exact for infinities and NaN
+            for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(h[i]);
+        }
+    }
+
+    /**
+     * ggml's Q8_0 blocks, quantized on write exactly as llama.cpp's quantize_row_q8_0 does (d = max|x| / 127,
+     * q = roundf(x / d)); 34 bytes per 32 values. The attention kernels read the blocks as they are.
+     */
+    static final class Q8_0 extends KvBuffer {
+        static final int QK = 32, BLOCK_BYTES = 34;
+        private static final BlockQuantizer QUANTIZER = BlockFormats.quantizer(GgmlType.Q8_0);
+
+        Q8_0(int heads, int headDim, KvPool pool) {
+            super(heads, headDim, Type.Q8_0, pool);
+            if (headDim % QK != 0) {
+                throw new IllegalArgumentException("a Q8_0 KV cache needs a head size that is a multiple of 32; this one is " + headDim);
+            }
+        }
+
+        @Override
+        public void write(int pos, float[] src, int srcOff) {
+            MemorySegment m = pageForWrite(pos);
+            for (int h = 0; h < heads; h++) QUANTIZER.quantize(src, srcOff + h * headDim, m, offset(h, pos), headDim);
+        }
+
+        @Override
+        public float get(int pos, int col) {
+            int h = col / headDim, c = col % headDim;
+            long o = offset(h, pos) + (long) (c / QK) * BLOCK_BYTES;
+            MemorySegment m = page(pos);
+            return Float.float16ToFloat(m.get(ValueLayout.JAVA_SHORT_UNALIGNED, o)) * m.get(ValueLayout.JAVA_BYTE, o + 2 + c % QK);
+        }
+
+        @Override
+        void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
+            throw new UnsupportedOperationException("Q8_0 keys and values are read as blocks");
         }
     }
 }

@@ -1,0 +1,38 @@
+package io.moe4j.model;
+
+import io.moe4j.Moe4jException;
+
+/**
+ * The KV cache pool has no room for the pages a sequence needs: its byte budget ({@code --kv-budget}) is taken by
+ * the pages of other sequences (and of the prompt cache, which is dropped first where there is one).
+ */
+public class KvBudgetExceededException extends Moe4jException {
+    private final long budget, inUse, requested;
+
+    public KvBudgetExceededException(long budget, long inUse, long requested, int positions) {
+        super("the KV cache budget of " + human(budget) + " is exhausted: " + human(inUse) + " in use, and a sequence needs "
+                + human(requested) + " more for " + positions + " more positions (--kv-budget sets the budget)");
+        this.budget = budget;
+        this.inUse = inUse;
+        this.requested = requested;
+    }
+
+    public long budget() {
+        return budget;
+    }
+
+    public long inUse() {
+        return inUse;
+    }
+
+    /** Bytes of the pages that did not fit. */
+    public long requested() {
+        return requested;
+    }
+
+    static String human(long bytes) {
+        if (bytes >= 1L << 30) return String.format(java.util.Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
+        if (bytes >= 1L << 20) return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
+        return bytes + " bytes";
+    }
+}

@@ -1,0 +1,92 @@
+package io.moe4j.model;
+
+import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.ops.Rope;
+import io.moe4j.model.arch.Architectures;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Memory accounting of the paged KV cache, on configurations shaped like real models (no weights needed). */
+class KvCacheTest {
+    /** A configuration of {@code arch} with the attention shape given (the rest does not touch the cache). */
+    static ModelConfig shape(String arch, int layers, int heads, int kvHeads, int headDim, int window) {
+        return new ModelConfig(Architectures.byName(arch, "test"), heads * headDim, layers, heads, kvHeads, headDim, headDim,
+                headDim, 10000, Rope.Scaling.NONE, 1, 0, 1, 1e-5f, 8, 2, false, 1, 131072, window);
+    }
+
+    @Test
+    void bytesPerTokenAreLayersTimesKvHeadsTimesHeadSizeTimesTwoTimesTheElementSize() {
+        ModelConfig olmoe = shape("olmoe", 16, 16, 16, 128, 0); // OLMoE-1B-7B's attention
+        double[] elementBytes = {4, 2, 34 / 32.0};
+        KvBuffer.Type[] types = KvBuffer.Type.values();
+        for (int i = 0; i < types.length; i++) {
+            KvPool pool = KvPool.cpu(8L << 30);
+            try (KvCache cache = new KvCache(olmoe, 8192, types[i], pool)) {
+                int tokens = 1300;
+                cache.appendRandom(tokens, 7);
+                double perToken = olmoe.blockCount() * olmoe.kvHeadCount() * olmoe.headDim() * 2 * elementBytes[i];
+                long ideal = (long) (perToken * tokens);
+                long pageSlack = olmoe.blockCount() * 2 * KvBuffer.pageBytes(types[i], olmoe.kvHeadCount(), olmoe.headDim());
+                assertTrue(cache.bytes() >= ideal && cache.bytes() <= ideal + pageSlack,
+                        types[i] + ": " + cache.bytes() + " bytes for " + tokens + " tokens; " + ideal + " + at most " + pageSlack);
+                // per token of the pages held: the formula within 5%
+                long pages = (tokens + KvBuffer.PAGE - 1) / KvBuffer.PAGE;
+                double heldPerToken = cache.bytes() / (double) (pages * KvBuffer.PAGE);
+                assertTrue(Math.abs(heldPerToken - perToken) <= 0.05 * perToken, types[i] + ": " + heldPerToken + " vs " + perToken);
+                assertEquals(cache.bytes(), pool.stats().bytesInUse());
+            }
+            assertEquals(0, pool.stats().bytesInUse(), "closing the cache gives its pages back");
+        }
+    }
+
+    @Test
+    void slidingWindowLayersKeepOnlyTheirWindow() {
+        ModelConfig gptOss = shape("gpt-oss", 24, 64, 8, 64, 128); // gpt-oss-20b: every other layer a window of 128
+        KvPool pool = KvPool.cpu(8L << 30);
+        try (KvCache cache = new KvCache(gptOss, 16384, KvBuffer.Type.F16, pool)) {
+            long page = KvBuffer.pageBytes(KvBuffer.Type.F16, 8, 64);
+            for (int step = 0; step < 40; step++) {
+                cache.appendRandom(100, step);
+                for (int l = 0; l < gptOss.blockCount(); l++) {
+                    int held = cache.keys[l].pagesHeld() + cache.values[l].pagesHeld();
+                    if (gptOss.arch().usesSlidingWindow(l)) {
+                        // the window of 128 plus what was just added spans at most 2 pages of keys and 2 of values
+                        assertTrue(held <= 4, "layer " + l + " holds " + held + " pages at " + cache.length() + " positions");
+                    } else {
+                        assertEquals(2 * ((cache.length() + 255) / 256), held);
+                    }
+                }
+            }
+            long full = 12L * 2 * ((4000 + 255) / 256) * page, windowed = 12L * 4 * page;
+            assertTrue(cache.bytes() <= full + windowed, cache.bytes() + " bytes");
+            // a shorter prefix the window layers no longer hold cannot be kept; 0 always can
+            assertEquals(0, cache.keepable(1000));
+            assertEquals(4000, cache.keepable(4000));
+            assertThrows(IllegalArgumentException.class, () -> cache.truncate(1000));
+            cache.truncate(0);
+            assertEquals(0, cache.bytes());
+        }
+        assertEquals(0, pool.stats().bytesInUse());
+    }
+
+    @Test
+    void anExhaustedBudgetIsAClearErrorNamingTheBudget() {
+        ModelConfig olmoe = shape("olmoe", 16, 16, 16, 128, 0);
+        long page = KvBuffer.pageBytes(KvBuffer.Type.F16, 16, 128);
+        KvPool pool = KvPool.cpu(40 * page); // room for 256 positions of 16 layers' keys and values, and a bit
+        try (KvCache a = new KvCache(olmoe, 4096, KvBuffer.Type.F16, pool); KvCache b = new KvCache(olmoe, 4096, KvBuffer.Type.F16, pool)) {
+            a.reserve(256);
+            var e = assertThrows(KvBudgetExceededException.class, () -> b.reserve(256));
+            assertEquals(40 * page, e.budget());
+            assertTrue(e.getMessage().contains("KV cache budget of 40.0 MiB") && e.getMessage().contains("--kv-budget"), e.getMessage());
+            assertTrue(e.requested() > 0 && e.requested() <= 32 * page, e.getMessage());
+            a.close();
+            b.reserve(256);
+            assertEquals(32 * page, b.bytes());
+        }
+    }
+}
