@@ -1,4 +1,4 @@
-# Sourced by the bin/ scripts: picks JDK 25 (Temurin's on the project machines) unless JAVA_HOME already names a JDK 25.
+# Sourced by the bin/ scripts: picks JDK 25 (Temurin's at /usr/lib/jvm/temurin-25-jdk-amd64) unless JAVA_HOME already names a JDK 25.
 if [ -z "${JAVA_HOME:-}" ] || ! "$JAVA_HOME/bin/java" -version 2>&1 | grep -q 'version "25'; then
   export JAVA_HOME=/usr/lib/jvm/temurin-25-jdk-amd64
 fi
