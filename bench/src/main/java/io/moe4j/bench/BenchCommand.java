@@ -2,10 +2,9 @@ package io.moe4j.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
-import io.moe4j.cli.KvTypeConverter;
+import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
 import io.moe4j.kernels.Parallel;
-import io.moe4j.kernels.ops.KvBuffer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -36,9 +35,8 @@ public final class BenchCommand implements Callable<Integer> {
     int depth;
     @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "How many times each measurement runs; the median is reported (default: ${DEFAULT-VALUE}).")
     int reps;
-    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    @Mixin
+    KvTypeOption kvType;
     @Option(names = "--probe-mib", defaultValue = "512",
             paramLabel = "MIB",
             description = "The size in MiB of the read-bandwidth probe run before and after each decode repetition (default: ${DEFAULT-VALUE}).")
@@ -57,7 +55,7 @@ public final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         int t = Parallel.threads();
         err.printf("machine: %s, %d threads (%s)%n", Machine.cpuName(), t, Machine.cpuFlagsSummary());
-        ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType, (long) probeMib << 20), s -> {
+        ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType.type(), (long) probeMib << 20), s -> {
             err.println(s);
             err.flush();
         });

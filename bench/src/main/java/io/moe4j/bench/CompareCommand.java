@@ -1,9 +1,8 @@
 package io.moe4j.bench;
 
-import io.moe4j.cli.KvTypeConverter;
+import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
 import io.moe4j.kernels.Parallel;
-import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.tools.quant.FileType;
 import io.moe4j.tools.synth.ModelShape;
 import io.moe4j.tools.synth.Presets;
@@ -60,9 +59,8 @@ public final class CompareCommand implements Callable<Integer> {
     int depth;
     @Option(names = {"-r", "--repetitions"}, paramLabel = "R", defaultValue = "3", description = "How many times each measurement runs; the median is reported (default: ${DEFAULT-VALUE}).")
     int reps;
-    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    @Mixin
+    KvTypeOption kvType;
     @Option(names = "--probe-mib", defaultValue = "512", paramLabel = "MIB", description = "The size in MiB of the read-bandwidth probe (default: ${DEFAULT-VALUE}).")
     int probeMib;
     @Mixin
@@ -81,7 +79,7 @@ public final class CompareCommand implements Callable<Integer> {
         List<Map<String, Object>> rows = new ArrayList<>();
         for (int i = 0; i < 3; i++) {
             err.printf("== %s: %s%n", roles[i], models.get(i));
-            ModelBench.Result r = ModelBench.run(models.get(i), new ModelBench.Options(pp, tg, depth, reps, kvType, (long) probeMib << 20),
+            ModelBench.Result r = ModelBench.run(models.get(i), new ModelBench.Options(pp, tg, depth, reps, kvType.type(), (long) probeMib << 20),
                     s -> {
                         err.println(s);
                         err.flush();

@@ -4,7 +4,6 @@ import io.moe4j.Model;
 import io.moe4j.chat.ChatTemplate;
 import io.moe4j.chat.Conversation;
 import io.moe4j.generate.GenerateOptions;
-import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.server.jinja.TemplateException;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -13,9 +12,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.Console;
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -36,18 +33,16 @@ final class ChatCommand implements Callable<Integer> {
     @Option(names = {"-s", "--system"}, paramLabel = "PROMPT",
             description = "A system prompt that opens the conversation and survives /reset. Default: none.")
     String system;
-    @Option(names = "--chat-template", paramLabel = "FILE",
-            description = "A file with a Jinja chat template to use instead of the model's own.")
-    Path chatTemplate;
+    @Mixin
+    ChatTemplateOption chatTemplate;
     @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", defaultValue = "512",
             description = "The most tokens one answer may have; it ends sooner at the model's end of turn or when the context is full. Default: ${DEFAULT-VALUE}.")
     int maxNewTokens;
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
             description = "The context size in tokens, shared by the whole conversation. Default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ".")
     int ctx;
-    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "How the KV cache stores keys and values: f16, f32 or q8_0 (ggml's 8-bit blocks). Default: ${DEFAULT-VALUE}.")
-    KvBuffer.Type kvType;
+    @Mixin
+    KvTypeOption kvType;
     @Mixin
     KvBudgetOption kvBudget;
     @Mixin
@@ -61,8 +56,8 @@ final class ChatCommand implements Callable<Integer> {
     public Integer call() {
         if (maxNewTokens < 1) throw new IllegalArgumentException("-n/--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (ctx < 0) throw new IllegalArgumentException("-c/--ctx must be 0 (the model's) or more, got " + ctx);
-        GenerateOptions options = new GenerateOptions(maxNewTokens, sampling.options(), List.of(), ctx, kvType);
-        String templateSource = chatTemplate == null ? null : readTemplate(chatTemplate);
+        GenerateOptions options = new GenerateOptions(maxNewTokens, sampling.options(), List.of(), ctx, kvType.type());
+        String templateSource = chatTemplate.source();
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         Path path = model.resolve(err);
@@ -72,26 +67,17 @@ final class ChatCommand implements Callable<Integer> {
             try {
                 template = ChatTemplate.of(m, templateSource);
             } catch (TemplateException e) {
-                throw new IllegalArgumentException((chatTemplate != null ? chatTemplate : "the model's chat template")
+                throw new IllegalArgumentException((chatTemplate.file != null ? chatTemplate.file : "the model's chat template")
                         + " is not a template moe4j can read: " + e.getMessage());
             }
-            try (Conversation conversation = new Conversation(m, template, system, ctx, kvType)) {
-                err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate != null ? "the template of " + chatTemplate
+            try (Conversation conversation = new Conversation(m, template, system, ctx, kvType.type())) {
+                err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate.file != null ? "the template of " + chatTemplate.file
                         : template.isFallback() ? "ChatML (the model has no chat template)" : "its own chat template")
                         + ", context " + conversation.contextSize() + " tokens");
                 Console console = System.console();
                 boolean terminal = console != null && console.isTerminal();
                 return new ChatLoop(conversation, options, System.in, spec.commandLine().getOut(), err, terminal).run();
             }
-        }
-    }
-
-    private static String readTemplate(Path file) {
-        if (!Files.isRegularFile(file)) throw new IllegalArgumentException("no chat template file at " + file);
-        try {
-            return Files.readString(file);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read the chat template " + file + ": " + e.getMessage());
         }
     }
 }

@@ -43,8 +43,7 @@ final class CoderThreads {
     /** Loads the model, runs {@code coding} with a progress bar on stderr, and prints {@code report} of its figures. */
     int run(CommandSpec spec, Path model, String label, Coding coding, Function<ModelCompressor.Stats, String> report) {
         PrintWriter err = spec.commandLine().getErr();
-        Path path = model;
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+        try (Model m = Model.load(model, ConsoleLoadProgress.of(err, model))) {
             ModelCompressor coder = new ModelCompressor(m, version(spec));
             apply();
             ProgressBar bar = new ProgressBar(err, label, "bytes");

@@ -4,7 +4,6 @@ import io.moe4j.Model;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
-import io.moe4j.kernels.ops.KvBuffer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -37,9 +36,8 @@ final class RunCommand implements Callable<Integer> {
             description = "The context size in tokens, prompt and answer together (default: the model's, at most "
                     + Model.DEFAULT_CONTEXT_CAP + ").")
     int ctx;
-    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    @Mixin
+    KvTypeOption kvType;
     @Mixin
     ThreadsOption threads;
     @Mixin
@@ -65,7 +63,7 @@ final class RunCommand implements Callable<Integer> {
                         + context + " tokens; give a larger --ctx or a shorter prompt");
             }
             int maxTokens = maxNewTokens < 0 ? Integer.MAX_VALUE : maxNewTokens;
-            GenerateOptions options = new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType);
+            GenerateOptions options = new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType.type());
             out.print(prompt);
             out.flush();
             GenerationResult r = m.generate(prompt, options, token -> {

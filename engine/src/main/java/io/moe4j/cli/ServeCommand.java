@@ -1,7 +1,6 @@
 package io.moe4j.cli;
 
 import io.moe4j.Model;
-import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.server.OpenAiServer;
 import io.moe4j.server.ServerOptions;
 import picocli.CommandLine.Command;
@@ -12,7 +11,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -45,18 +43,16 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--alias", paramLabel = "NAME",
             description = "The model's name in the API (default: the file name without .gguf).")
     String alias;
-    @Option(names = "--chat-template", paramLabel = "FILE",
-            description = "A Jinja chat template file that replaces the model's own.")
-    Path chatTemplate;
+    @Mixin
+    ChatTemplateOption chatTemplate;
     @Option(names = "--no-prompt-cache",
             description = "Do not keep the keys and values of finished sequences for reuse by later requests.")
     boolean noPromptCache;
     @Option(names = "--no-request-log",
             description = "Do not log a line per request (client, method, path, status, time, tokens) on stderr.")
     boolean noRequestLog;
-    @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
-            description = "The element type of the KV cache, f16, f32 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    @Mixin
+    KvTypeOption kvType;
     @Option(names = "--bench",
             description = "Instead of serving, measure the aggregate tokens/s of 1, 4 and 8 concurrent greedy streams through the "
                     + "server on -m FILE (default: a small synthesized MoE), and exit.")
@@ -115,16 +111,7 @@ final class ServeCommand implements Callable<Integer> {
         String key = apiKey != null ? apiKey : System.getenv("MOE4J_API_KEY");
         ServerOptions o = ServerOptions.defaults().withHost(host).withPort(port).withParallel(parallel).withContextSize(ctx)
                 .withQueueCapacity(queue).withApiKey(key == null || key.isBlank() ? null : key).withModelId(alias)
-                .withKvType(kvType).withPromptCache(!noPromptCache);
-        String template = null;
-        if (chatTemplate != null) {
-            try {
-                template = Files.readString(chatTemplate);
-            } catch (IOException e) {
-                throw new IllegalArgumentException("cannot read the chat template " + chatTemplate + ": " + e.getMessage());
-            }
-        }
-        o = o.withChatTemplate(template);
+                .withKvType(kvType.type()).withPromptCache(!noPromptCache).withChatTemplate(chatTemplate.source());
         Path modelPath = model.resolve(err);
         OpenAiServer server = listen(o, () -> {
             Model m = Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath));

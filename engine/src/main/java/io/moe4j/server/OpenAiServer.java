@@ -195,7 +195,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     private void handle(HttpExchange ex) {
         String endpoint = "other";
-        int[] status = {500};
+        Outcome outcome = new Outcome();
         long started = System.nanoTime();
         try {
             String path = ex.getRequestURI().getPath();
@@ -209,7 +209,7 @@ public final class OpenAiServer implements AutoCloseable {
             try {
                 if (p.equals("/health")) {
                     requireMethod(method, "GET", path);
-                    health(ex, status);
+                    health(ex, outcome);
                     return;
                 }
                 checkAuth(ex);
@@ -221,22 +221,22 @@ public final class OpenAiServer implements AutoCloseable {
                                 e == null ? null : e.scheduler().kvPool().stats(), e == null ? "" : e.modelId(), e != null)
                                 .getBytes(StandardCharsets.UTF_8);
                         ex.getResponseHeaders().set("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-                        send(ex, 200, body, status);
+                        send(ex, 200, body, outcome);
                     }
                     case "/models" -> {
                         requireMethod(method, "GET", path);
                         Engine e = ready();
                         ObjectNode list = mapper.createObjectNode().put("object", "list");
                         list.putArray("data").add(modelJson(e));
-                        sendJson(ex, 200, list, status);
+                        sendJson(ex, 200, list, outcome);
                     }
                     case "/chat/completions" -> {
                         requireMethod(method, "POST", path);
-                        chat(ex, ready(), readJson(ex), status);
+                        chat(ex, ready(), readJson(ex), outcome);
                     }
                     case "/completions" -> {
                         requireMethod(method, "POST", path);
-                        completion(ex, ready(), readJson(ex), status);
+                        completion(ex, ready(), readJson(ex), outcome);
                     }
                     default -> {
                         if (p.startsWith("/models/")) {
@@ -244,7 +244,7 @@ public final class OpenAiServer implements AutoCloseable {
                             Engine e = ready();
                             String id = java.net.URLDecoder.decode(p.substring("/models/".length()), StandardCharsets.UTF_8);
                             if (!knownModel(e, id)) throw modelNotFound(id);
-                            sendJson(ex, 200, modelJson(e), status);
+                            sendJson(ex, 200, modelJson(e), outcome);
                         } else {
                             throw new ApiException(404, "invalid_request_error", null, "unknown_url",
                                     "Invalid URL (" + method + " " + path + ")");
@@ -252,24 +252,24 @@ public final class OpenAiServer implements AutoCloseable {
                     }
                 }
             } catch (ApiException e) {
-                sendError(ex, e, status);
+                sendError(ex, e, outcome);
             } catch (Throwable t) {
                 LOG.log(Level.WARNING, "request failed", t);
                 sendError(ex, new ApiException(500, "server_error", null, null,
-                        "The server had an error while processing your request."), status);
+                        "The server had an error while processing your request."), outcome);
             }
         } finally {
-            metrics.request(endpoint, status[0]);
+            metrics.request(endpoint, outcome.status);
             ex.close();
-            logRequest(ex, status[0], System.nanoTime() - started);
+            logRequest(ex, outcome, System.nanoTime() - started);
         }
     }
 
-    /**
-     * The result of each completion in flight, for its request log line (HttpExchange attributes cannot hold it: the
-     * JDK's server keeps them per context, shared by all requests).
-     */
-    private final java.util.concurrent.ConcurrentHashMap<HttpExchange, BatchResult> results = new java.util.concurrent.ConcurrentHashMap<>();
+    /** What became of one request: the status sent, and for a completion its result (for metrics and the log). */
+    private static final class Outcome {
+        int status = 500;
+        BatchResult result;
+    }
 
     /**
      * Where each finished request is logged, one line each (null: not logged): the client, method and path, the
@@ -279,18 +279,16 @@ public final class OpenAiServer implements AutoCloseable {
         this.requestLog = log;
     }
 
-    private void logRequest(HttpExchange ex, int status, long nanos) {
+    private void logRequest(HttpExchange ex, Outcome outcome, long nanos) {
         java.util.function.Consumer<String> log = requestLog;
-        if (log == null) {
-            results.remove(ex);
-            return;
-        }
+        if (log == null) return;
         StringBuilder line = new StringBuilder();
         var remote = ex.getRemoteAddress();
         line.append(remote == null ? "-" : remote.getAddress().getHostAddress()).append(' ')
                 .append(ex.getRequestMethod()).append(' ').append(ex.getRequestURI().getRawPath()).append(' ')
-                .append(status).append(String.format(" %.3f s", nanos / 1e9));
-        if (results.remove(ex) instanceof BatchResult r) {
+                .append(outcome.status).append(String.format(" %.3f s", nanos / 1e9));
+        BatchResult r = outcome.result;
+        if (r != null) {
             line.append(" | prompt ").append(r.promptTokens()).append(" tokens (").append(r.cachedTokens())
                     .append(" cached), completion ").append(r.completionTokens()).append(" tokens, ")
                     .append(r.stopReason().name().toLowerCase());
@@ -309,18 +307,18 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void health(HttpExchange ex, int[] status) throws IOException {
+    private void health(HttpExchange ex, Outcome outcome) throws IOException {
         ObjectNode o = mapper.createObjectNode();
         if (engine != null) {
             o.put("status", "ok");
-            sendJson(ex, 200, o, status);
+            sendJson(ex, 200, o, outcome);
         } else if (loadError != null) {
             o.put("status", "error").put("message", "the model could not be loaded: " + loadError);
-            sendJson(ex, 500, o, status);
+            sendJson(ex, 500, o, outcome);
         } else {
             o.put("status", "loading");
             ex.getResponseHeaders().set("Retry-After", "1");
-            sendJson(ex, 503, o, status);
+            sendJson(ex, 503, o, outcome);
         }
     }
 
@@ -402,7 +400,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     // ---- chat completions --------------------------------------------------------------------------------------
 
-    private void chat(HttpExchange ex, Engine e, JsonNode body, int[] status) throws IOException {
+    private void chat(HttpExchange ex, Engine e, JsonNode body, Outcome outcome) throws IOException {
         Requests.Chat req = Requests.chat(body, e.contextSize(), mapper);
         if (!knownModel(e, req.model())) throw modelNotFound(req.model());
         boolean toolsOn = req.toolChoice().mode() != Requests.ToolChoiceMode.NONE;
@@ -414,12 +412,12 @@ public final class OpenAiServer implements AutoCloseable {
         ChatOutput parser = e.chat().output(toolsOn, rendered.prefill());
         String id = "chatcmpl-" + randomId();
         long created = System.currentTimeMillis() / 1000;
-        if (req.gen().stream()) chatStream(ex, e, req, sub, parser, id, created, status);
-        else chatBlocking(ex, e, req, sub, parser, id, created, status);
+        if (req.gen().stream()) chatStream(ex, e, req, sub, parser, id, created, outcome);
+        else chatBlocking(ex, e, req, sub, parser, id, created, outcome);
     }
 
     private void chatBlocking(HttpExchange ex, Engine e, Requests.Chat req, Submitted sub, ChatOutput parser, String id,
-                              long created, int[] status) throws IOException {
+                              long created, Outcome outcome) throws IOException {
         StringBuilder content = new StringBuilder(), reasoning = new StringBuilder();
         List<ChatOutput.Call> calls = new ArrayList<>();
         ArrayNode lp = req.gen().topLogprobs() >= 0 ? mapper.createArrayNode() : null;
@@ -436,7 +434,7 @@ public final class OpenAiServer implements AutoCloseable {
             collect.accept(parser.accept(ev.text()));
             if (lp != null && ev.id() >= 0) lp.add(chatLogprob(e, ev));
         });
-        results.put(ex, result);
+        outcome.result = result;
         collect.accept(parser.finish());
         ObjectNode root = chatEnvelope(id, created, e, "chat.completion");
         ObjectNode choice = root.putArray("choices").addObject().put("index", 0);
@@ -461,12 +459,12 @@ public final class OpenAiServer implements AutoCloseable {
         }
         choice.put("finish_reason", calls.isEmpty() ? finishReason(result.stopReason()) : "tool_calls");
         root.set("usage", usage(result));
-        sendJson(ex, 200, root, status);
+        sendJson(ex, 200, root, outcome);
     }
 
     private void chatStream(HttpExchange ex, Engine e, Requests.Chat req, Submitted sub, ChatOutput parser, String id,
-                            long created, int[] status) throws IOException {
-        Sse sse = new Sse(ex, sub.handle, status);
+                            long created, Outcome outcome) throws IOException {
+        Sse sse = new Sse(ex, sub.handle, outcome);
         boolean usage = req.gen().includeUsage();
         boolean logprobs = req.gen().topLogprobs() >= 0;
         ObjectNode first = chunk(id, created, e, usage);
@@ -495,7 +493,7 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         if (result == null) return; // the client went away
-        results.put(ex, result);
+        outcome.result = result;
         for (ChatOutput.Part p : parser.finish()) {
             if (!sse.send(partChunk(id, created, e, usage, p, toolIndex, sawCalls, pendingLp))) return;
         }
@@ -568,7 +566,7 @@ public final class OpenAiServer implements AutoCloseable {
 
     // ---- completions -----------------------------------------------------------------------------------------
 
-    private void completion(HttpExchange ex, Engine e, JsonNode body, int[] status) throws IOException {
+    private void completion(HttpExchange ex, Engine e, JsonNode body, Outcome outcome) throws IOException {
         Requests.Completion req = Requests.completion(body, e.contextSize());
         if (!knownModel(e, req.model())) throw modelNotFound(req.model());
         int[] prompt;
@@ -593,31 +591,31 @@ public final class OpenAiServer implements AutoCloseable {
         String id = "cmpl-" + randomId();
         long created = System.currentTimeMillis() / 1000;
         String echo = req.echo() ? promptText : "";
-        if (req.gen().stream()) completionStream(ex, e, req, sub, id, created, echo, status);
-        else completionBlocking(ex, e, req, sub, id, created, echo, status);
+        if (req.gen().stream()) completionStream(ex, e, req, sub, id, created, echo, outcome);
+        else completionBlocking(ex, e, req, sub, id, created, echo, outcome);
     }
 
     private void completionBlocking(HttpExchange ex, Engine e, Requests.Completion req, Submitted sub, String id, long created,
-                                    String echo, int[] status) throws IOException {
+                                    String echo, Outcome outcome) throws IOException {
         StringBuilder text = new StringBuilder(echo);
         LegacyLogprobs lp = req.gen().topLogprobs() >= 0 ? new LegacyLogprobs(echo.length()) : null;
         BatchResult result = sub.drain(ev -> {
             if (lp != null && ev.id() >= 0) lp.add(e, ev, text.length());
             text.append(ev.text());
         });
-        results.put(ex, result);
+        outcome.result = result;
         ObjectNode root = chatEnvelope(id, created, e, "text_completion");
         ObjectNode choice = root.putArray("choices").addObject().put("text", text.toString()).put("index", 0);
         if (lp == null) choice.putNull("logprobs");
         else choice.set("logprobs", lp.json());
         choice.put("finish_reason", finishReason(result.stopReason()));
         root.set("usage", usage(result));
-        sendJson(ex, 200, root, status);
+        sendJson(ex, 200, root, outcome);
     }
 
     private void completionStream(HttpExchange ex, Engine e, Requests.Completion req, Submitted sub, String id, long created,
-                                  String echo, int[] status) throws IOException {
-        Sse sse = new Sse(ex, sub.handle, status);
+                                  String echo, Outcome outcome) throws IOException {
+        Sse sse = new Sse(ex, sub.handle, outcome);
         boolean usage = req.gen().includeUsage();
         boolean logprobs = req.gen().topLogprobs() >= 0;
         int[] offset = {0};
@@ -642,7 +640,7 @@ public final class OpenAiServer implements AutoCloseable {
             return;
         }
         if (result == null) return;
-        results.put(ex, result);
+        outcome.result = result;
         if (!sse.send(textChunk(id, created, e, usage, "", null, finishReason(result.stopReason())))) return;
         if (usage) {
             ObjectNode u = chatEnvelope(id, created, e, "text_completion");
@@ -822,7 +820,7 @@ public final class OpenAiServer implements AutoCloseable {
         private OutputStream out;
         private boolean broken;
 
-        Sse(HttpExchange ex, BatchHandle handle, int[] status) throws IOException {
+        Sse(HttpExchange ex, BatchHandle handle, Outcome outcome) throws IOException {
             this.ex = ex;
             this.handle = handle;
             ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
@@ -831,7 +829,7 @@ public final class OpenAiServer implements AutoCloseable {
             try {
                 ex.sendResponseHeaders(200, 0);
                 out = new java.io.BufferedOutputStream(ex.getResponseBody(), 16 << 10);
-                status[0] = 200;
+                outcome.status = 200;
             } catch (IOException e) {
                 gone();
                 throw e;
@@ -904,10 +902,10 @@ public final class OpenAiServer implements AutoCloseable {
         return root;
     }
 
-    private void sendError(HttpExchange ex, ApiException e, int[] status) {
+    private void sendError(HttpExchange ex, ApiException e, Outcome outcome) {
         if (e.status() == 429 || e.status() == 503) ex.getResponseHeaders().set("Retry-After", "1");
         try {
-            sendJson(ex, e.status(), errorJson(e), status);
+            sendJson(ex, e.status(), errorJson(e), outcome);
         } catch (IOException io) {
             // The client is gone; nothing to tell it.
         } catch (IllegalStateException headersAlreadySent) {
@@ -915,13 +913,13 @@ public final class OpenAiServer implements AutoCloseable {
         }
     }
 
-    private void sendJson(HttpExchange ex, int code, JsonNode body, int[] status) throws IOException {
+    private void sendJson(HttpExchange ex, int code, JsonNode body, Outcome outcome) throws IOException {
         ex.getResponseHeaders().set("Content-Type", "application/json");
-        send(ex, code, mapper.writeValueAsBytes(body), status);
+        send(ex, code, mapper.writeValueAsBytes(body), outcome);
     }
 
-    private static void send(HttpExchange ex, int code, byte[] body, int[] status) throws IOException {
-        status[0] = code;
+    private static void send(HttpExchange ex, int code, byte[] body, Outcome outcome) throws IOException {
+        outcome.status = code;
         ex.sendResponseHeaders(code, body.length == 0 ? -1 : body.length);
         if (body.length > 0) {
             try (OutputStream out = ex.getResponseBody()) {
