@@ -1,5 +1,6 @@
 package io.moe4j.eval;
 
+import io.moe4j.generate.Sampler;
 import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
@@ -150,7 +151,7 @@ public final class Evaluator {
                     if (compare != null) {
                         double nb = logSoftmax(rb, r * vocab, vocab, lb, target);
                         b.add(nb);
-                        d.add(la, lb, argmax(ra, r * vocab, vocab) == argmax(rb, r * vocab, vocab));
+                        d.add(la, lb, Sampler.argmax(ra, r * vocab, vocab) == Sampler.argmax(rb, r * vocab, vocab));
                     }
                 }
             }
@@ -204,13 +205,6 @@ public final class Evaluator {
         double lse = max + Math.log(sum);
         for (int i = 0; i < vocab; i++) out[i] = logits[off + i] - lse;
         return -out[target];
-    }
-
-    /** The first index of the largest logit. */
-    private static int argmax(float[] logits, int off, int vocab) {
-        int best = 0;
-        for (int i = 1; i < vocab; i++) if (logits[off + i] > logits[off + best]) best = i;
-        return best;
     }
 
     private static final class Stats {

@@ -88,8 +88,13 @@ public final class Sampler {
     }
 
     public static int argmax(float[] logits) {
+        return argmax(logits, 0, logits.length);
+    }
+
+    /** The first index (from 0) of the largest of {@code n} logits starting at {@code off}. */
+    public static int argmax(float[] logits, int off, int n) {
         int best = 0;
-        for (int i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+        for (int i = 1; i < n; i++) if (logits[off + i] > logits[off + best]) best = i;
         return best;
     }
 }

@@ -82,9 +82,9 @@ final class Metrics {
         if (s == null) return b.toString();
         String m = "{model=\"" + escape(model) + "\"}";
         header(b, "moe4j_generations_total", "counter", "generations by outcome");
-        b.append("moe4j_generations_total{model=\"").append(escape(model)).append("\",outcome=\"finished\"} ").append(s.requestsFinished()).append('\n');
-        b.append("moe4j_generations_total{model=\"").append(escape(model)).append("\",outcome=\"cancelled\"} ").append(s.requestsCancelled()).append('\n');
-        b.append("moe4j_generations_total{model=\"").append(escape(model)).append("\",outcome=\"failed\"} ").append(s.requestsFailed()).append('\n');
+        sample(b, "moe4j_generations_total", model, "outcome", "finished", s.requestsFinished());
+        sample(b, "moe4j_generations_total", model, "outcome", "cancelled", s.requestsCancelled());
+        sample(b, "moe4j_generations_total", model, "outcome", "failed", s.requestsFailed());
         header(b, "moe4j_prompt_tokens_total", "counter", "prompt tokens evaluated by the model (tokens in)");
         b.append("moe4j_prompt_tokens_total").append(m).append(' ').append(s.promptTokensEvaluated()).append('\n');
         header(b, "moe4j_prompt_tokens_cached_total", "counter", "prompt tokens reused from the prompt cache instead of evaluated");
@@ -111,12 +111,12 @@ final class Metrics {
         if (kv != null) {
             header(b, "moe4j_kv_pages", "gauge", "KV cache pages (" + KvBuffer.PAGE + " positions of one layer's keys or values) by state: "
                     + "in use (held by a sequence or the prompt cache), shared (of those, held by more than one), free (kept for reuse)");
-            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"in_use\"} ").append(kv.pagesInUse()).append('\n');
-            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"shared\"} ").append(kv.pagesShared()).append('\n');
-            b.append("moe4j_kv_pages{model=\"").append(escape(model)).append("\",state=\"free\"} ").append(kv.pagesFree()).append('\n');
+            sample(b, "moe4j_kv_pages", model, "state", "in_use", kv.pagesInUse());
+            sample(b, "moe4j_kv_pages", model, "state", "shared", kv.pagesShared());
+            sample(b, "moe4j_kv_pages", model, "state", "free", kv.pagesFree());
             header(b, "moe4j_kv_pool_bytes", "gauge", "bytes of the KV pool's pages in use and free");
-            b.append("moe4j_kv_pool_bytes{model=\"").append(escape(model)).append("\",state=\"in_use\"} ").append(kv.bytesInUse()).append('\n');
-            b.append("moe4j_kv_pool_bytes{model=\"").append(escape(model)).append("\",state=\"free\"} ").append(kv.bytesFree()).append('\n');
+            sample(b, "moe4j_kv_pool_bytes", model, "state", "in_use", kv.bytesInUse());
+            sample(b, "moe4j_kv_pool_bytes", model, "state", "free", kv.bytesFree());
             header(b, "moe4j_kv_budget_bytes", "gauge", "the KV pool's byte budget (--kv-budget)");
             b.append("moe4j_kv_budget_bytes").append(m).append(' ').append(kv.budget()).append('\n');
         }
@@ -131,6 +131,12 @@ final class Metrics {
             }
         }
         return b.toString();
+    }
+
+    /** One sample of {@code name} with the model's label and one more, {@code key="value"}. */
+    private static void sample(StringBuilder b, String name, String model, String key, String value, long n) {
+        b.append(name).append("{model=\"").append(escape(model)).append("\",").append(key).append("=\"").append(value)
+                .append("\"} ").append(n).append('\n');
     }
 
     private static void header(StringBuilder b, String name, String type, String help) {

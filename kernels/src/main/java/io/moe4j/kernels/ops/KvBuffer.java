@@ -282,6 +282,13 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     static final class F16 extends KvBuffer {
         private static final ThreadLocal<short[]> HALVES = ThreadLocal.withInitial(() -> new short[0]);
 
+        /** This thread's scratch array of at least {@code n} halves (writes and block reads run on many threads). */
+        private static short[] halves(int n) {
+            short[] h = HALVES.get();
+            if (h.length < n) HALVES.set(h = new short[n]);
+            return h;
+        }
+
         F16(int heads, int headDim, KvPool pool) {
             super(heads, headDim, Type.F16, pool);
         }
@@ -289,7 +296,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         @Override
         public void write(int pos, float[] src, int srcOff) {
             MemorySegment m = pageForWrite(pos);
-            short[] row = new short[headDim];
+            short[] row = halves(headDim);
             for (int h = 0; h < heads; h++) {
                 int s = srcOff + h * headDim;
                 for (int i = 0; i < headDim; i++) row[i] = Float.floatToFloat16(src[s + i]);
@@ -304,8 +311,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
 
         @Override
         void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
-            short[] h = HALVES.get();
-            if (h.length < n) HALVES.set(h = new short[n]);
+            short[] h = halves(n);
             MemorySegment.copy(page, ValueLayout.JAVA_SHORT, off, h, 0, n);
             // A plain loop over an array: C2 vectorizes Float.float16ToFloat (vcvtph2ps), exact for infinities and NaN
             for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(h[i]);
