@@ -7,7 +7,7 @@ import io.moe4j.generate.Generator;
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvPool;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.LoadProgress;

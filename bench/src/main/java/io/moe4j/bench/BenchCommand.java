@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.Parallel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;

@@ -2,7 +2,7 @@ package io.moe4j.bench;
 
 import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.Parallel;
 import io.moe4j.tools.quant.FileType;
 import io.moe4j.tools.synth.ModelShape;
 import io.moe4j.tools.synth.Presets;

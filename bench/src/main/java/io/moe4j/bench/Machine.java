@@ -1,6 +1,6 @@
 package io.moe4j.bench;
 
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.Parallel;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 

@@ -2,8 +2,8 @@ package io.moe4j.bench;
 
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.FeedForwardStats;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.FeedForwardStats;
+import io.moe4j.kernels.cpu.Parallel;
 import io.moe4j.kernels.ops.KvBuffer;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
@@ -167,7 +167,7 @@ public final class ModelBench {
         return (double) m.rows() * m.cols();
     }
 
-    private static double macs(io.moe4j.kernels.ops.FeedForwardWeights f) {
+    private static double macs(io.moe4j.kernels.FeedForwardWeights f) {
         return macs(f.gate()) + macs(f.up()) + macs(f.down());
     }
 

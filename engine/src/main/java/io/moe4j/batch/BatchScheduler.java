@@ -3,7 +3,7 @@ package io.moe4j.batch;
 import io.moe4j.generate.StopReason;
 import io.moe4j.generate.StopStrings;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvPool;
 import io.moe4j.model.KvBudgetExceededException;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;

@@ -2,7 +2,7 @@ package io.moe4j.cli;
 
 import io.moe4j.Model;
 import io.moe4j.compress.ModelCompressor;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.Parallel;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 

@@ -1,6 +1,6 @@
 package io.moe4j.cli;
 
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.Parallel;
 import picocli.CommandLine.Option;
 
 /** {@code --threads K}, shared by every command that computes. */

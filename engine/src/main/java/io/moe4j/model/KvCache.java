@@ -2,7 +2,7 @@ package io.moe4j.model;
 
 import io.moe4j.Moe4jException;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvPool;
 
 /**
  * Keys and values of one sequence for every layer. Positions [0, length) are filled; the cache takes pages of

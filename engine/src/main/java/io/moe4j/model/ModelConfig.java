@@ -2,7 +2,7 @@ package io.moe4j.model;
 
 import io.moe4j.gguf.GgufMetadata;
 import io.moe4j.gguf.ModelFormatException;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 
 /**
  * Hyper-parameters of a model, read from {@code <arch>.*} metadata keys (llama.cpp's names and defaults).

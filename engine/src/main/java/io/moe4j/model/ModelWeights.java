@@ -3,10 +3,10 @@ package io.moe4j.model;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.ModelFormatException;
-import io.moe4j.kernels.MatMul;
+import io.moe4j.kernels.cpu.MatMul;
 import io.moe4j.kernels.WeightMatrix;
 import io.moe4j.kernels.quant.InterleavedFormat;
-import io.moe4j.kernels.ops.FeedForwardWeights;
+import io.moe4j.kernels.FeedForwardWeights;
 
 import java.util.Arrays;
 

@@ -3,7 +3,7 @@ package io.moe4j.model;
 /**
  * Optional timing of parts of the forward pass, for benchmarks: the MoE router (its matrix × vector, gating and
  * top-k) and whole forward calls (the grouping and combine of the experts are timed by
- * {@link io.moe4j.kernels.FeedForwardStats}). Off by default; when on, the thread that runs {@link Transformer#forward} adds to the counters
+ * {@link io.moe4j.kernels.cpu.FeedForwardStats}). Off by default; when on, the thread that runs {@link Transformer#forward} adds to the counters
  * (not meant for several forward calls at once).
  */
 public final class Profile {

@@ -1,10 +1,10 @@
 package io.moe4j.model;
 
 import io.moe4j.kernels.Backend;
-import io.moe4j.kernels.MatMul;
+import io.moe4j.kernels.cpu.MatMul;
 import io.moe4j.kernels.ops.Activations;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 
 import java.util.Collections;
 import java.util.IdentityHashMap;

@@ -2,7 +2,7 @@ package io.moe4j.server;
 
 import io.moe4j.batch.BatchScheduler;
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvPool;
 
 import java.util.Map;
 import java.util.TreeMap;

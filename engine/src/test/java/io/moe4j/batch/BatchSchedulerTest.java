@@ -160,7 +160,7 @@ class BatchSchedulerTest {
         }
         var cfg = model.config();
         int buffers = 2 * cfg.blockCount();
-        io.moe4j.kernels.ops.KvPool pool = io.moe4j.kernels.ops.KvPool.cpu(1L << 30);
+        io.moe4j.kernels.KvPool pool = io.moe4j.kernels.KvPool.cpu(1L << 30);
         List<Outcome> shared = new ArrayList<>(), plain = new ArrayList<>();
         try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvBuffer.Type.F16, 16, true, 256, pool)) {
             Collector first = new Collector();

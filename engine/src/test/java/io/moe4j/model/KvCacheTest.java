@@ -1,8 +1,8 @@
 package io.moe4j.model;
 
 import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.Rope;
 import io.moe4j.model.arch.Architectures;
 import org.junit.jupiter.api.Test;
 

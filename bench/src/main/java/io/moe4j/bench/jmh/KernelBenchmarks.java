@@ -1,8 +1,8 @@
 package io.moe4j.bench.jmh;
 
 import io.moe4j.kernels.GgmlType;
-import io.moe4j.kernels.MatMul;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.cpu.MatMul;
+import io.moe4j.kernels.cpu.Parallel;
 import io.moe4j.kernels.WeightMatrix;
 import io.moe4j.kernels.ops.Attention;
 import io.moe4j.kernels.ops.KvBuffer;
