@@ -4,7 +4,7 @@ import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.cpu.FeedForwardStats;
 import io.moe4j.kernels.cpu.Parallel;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.ModelStats;
@@ -29,7 +29,7 @@ public final class ModelBench {
     /**
      * @param probeBytes size of the bandwidth probe run before and after each decode repetition (0: no probe)
      */
-    public record Options(int pp, int tg, int depth, int reps, KvBuffer.Type kvType, long probeBytes) {
+    public record Options(int pp, int tg, int depth, int reps, KvType kvType, long probeBytes) {
     }
 
     /** Figures of one model; rates are the median of the repetitions. */

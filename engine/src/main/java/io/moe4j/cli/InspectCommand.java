@@ -57,8 +57,8 @@ final class InspectCommand implements Callable<Integer> {
             if (c.isMoe()) {
                 var l0 = tf.weights().layers[0];
                 out.printf("experts       %d, %d used per token, expert FFN %d%s, gating %s, renormalised %s%n",
-                        c.expertCount(), c.expertUsedCount(), l0.experts().hidden(),
-                        l0.sharedExpert() != null ? ", shared expert FFN " + l0.sharedExpert().hidden() : "",
+                        c.expertCount(), c.expertUsedCount(), l0.moe().experts().hidden(),
+                        l0.moe().shared() != null ? ", shared expert FFN " + l0.moe().shared().hidden() : "",
                         c.arch().gating(), c.normalizeTopK());
             } else {
                 out.printf("feed-forward  dense, hidden %d%n", tf.weights().layers[0].dense().hidden());

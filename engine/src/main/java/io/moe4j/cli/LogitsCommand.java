@@ -2,7 +2,7 @@ package io.moe4j.cli;
 
 import io.moe4j.Moe4jException;
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 import picocli.CommandLine.Command;
@@ -31,7 +31,7 @@ final class LogitsCommand implements Callable<Integer> {
     boolean incremental;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f32", converter = KvTypeConverter.class,
             description = "The element type of the KV cache, f32, f16 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    KvType kvType;
     @Mixin
     ThreadsOption threads;
     @Spec

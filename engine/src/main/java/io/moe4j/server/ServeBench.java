@@ -8,7 +8,7 @@ import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.model.DefaultModel;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelStats;
 import io.moe4j.model.Transformer;
@@ -214,7 +214,7 @@ public final class ServeBench {
      * {@code n} sequences decoding {@code tokens} greedy tokens each in lock-step, one token per sequence and step, as
      * the scheduler batches them, but called directly: the time of the forward passes alone.
      */
-    static Result measureSteps(Transformer transformer, KvBuffer.Type kvType, int n, int tokens) {
+    static Result measureSteps(Transformer transformer, KvType kvType, int n, int tokens) {
         List<KvCache> caches = new ArrayList<>();
         int[] next = new int[n];
         int vocab = transformer.vocabSize();

@@ -28,6 +28,15 @@ public interface Backend {
         return CpuBackend.INSTANCE;
     }
 
+    /**
+     * A CPU backend that keeps the prepared (interleaved) layouts of the models it loads in {@code layoutCache}, so
+     * that a later load maps them instead of copying again; null: no cache. {@link #cpu()} uses the folder named by
+     * {@code -Dmoe4j.layoutCache} or {@code MOE4J_LAYOUT_CACHE}.
+     */
+    static Backend cpu(java.nio.file.Path layoutCache) {
+        return new CpuBackend(layoutCache);
+    }
+
     /** The devices {@link #open} knows, whether or not this build or machine can run them. */
     List<String> DEVICES = List.of("cpu", "cuda");
 

@@ -14,6 +14,6 @@ public interface WeightLoader {
     /** The first {@code m.cols()} × {@code m.rows()} elements decoded to floats (norms, biases, sinks). */
     Tensor vector(WeightMatrix m);
 
-    /** After the last weight (the CPU backend writes its layout cache here). */
-    void finish();
+    /** After the last weight (the CPU backend writes its layout cache here): what the load took. */
+    LoadReport finish();
 }

@@ -5,7 +5,7 @@ import io.moe4j.kernels.cpu.MatMul;
 import io.moe4j.kernels.cpu.Parallel;
 import io.moe4j.kernels.WeightMatrix;
 import io.moe4j.kernels.ops.Attention;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.kernels.quant.BlockFormats;
 import org.openjdk.jmh.annotations.AuxCounters;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -172,7 +172,7 @@ public class KernelBenchmarks {
         @Setup
         public void setUp() {
             if (threads > 0) Parallel.setThreads(threads);
-            KvBuffer.Type t = KvBuffer.Type.valueOf(kvType);
+            KvType t = KvType.valueOf(kvType);
             keys = KvBuffer.create(t, kvHeads, headDim);
             values = KvBuffer.create(t, kvHeads, headDim);
             SplittableRandom r = new SplittableRandom(2);

@@ -30,12 +30,25 @@ import static io.moe4j.kernels.cpu.CpuTensor.of;
  * decode kernels, {@link CpuWeightLoader}), KV pages are off-heap ({@link CpuKvPool}).
  */
 public final class CpuBackend implements Backend {
+    /** The CPU backend, with the layout cache in the folder configured at each load ({@link LayoutCache#configuredDirectory}). */
     public static final CpuBackend INSTANCE = new CpuBackend();
 
     /** Work below this many floats runs on the calling thread (a dispatch costs more than it saves). */
     private static final int PARALLEL_MIN = 1 << 15;
 
+    /** Where prepared layouts are kept between loads, or null; read from the configuration at each load when {@code configured}. */
+    private final java.nio.file.Path layoutCache;
+    private final boolean configured;
+
     private CpuBackend() {
+        this.layoutCache = null;
+        this.configured = true;
+    }
+
+    /** A CPU backend keeping the interleaved layouts of the models it loads in {@code layoutCache} (null: none). */
+    public CpuBackend(java.nio.file.Path layoutCache) {
+        this.layoutCache = layoutCache;
+        this.configured = false;
     }
 
     @Override
@@ -65,7 +78,7 @@ public final class CpuBackend implements Backend {
 
     @Override
     public WeightLoader loader(ModelSource source) {
-        return new CpuWeightLoader(source);
+        return new CpuWeightLoader(source, configured ? LayoutCache.configuredDirectory() : layoutCache);
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.moe4j.kernels.cpu;
 
+import io.moe4j.kernels.LoadReport;
 import io.moe4j.kernels.ModelSource;
 import io.moe4j.kernels.Tensor;
 import io.moe4j.kernels.Weight;
@@ -21,21 +22,22 @@ final class CpuWeightLoader implements WeightLoader {
     private final ModelSource source;
     private final LayoutCache cache;
 
-    CpuWeightLoader(ModelSource source) {
-        this.source = source;
-        this.cache = INTERLEAVE ? LayoutCache.open(source, LayoutCache.configuredDirectory()) : null;
-    }
+    private int prepared;
 
-    /** The layout cache of this load (what it mapped and what it copied), or null. */
-    LayoutCache layoutCache() {
-        return cache;
+    /** @param layoutCache the folder of the layout cache, or null for none */
+    CpuWeightLoader(ModelSource source, java.nio.file.Path layoutCache) {
+        this.source = source;
+        this.cache = INTERLEAVE ? LayoutCache.open(source, layoutCache) : null;
     }
 
     @Override
     public Weight matrix(WeightMatrix m, int sliceRows) {
         CpuMatrix c = CpuMatrix.of(m);
         if (!INTERLEAVE) return c;
-        return cache != null ? cache.interleave(c, sliceRows) : c.interleave(sliceRows, source.arena());
+        if (cache != null) return cache.interleave(c, sliceRows);
+        CpuMatrix w = c.interleave(sliceRows, source.arena());
+        if (w != c) prepared++;
+        return w;
     }
 
     @Override
@@ -52,7 +54,9 @@ final class CpuWeightLoader implements WeightLoader {
     }
 
     @Override
-    public void finish() {
-        if (cache != null) cache.finish();
+    public LoadReport finish() {
+        if (cache == null) return new LoadReport(0, prepared, null);
+        cache.finish();
+        return new LoadReport(cache.hits(), cache.misses(), cache.file());
     }
 }
