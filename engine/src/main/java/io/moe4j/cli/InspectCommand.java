@@ -28,6 +28,8 @@ final class InspectCommand implements Callable<Integer> {
     Path positional;
     @Mixin
     ModelOption modelOption;
+    @Mixin
+    DeviceOption device;
     @Option(names = "--metadata", description = "Also list every metadata key and its value.")
     boolean allMetadata;
     @Option(names = "--no-tensors", description = "Leave out the table of tensors.")
@@ -45,7 +47,7 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("file          %s (GGUF v%d, %s, %d tensors, %d metadata keys)%n", f.path(), f.version(),
                     bytes(f.fileSize()), f.tensors().size(), f.metadata().keys().size());
             out.printf("name          %s%n", f.metadata().getString("general.name", "(none)"));
-            Transformer tf = Transformer.of(f);
+            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
             ModelConfig c = tf.config();
             out.printf("architecture  %s%n", c.arch().name());
             out.printf("layers        %d, embedding %d, vocabulary %d, context %d%n", c.blockCount(), c.embeddingLength(),

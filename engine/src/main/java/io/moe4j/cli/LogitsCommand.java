@@ -23,6 +23,8 @@ import java.util.concurrent.Callable;
 final class LogitsCommand implements Callable<Integer> {
     @Mixin
     ModelOption modelOption;
+    @Mixin
+    DeviceOption device;
     @Option(names = "--tokens", required = true, split = ",", paramLabel = "IDS", description = "The token ids, separated by commas.")
     int[] tokens;
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "The file to write the logits to.")
@@ -42,7 +44,7 @@ final class LogitsCommand implements Callable<Integer> {
         threads.apply();
         Path model = modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
-            Transformer tf = Transformer.of(f);
+            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
             int vocab = tf.vocabSize();
             for (int id : tokens) {
                 if (id < 0 || id >= vocab) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary (0.." + (vocab - 1) + ")");

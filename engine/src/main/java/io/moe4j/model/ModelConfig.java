@@ -30,10 +30,6 @@ public record ModelConfig(
         int contextLength,
         int slidingWindow) {
 
-    /** gpt-oss's SwiGLU constants (llama.cpp hard-codes them for this architecture too). */
-    public static final float SWIGLU_ALPHA = io.moe4j.kernels.ops.Activations.SWIGLU_ALPHA;
-    public static final float SWIGLU_LIMIT = io.moe4j.kernels.ops.Activations.SWIGLU_LIMIT;
-
     public static ModelConfig from(GgufMetadata md, Architecture arch) {
         String p = arch.name() + ".";
         String src = md.source();

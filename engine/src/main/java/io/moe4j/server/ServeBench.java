@@ -94,7 +94,7 @@ public final class ServeBench {
                 case "-m", "--model" -> model = Path.of(v);
                 case "--tokens" -> tokens = Integer.parseInt(v);
                 case "--streams" -> streams = java.util.Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
-                case "--threads" -> io.moe4j.kernels.cpu.Parallel.setThreads(Integer.parseInt(v));
+                case "--threads" -> io.moe4j.kernels.Threads.set(Integer.parseInt(v));
                 default -> throw new IllegalArgumentException("unknown option " + a);
             }
             i++;
@@ -116,7 +116,7 @@ public final class ServeBench {
     /** {@link #run(Path, int, int[], int, PrintStream)} with at most {@code warmUpNanos} of warm-up per part (at least two rounds). */
     static List<Result> run(Path file, int tokens, int[] streams, int repeats, long warmUpNanos, PrintStream out) throws Exception {
         out.printf("model: %s (%.0f MiB), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
-                Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.cpu.Parallel.threads());
+                Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Threads.count());
         int max = java.util.Arrays.stream(streams).max().orElse(1);
         List<Result> results, steps;
         ModelStats stats;
@@ -356,7 +356,9 @@ public final class ServeBench {
     }
 
     private static byte[] q8(float[] values) {
-        return io.moe4j.kernels.quant.BlockFormats.quantize(GgmlType.Q8_0, values, 0, values.length);
+        byte[] out = new byte[Math.toIntExact(GgmlType.Q8_0.bytesFor(values.length))];
+        io.moe4j.kernels.BlockCodec.encode(GgmlType.Q8_0, values, 0, values.length, java.lang.foreign.MemorySegment.ofArray(out), 0);
+        return out;
     }
 
     private static float[] gaussian(SplittableRandom rng, int n, double sd) {

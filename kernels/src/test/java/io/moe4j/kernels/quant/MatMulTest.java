@@ -1,6 +1,7 @@
 package io.moe4j.kernels.quant;
 
 import io.moe4j.kernels.GgmlType;
+import io.moe4j.kernels.SimdStatus;
 import io.moe4j.kernels.cpu.MatMul;
 import io.moe4j.kernels.cpu.Parallel;
 import io.moe4j.kernels.cpu.CpuMatrix;
