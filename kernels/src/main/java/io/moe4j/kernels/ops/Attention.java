@@ -37,7 +37,7 @@ public final class Attention {
     /**
      * Attention of {@code n} tokens: token t's query heads ({@code nHead * headDim} floats at {@code q[t * qStride]})
      * attend to positions {@code first[t] .. last[t]} of {@code keys[t]} / {@code values[t]}; the result goes to
-     * {@code out[t * qStride ..]}. {@code sinks} (per query head) may be null. Runs on the worker pool.
+     * {@code out[t * nHead * headDim ..]}. {@code sinks} (per query head) may be null. Runs on the worker pool.
      */
     public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
                               KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
@@ -143,7 +143,7 @@ public final class Attention {
             for (int g = 0; g < group; g++) {
                 int r = (t - t0) * group + g;
                 float inv = 1f / l[r];
-                int o = t * qStride + (h0 + g) * hd;
+                int o = t * nHead * hd + (h0 + g) * hd; // output rows are the heads alone, whatever the query stride
                 for (int i = 0; i < hd; i++) out[o + i] = acc[r * hd + i] * inv;
             }
         }
