@@ -6,8 +6,9 @@ import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.Generator;
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.LoadProgress;
@@ -38,10 +39,10 @@ public final class Model implements AutoCloseable {
     static final long KV_MARGIN = 2L << 30;
     private volatile KvPool kvPool;
 
-    private Model(GgufFile file, LoadProgress progress) {
+    private Model(GgufFile file, Backend backend, LoadProgress progress) {
         this.file = file;
         try {
-            this.transformer = Transformer.of(file, progress);
+            this.transformer = Transformer.of(file, backend, progress);
             this.tokenizer = Tokenizer.fromGguf(file.metadata());
         } catch (RuntimeException e) {
             file.close();
@@ -49,18 +50,55 @@ public final class Model implements AutoCloseable {
         }
     }
 
-    /** Opens a GGUF model file; weights stay memory-mapped until {@link #close()}. */
+    /**
+     * How to load a model.
+     *
+     * @param device   where it runs: {@code cpu} (the default) or another of {@link Backend#DEVICES}
+     * @param progress told how far loading the weights has come (a large model takes seconds: its matrices are
+     *                 prepared in the backend's layout); {@link LoadProgress#lines} prints it
+     */
+    public record LoadOptions(String device, LoadProgress progress) {
+        public LoadOptions {
+            if (device == null) device = "cpu";
+            if (progress == null) progress = LoadProgress.NONE;
+        }
+
+        public static LoadOptions defaults() {
+            return new LoadOptions("cpu", LoadProgress.NONE);
+        }
+
+        public LoadOptions withDevice(String device) {
+            return new LoadOptions(device, progress);
+        }
+
+        public LoadOptions withProgress(LoadProgress progress) {
+            return new LoadOptions(device, progress);
+        }
+    }
+
+    /** Opens a GGUF model file on the CPU; weights stay memory-mapped until {@link #close()}. */
     public static Model load(Path path) {
-        return load(path, LoadProgress.NONE);
+        return load(path, LoadOptions.defaults());
+    }
+
+    /** {@link #load(Path)}, telling {@code progress} how far loading the weights has come. */
+    public static Model load(Path path, LoadProgress progress) {
+        return load(path, LoadOptions.defaults().withProgress(progress));
     }
 
     /**
-     * {@link #load(Path)}, telling {@code progress} how far loading the weights has come (a large model takes
-     * seconds: its matrices are copied into the decode kernels' layout). {@link LoadProgress#lines} prints it.
+     * Opens a GGUF model file on the device {@code options} names. An unknown device, or one this build or machine
+     * cannot run, is a {@link Moe4jException} that says which and why, before the file is read.
      */
-    public static Model load(Path path, LoadProgress progress) {
+    public static Model load(Path path, LoadOptions options) {
         requireVectorApi();
-        return new Model(GgufFile.open(path), progress);
+        Backend backend;
+        try {
+            backend = Backend.open(options.device());
+        } catch (IllegalArgumentException e) {
+            throw new Moe4jException(e.getMessage(), e);
+        }
+        return new Model(GgufFile.open(path), backend, options.progress());
     }
 
     /** The kernels need the Vector API module; without it moe4j refuses to run rather than fall back to slow code. */
@@ -91,6 +129,11 @@ public final class Model implements AutoCloseable {
         return transformer;
     }
 
+    /** The backend that runs this model ({@link LoadOptions#device}). */
+    public Backend backend() {
+        return transformer.backend();
+    }
+
     public Tokenizer tokenizer() {
         return tokenizer;
     }
@@ -104,7 +147,7 @@ public final class Model implements AutoCloseable {
      * A fresh sequence with room for {@code contextSize} tokens (0: the default). Its KV pages come from
      * {@link #kvPool()} as it grows; {@link Session#close()} gives them back (an unreachable session does too).
      */
-    public Session newSession(int contextSize, KvBuffer.Type kvType) {
+    public Session newSession(int contextSize, KvType kvType) {
         int ctx = contextSize > 0 ? contextSize : defaultContextSize();
         return new Session(transformer, new KvCache(config(), ctx, kvType, kvPool()));
     }
@@ -114,7 +157,7 @@ public final class Model implements AutoCloseable {
         KvPool p = kvPool;
         if (p == null) {
             synchronized (this) {
-                if (kvPool == null) kvPool = KvPool.cpu(defaultKvBudget());
+                if (kvPool == null) kvPool = backend().kvPool(defaultKvBudget());
                 p = kvPool;
             }
         }
@@ -127,7 +170,7 @@ public final class Model implements AutoCloseable {
      */
     public synchronized void setKvBudget(long bytes) {
         if (bytes <= 0) throw new IllegalArgumentException("the KV budget must be positive, got " + bytes + " bytes");
-        kvPool = KvPool.cpu(bytes);
+        kvPool = backend().kvPool(bytes);
     }
 
     /**

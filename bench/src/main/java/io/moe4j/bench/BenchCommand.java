@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.Threads;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -53,7 +53,7 @@ public final class BenchCommand implements Callable<Integer> {
         threads.apply();
         PrintWriter out = spec.commandLine().getOut();
         PrintWriter err = spec.commandLine().getErr();
-        int t = Parallel.threads();
+        int t = Threads.count();
         err.printf("machine: %s, %d threads (%s)%n", Machine.cpuName(), t, Machine.cpuFlagsSummary());
         ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType.type(), (long) probeMib << 20), s -> {
             err.println(s);

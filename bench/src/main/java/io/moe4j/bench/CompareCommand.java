@@ -2,7 +2,7 @@ package io.moe4j.bench;
 
 import io.moe4j.cli.KvTypeOption;
 import io.moe4j.cli.ThreadsOption;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.Threads;
 import io.moe4j.tools.quant.FileType;
 import io.moe4j.tools.synth.ModelShape;
 import io.moe4j.tools.synth.Presets;
@@ -73,7 +73,7 @@ public final class CompareCommand implements Callable<Integer> {
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter outw = spec.commandLine().getOut();
-        int t = Parallel.threads();
+        int t = Threads.count();
         List<Path> models = models(err);
         String[] roles = {"MoE", "dense, same active params", "dense, same total params"};
         List<Map<String, Object>> rows = new ArrayList<>();
@@ -145,7 +145,7 @@ public final class CompareCommand implements Callable<Integer> {
             Path p = modelsDir.resolve(names[i]);
             if (!Files.exists(p)) {
                 err.printf("synthesizing %s (%.2fB parameters)%n", p, shapes[i].totalParams() / 1e9);
-                Synth.write(new Synth.Spec(shapes[i], ft, null, 42), p, Parallel.threads(), true);
+                Synth.write(new Synth.Spec(shapes[i], ft, null, 42), p, Threads.count(), true);
             }
             paths.add(p);
         }

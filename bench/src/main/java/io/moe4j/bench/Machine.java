@@ -1,6 +1,6 @@
 package io.moe4j.bench;
 
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.Threads;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -40,18 +40,18 @@ public final class Machine {
         private final Arena arena = Arena.ofShared();
         private final MemorySegment buf;
         private final long chunks;
-        private final float[] sink = new float[Parallel.threads()];
+        private final float[] sink = new float[Threads.count()];
 
         public BandwidthProbe(long bytes) {
             chunks = Math.max(1, bytes / CHUNK);
             buf = arena.allocate(chunks * CHUNK, 4096);
             long n = chunks * CHUNK / 4;
-            Parallel.split((int) (n / 1024), 1, (w, from, to) -> {
+            Threads.split((int) (n / 1024), 1, (w, from, to) -> {
                 for (long i = (long) from * 1024; i < (long) to * 1024; i++) buf.setAtIndex(ValueLayout.JAVA_FLOAT, i, (i & 7) * 0.5f);
             });
             // Warm-up on part of the buffer, so that the timed passes run fully compiled code.
             for (int r = 0; r < 20; r++) {
-                Parallel.split((int) Math.min(chunks, 512), 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
+                Threads.split((int) Math.min(chunks, 512), 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
             }
         }
 
@@ -60,7 +60,7 @@ public final class Machine {
             double best = 0;
             for (int r = 0; r < reps; r++) {
                 long t0 = System.nanoTime();
-                Parallel.split((int) chunks, 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
+                Threads.split((int) chunks, 1, (w, from, to) -> sink[w] += sumChunks(buf, from, to));
                 long t = System.nanoTime() - t0;
                 best = Math.max(best, chunks * CHUNK / (t * 1e-9) / 1e9);
             }
@@ -104,14 +104,14 @@ public final class Machine {
      * of 256-bit FMAs (enough to cover the FMA latency on two pipes) from registers. Best of {@code reps}.
      */
     public static double fmaPeakGflops(int reps) {
-        int t = Parallel.threads();
+        int t = Threads.count();
         long iters = 20_000_000;
         double best = 0;
         float[] sink = new float[t];
         for (int r = 0; r < 2000; r++) sink[0] += fmaLoop(1000); // compile fmaLoop before timing
         for (int r = 0; r < reps; r++) {
             long t0 = System.nanoTime();
-            Parallel.split(t, 1, (w, from, to) -> {
+            Threads.split(t, 1, (w, from, to) -> {
                 for (int i = from; i < to; i++) sink[w] += fmaLoop(iters);
             });
             long ns = System.nanoTime() - t0;

@@ -2,14 +2,18 @@ package io.moe4j.bench;
 
 import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.FeedForwardStats;
-import io.moe4j.kernels.Parallel;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.FeedForwardWeights;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.LoadReport;
+import io.moe4j.kernels.MoeTimings;
+import io.moe4j.kernels.MoeWeights;
+import io.moe4j.kernels.Threads;
+import io.moe4j.kernels.Weight;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.ModelStats;
 import io.moe4j.model.ModelWeights;
-import io.moe4j.kernels.WeightMatrix;
 import io.moe4j.model.Profile;
 import io.moe4j.model.Transformer;
 
@@ -29,7 +33,7 @@ public final class ModelBench {
     /**
      * @param probeBytes size of the bandwidth probe run before and after each decode repetition (0: no probe)
      */
-    public record Options(int pp, int tg, int depth, int reps, KvBuffer.Type kvType, long probeBytes) {
+    public record Options(int pp, int tg, int depth, int reps, KvType kvType, long probeBytes) {
     }
 
     /** Figures of one model; rates are the median of the repetitions. */
@@ -50,20 +54,30 @@ public final class ModelBench {
             // Weights into memory first, so that the first tokens do not measure the disk; before the model is built,
             // which releases the file pages of the matrices it copies into an interleaved layout. Not with a layout
             // cache: the matrices then come from its file, and the model file's pages would only inflate the peak RSS
-            // (16 GB instead of 8 for the 7.4 GB OLMoE-shape Q8_0 file).
-            if (io.moe4j.model.ModelWeights.layoutCacheDirectory() == null) f.mapping().load();
-            Transformer tf = Transformer.of(f, io.moe4j.model.LoadProgress.lines(model.getFileName().toString(), line -> {
+            // (16 GB instead of 8 for the 7.4 GB OLMoE-shape Q8_0 file). Whether the load will map them from a cache
+            // must be known before it runs, so it is read from the configuration the CPU backend documents; the load
+            // report below says what the load did.
+            boolean layoutCache = layoutCacheConfigured();
+            if (!layoutCache) f.mapping().load();
+            Transformer tf = Transformer.of(f, Backend.cpu(), io.moe4j.model.LoadProgress.lines(model.getFileName().toString(), line -> {
                 if (line.startsWith("loading")) log.accept(line); // the end is reported below, with the file's load
             }));
+            LoadReport report = tf.weights().loadReport;
+            // Nothing mapped from a cache nor prepared (a model of types without an interleaved layout, or a cache
+            // that could not be opened, of which the backend warned): every matrix is a view of the file, paged in
+            // now as it would have been without a cache; no file pages were released, so none is read twice.
+            if (layoutCache && report.fromCache() == 0 && report.prepared() == 0) f.mapping().load();
             ModelConfig cfg = tf.config();
             ModelStats stats = ModelStats.of(f, cfg);
             long loadNanos = System.nanoTime() - t0;
-            log.accept(String.format("loaded %s (%.2f GB) in %.1f s", model.getFileName(), f.fileSize() / 1e9, loadNanos / 1e9));
+            log.accept(String.format("loaded %s (%.2f GB) in %.1f s%s", model.getFileName(), f.fileSize() / 1e9, loadNanos / 1e9,
+                    report.cacheFile() == null ? "" : String.format("; %d matrices mapped from the layout cache %s, %d prepared",
+                            report.fromCache(), report.cacheFile(), report.prepared())));
             SplittableRandom rnd = new SplittableRandom(1234);
             int vocab = tf.vocabSize();
 
             // Warm-up: compile the kernels for batches and single tokens.
-            Session warm = new Session(tf, new KvCache(cfg, 64, o.kvType()));
+            Session warm = new Session(tf, new KvCache(cfg, 64, o.kvType(), tf.backend().defaultKvPool()));
             warm.feed(randomTokens(rnd, vocab, 16));
             for (int i = 0; i < 32; i++) warm.feed(rnd.nextInt(vocab));
             warm.close(); // its KV pages go back to the pool for the runs
@@ -74,13 +88,13 @@ public final class ModelBench {
                 // The FMA peak is measured around each run too: under load from other programs it drops, and a run
                 // must not be credited against a peak measured while the machine was busier.
                 double before = Machine.fmaPeakGflops(2);
-                Session s = new Session(tf, new KvCache(cfg, o.pp() + 1, o.kvType()));
+                Session s = new Session(tf, new KvCache(cfg, o.pp() + 1, o.kvType(), tf.backend().defaultKvPool()));
                 int[] tokens = randomTokens(rnd, vocab, o.pp());
                 long a = System.nanoTime();
                 s.feed(tokens);
                 pp[r] = o.pp() / ((System.nanoTime() - a) * 1e-9);
                 s.close();
-                ppPeak[r] = Math.max(Math.max(before, Machine.fmaPeakGflops(2)), Machine.nominalFmaPeakGflops(Parallel.threads()));
+                ppPeak[r] = Math.max(Math.max(before, Machine.fmaPeakGflops(2)), Machine.nominalFmaPeakGflops(Threads.count()));
                 log.accept(String.format("  prefill %d tokens: %.2f tokens/s = %.1f GFLOP/s; FMA peak %.0f GFLOP/s -> %.1f%%", o.pp(), pp[r],
                         ppFlops * pp[r] / o.pp() / 1e9, ppPeak[r], 100 * ppFlops * pp[r] / o.pp() / 1e9 / ppPeak[r]));
             }
@@ -91,19 +105,17 @@ public final class ModelBench {
             try (Machine.BandwidthProbe probe = o.probeBytes() > 0 ? new Machine.BandwidthProbe(o.probeBytes()) : null) {
                 for (int r = 0; r < o.reps() && o.tg() > 0; r++) {
                     double before = probe != null ? probe.measure(3) : 0;
-                    Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType()));
+                    Session s = new Session(tf, new KvCache(cfg, o.tg() + 1, o.kvType(), tf.backend().defaultKvPool()));
+                    // Profile switches the backend's MoE timers (MoeTimings) on and resets them with its own.
                     Profile.reset();
                     Profile.enable(true);
-                    FeedForwardStats.reset();
-                    FeedForwardStats.enabled = true;
                     long a = System.nanoTime();
                     for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));
                     long ns = System.nanoTime() - a;
                     s.close();
                     Profile.enable(false);
-                    FeedForwardStats.enabled = false;
-                    router += Profile.routerNanos();
-                    combine += FeedForwardStats.groupNanos + FeedForwardStats.combineNanos;
+                    router += MoeTimings.routeNanos();
+                    combine += MoeTimings.groupNanos() + MoeTimings.combineNanos();
                     forward += Profile.forwardNanos();
                     tg[r] = o.tg() / (ns * 1e-9);
                     double after = probe != null ? probe.measure(3) : 0;
@@ -118,8 +130,8 @@ public final class ModelBench {
             double[] tgDepth = new double[o.reps()];
             // One cache, filled once (hundreds of MB: a new one per run would churn the heap and, with a big model,
             // push weight pages out of the page cache); each run decodes after the same depth positions.
-            KvCache depthCache = o.tg() > 0 && o.depth() > 0 ? new KvCache(cfg, o.depth() + o.tg() + 1, o.kvType()) : null;
-            if (depthCache != null) depthCache.appendRandom(o.depth(), 99);
+            KvCache depthCache = o.tg() > 0 && o.depth() > 0 ? new KvCache(cfg, o.depth() + o.tg() + 1, o.kvType(), tf.backend().defaultKvPool()) : null;
+            if (depthCache != null) depthCache.appendRandom(tf.backend(), o.depth(), 99);
             for (int r = 0; r < o.reps() && depthCache != null; r++) {
                 depthCache.truncate(o.depth());
                 Session s = new Session(tf, depthCache);
@@ -152,9 +164,11 @@ public final class ModelBench {
         for (ModelWeights.Layer l : w.layers) {
             perToken += macs(l.wq()) + macs(l.wk()) + macs(l.wv()) + macs(l.wo());
             if (l.dense() != null) perToken += macs(l.dense());
-            if (l.router() != null) perToken += macs(l.router());
-            if (l.experts() != null) perToken += macs(l.experts()) * cfg.expertUsedCount() / cfg.expertCount();
-            if (l.sharedExpert() != null) perToken += macs(l.sharedExpert());
+            MoeWeights moe = l.moe();
+            if (moe != null) {
+                perToken += macs(moe.router()) + macs(moe.experts()) * cfg.expertUsedCount() / cfg.expertCount();
+                if (moe.shared() != null) perToken += macs(moe.shared());
+            }
         }
         double attention = 0;
         for (int l = 0; l < cfg.blockCount(); l++) {
@@ -163,12 +177,24 @@ public final class ModelBench {
         return 2.0 * perToken * n + 2.0 * macs(w.output) + attention;
     }
 
-    private static double macs(WeightMatrix m) {
+    private static double macs(Weight m) {
         return (double) m.rows() * m.cols();
     }
 
-    private static double macs(io.moe4j.kernels.ops.FeedForwardWeights f) {
+    private static double macs(FeedForwardWeights f) {
         return macs(f.gate()) + macs(f.up()) + macs(f.down());
+    }
+
+    /**
+     * Whether the CPU backend's loads will map the interleaved matrices from a layout cache: a folder is configured
+     * ({@code -Dmoe4j.layoutCache} or {@code MOE4J_LAYOUT_CACHE}, see {@link Backend#cpu(Path)}) and the matrices are
+     * interleaved at all (not with {@code -Dmoe4j.interleave=false}, which keeps them in the file mapping).
+     */
+    static boolean layoutCacheConfigured() {
+        if ("false".equals(System.getProperty("moe4j.interleave"))) return false;
+        String dir = System.getProperty("moe4j.layoutCache");
+        if (dir == null || dir.isBlank()) dir = System.getenv("MOE4J_LAYOUT_CACHE");
+        return dir != null && !dir.isBlank();
     }
 
     static int[] randomTokens(SplittableRandom r, int vocab, int n) {

@@ -2,12 +2,12 @@ package io.moe4j.batch;
 
 import io.moe4j.generate.StopReason;
 import io.moe4j.generate.StopStrings;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.KvPool;
 import io.moe4j.model.KvBudgetExceededException;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
-import io.moe4j.model.RoutingObserver;
+import io.moe4j.kernels.ExpertCounts;
 import io.moe4j.model.Transformer;
 import io.moe4j.tokenizer.StreamingDecoder;
 import io.moe4j.tokenizer.Tokenizer;
@@ -17,7 +17,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLongArray;
 import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -52,7 +51,7 @@ public final class BatchScheduler implements AutoCloseable {
     private final Transformer transformer;
     private final Tokenizer tokenizer;
     private final int contextSize;
-    private final KvBuffer.Type kvType;
+    private final KvType kvType;
     private final int queueCapacity;
     private final int prefillChunk;
     private final boolean promptCache;
@@ -70,8 +69,8 @@ public final class BatchScheduler implements AutoCloseable {
     private final Thread thread;
 
     // Statistics (written by the scheduler thread, read by anyone).
-    private final AtomicLongArray expertCounts;
-    private final int expertCount;
+    /** Expert selections of every step, counted by the backend (null for a dense model). */
+    private final ExpertCounts expertCounts;
     private volatile long requestsFinished, requestsFailed;
     private final java.util.concurrent.atomic.LongAdder requestsCancelled = new java.util.concurrent.atomic.LongAdder();
     private volatile long promptTokensEvaluated, promptTokensCached, tokensGenerated, steps, busyNanos;
@@ -85,19 +84,19 @@ public final class BatchScheduler implements AutoCloseable {
      * @param queueCapacity requests that may wait for a slot before {@link #submit} refuses more
      * @param promptCache   keep finished sequences' keys and values for reuse by later requests
      */
-    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvType kvType,
                           int queueCapacity, boolean promptCache) {
         this(transformer, tokenizer, parallel, contextSize, kvType, queueCapacity, promptCache, DEFAULT_PREFILL_CHUNK);
     }
 
-    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvType kvType,
                           int queueCapacity, boolean promptCache, int prefillChunk) {
         this(transformer, tokenizer, parallel, contextSize, kvType, queueCapacity, promptCache, prefillChunk,
-                KvPool.cpu(KvPool.shared().budget()));
+                transformer.backend().kvPool(transformer.backend().defaultKvPool().budget()));
     }
 
     /** @param kvPool where the slots' KV pages come from (its budget bounds the memory of all of them) */
-    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvBuffer.Type kvType,
+    public BatchScheduler(Transformer transformer, Tokenizer tokenizer, int parallel, int contextSize, KvType kvType,
                           int queueCapacity, boolean promptCache, int prefillChunk, KvPool kvPool) {
         if (parallel < 1) throw new IllegalArgumentException("parallel must be at least 1, got " + parallel);
         if (contextSize < 1) throw new IllegalArgumentException("context size must be positive, got " + contextSize);
@@ -114,8 +113,7 @@ public final class BatchScheduler implements AutoCloseable {
         this.slots = new Slot[parallel];
         for (int i = 0; i < parallel; i++) slots[i] = new Slot();
         ModelConfig cfg = transformer.config();
-        this.expertCount = Math.max(cfg.expertCount(), 0);
-        this.expertCounts = new AtomicLongArray(cfg.blockCount() * Math.max(expertCount, 1));
+        this.expertCounts = transformer.newExpertCounts();
         this.thread = Thread.ofPlatform().name("moe4j-batch").daemon(true).unstarted(this::run);
         thread.start();
     }
@@ -192,10 +190,7 @@ public final class BatchScheduler implements AutoCloseable {
     }
 
     public Stats stats() {
-        long[][] experts = new long[transformer.config().blockCount()][expertCount];
-        for (int l = 0; l < experts.length; l++) {
-            for (int e = 0; e < expertCount; e++) experts[l][e] = expertCounts.get(l * expertCount + e);
-        }
+        long[][] experts = expertCounts != null ? expertCounts.snapshot() : new long[transformer.config().blockCount()][0];
         return new Stats(requestsFinished, requestsCancelled.sum(), requestsFailed, promptTokensEvaluated, promptTokensCached,
                 tokensGenerated, steps, busyNanos, activeCount, queueDepth(), slots.length, kvBytes, kvBytesActive, experts);
     }
@@ -380,7 +375,7 @@ public final class BatchScheduler implements AutoCloseable {
         }
         if (members.isEmpty()) return;
         long t0 = System.nanoTime();
-        float[][] logits = transformer.forward(inputs, expertCount > 0 ? this::countRouting : null);
+        float[][] logits = transformer.forward(inputs, expertCounts, null);
         busyNanos += System.nanoTime() - t0;
         steps++;
         for (int i = 0; i < members.size(); i++) {
@@ -558,9 +553,6 @@ public final class BatchScheduler implements AutoCloseable {
         lru.cache.close();
     }
 
-    private void countRouting(int layer, int token, float[] logits, int offset, int[] selected, float[] weights) {
-        for (int e : selected) expertCounts.incrementAndGet(layer * expertCount + e);
-    }
 
     private void updateMemoryStats() {
         long act = 0;

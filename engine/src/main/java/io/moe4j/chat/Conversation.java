@@ -6,7 +6,7 @@ import io.moe4j.generate.GeneratedToken;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.Generator;
 import io.moe4j.generate.Session;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.Moe4jException;
 
 import java.util.ArrayList;
@@ -26,7 +26,7 @@ import java.util.function.Consumer;
  *
  * <pre>{@code
  * try (var model = Model.load(path)) {
- *     var chat = new Conversation(model, ChatTemplate.of(model, null), "You are terse.", 0, KvBuffer.Type.F16);
+ *     var chat = new Conversation(model, ChatTemplate.of(model, null), "You are terse.", 0, KvType.F16);
  *     chat.reply("Hi!", GenerateOptions.defaults(), t -> System.out.print(t.text()), null);
  * }
  * }</pre>
@@ -44,7 +44,7 @@ public final class Conversation implements AutoCloseable {
      * @param contextSize  the session's capacity in tokens (0: the model's default)
      */
     public Conversation(Model model, ChatTemplate template, String systemPrompt, int contextSize,
-                        KvBuffer.Type kvType) {
+                        KvType kvType) {
         this.template = template;
         this.generator = new Generator(model.tokenizer());
         this.session = model.newSession(contextSize, kvType);

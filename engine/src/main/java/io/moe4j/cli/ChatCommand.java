@@ -30,6 +30,8 @@ import java.util.concurrent.Callable;
 final class ChatCommand implements Callable<Integer> {
     @Mixin
     ModelOption model;
+    @Mixin
+    DeviceOption device;
     @Option(names = {"-s", "--system"}, paramLabel = "PROMPT",
             description = "A system prompt that opens the conversation and survives /reset. Default: none.")
     String system;
@@ -61,7 +63,7 @@ final class ChatCommand implements Callable<Integer> {
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         Path path = model.resolve(err);
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+        try (Model m = device.load(path, err)) {
             kvBudget.apply(m);
             ChatTemplate template;
             try {

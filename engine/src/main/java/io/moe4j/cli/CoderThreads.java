@@ -2,8 +2,9 @@ package io.moe4j.cli;
 
 import io.moe4j.Model;
 import io.moe4j.compress.ModelCompressor;
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.Threads;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
@@ -23,6 +24,8 @@ final class CoderThreads {
     @Option(names = {"-t", "--threads"}, paramLabel = "K",
             description = "The number of threads of one forward pass when --jobs is 1 (default: the number of cores).")
     Integer threads;
+    @Mixin
+    DeviceOption device;
 
     int jobs() {
         return jobs != null ? jobs : Runtime.getRuntime().availableProcessors();
@@ -30,8 +33,8 @@ final class CoderThreads {
 
     /** Several jobs each run their forward passes single-threaded, so that they do not compete for the cores. */
     void apply() {
-        if (jobs() > 1) Parallel.setThreads(1);
-        else if (threads != null) Parallel.setThreads(threads);
+        if (jobs() > 1) Threads.set(1);
+        else if (threads != null) Threads.set(threads);
     }
 
     /** One direction of the coder, given the loaded model's coder and a progress sink. */
@@ -43,7 +46,7 @@ final class CoderThreads {
     /** Loads the model, runs {@code coding} with a progress bar on stderr, and prints {@code report} of its figures. */
     int run(CommandSpec spec, Path model, String label, Coding coding, Function<ModelCompressor.Stats, String> report) {
         PrintWriter err = spec.commandLine().getErr();
-        try (Model m = Model.load(model, ConsoleLoadProgress.of(err, model))) {
+        try (Model m = device.load(model, err)) {
             ModelCompressor coder = new ModelCompressor(m, version(spec));
             apply();
             ProgressBar bar = new ProgressBar(err, label, "bytes");

@@ -27,6 +27,8 @@ import java.util.concurrent.Callable;
 final class EvalCommand implements Callable<Integer> {
     @Mixin
     ModelOption model;
+    @Mixin
+    DeviceOption device;
     @Option(names = {"-f", "--file"}, required = true, paramLabel = "TEXT",
             description = "The text file to evaluate on (UTF-8).")
     Path file;
@@ -71,8 +73,8 @@ final class EvalCommand implements Callable<Integer> {
             throw new Moe4jException("no such file: " + file);
         }
         Path path = model.resolve(err);
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path));
-             Model other = compare != null ? Model.load(compare, ConsoleLoadProgress.of(err, compare)) : null) {
+        try (Model m = device.load(path, err);
+             Model other = compare != null ? device.load(compare, err) : null) {
             if (other != null && !sameVocabulary(m, other)) {
                 throw new Moe4jException(compare + " has another vocabulary than " + path + ": KL divergence needs the same tokens");
             }

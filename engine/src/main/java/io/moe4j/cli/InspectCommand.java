@@ -28,6 +28,8 @@ final class InspectCommand implements Callable<Integer> {
     Path positional;
     @Mixin
     ModelOption modelOption;
+    @Mixin
+    DeviceOption device;
     @Option(names = "--metadata", description = "Also list every metadata key and its value.")
     boolean allMetadata;
     @Option(names = "--no-tensors", description = "Leave out the table of tensors.")
@@ -45,7 +47,7 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("file          %s (GGUF v%d, %s, %d tensors, %d metadata keys)%n", f.path(), f.version(),
                     bytes(f.fileSize()), f.tensors().size(), f.metadata().keys().size());
             out.printf("name          %s%n", f.metadata().getString("general.name", "(none)"));
-            Transformer tf = Transformer.of(f);
+            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
             ModelConfig c = tf.config();
             out.printf("architecture  %s%n", c.arch().name());
             out.printf("layers        %d, embedding %d, vocabulary %d, context %d%n", c.blockCount(), c.embeddingLength(),
@@ -57,8 +59,8 @@ final class InspectCommand implements Callable<Integer> {
             if (c.isMoe()) {
                 var l0 = tf.weights().layers[0];
                 out.printf("experts       %d, %d used per token, expert FFN %d%s, gating %s, renormalised %s%n",
-                        c.expertCount(), c.expertUsedCount(), l0.experts().hidden(),
-                        l0.sharedExpert() != null ? ", shared expert FFN " + l0.sharedExpert().hidden() : "",
+                        c.expertCount(), c.expertUsedCount(), l0.moe().experts().hidden(),
+                        l0.moe().shared() != null ? ", shared expert FFN " + l0.moe().shared().hidden() : "",
                         c.arch().gating(), c.normalizeTopK());
             } else {
                 out.printf("feed-forward  dense, hidden %d%n", tf.weights().layers[0].dense().hidden());

@@ -1,6 +1,6 @@
 package io.moe4j.cli;
 
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import picocli.CommandLine.Option;
 
 /**
@@ -10,9 +10,9 @@ import picocli.CommandLine.Option;
 public final class KvTypeOption {
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f16", converter = KvTypeConverter.class,
             description = "The element type of the KV cache: f16, f32 or q8_0 (ggml's 8-bit blocks) (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type type;
+    KvType type;
 
-    public KvBuffer.Type type() {
+    public KvType type() {
         return type;
     }
 }

@@ -2,7 +2,7 @@ package io.moe4j.cli;
 
 import io.moe4j.Moe4jException;
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 import picocli.CommandLine.Command;
@@ -23,6 +23,8 @@ import java.util.concurrent.Callable;
 final class LogitsCommand implements Callable<Integer> {
     @Mixin
     ModelOption modelOption;
+    @Mixin
+    DeviceOption device;
     @Option(names = "--tokens", required = true, split = ",", paramLabel = "IDS", description = "The token ids, separated by commas.")
     int[] tokens;
     @Option(names = "--out", required = true, paramLabel = "FILE", description = "The file to write the logits to.")
@@ -31,7 +33,7 @@ final class LogitsCommand implements Callable<Integer> {
     boolean incremental;
     @Option(names = "--kv-type", paramLabel = "TYPE", defaultValue = "f32", converter = KvTypeConverter.class,
             description = "The element type of the KV cache, f32, f16 or q8_0 (default: ${DEFAULT-VALUE}).")
-    KvBuffer.Type kvType;
+    KvType kvType;
     @Mixin
     ThreadsOption threads;
     @Spec
@@ -42,7 +44,7 @@ final class LogitsCommand implements Callable<Integer> {
         threads.apply();
         Path model = modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
-            Transformer tf = Transformer.of(f);
+            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
             int vocab = tf.vocabSize();
             for (int id : tokens) {
                 if (id < 0 || id >= vocab) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary (0.." + (vocab - 1) + ")");

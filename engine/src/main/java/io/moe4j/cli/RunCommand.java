@@ -20,6 +20,8 @@ import java.util.concurrent.Callable;
 final class RunCommand implements Callable<Integer> {
     @Mixin
     ModelOption model;
+    @Mixin
+    DeviceOption device;
     @Option(names = {"-p", "--prompt"}, paramLabel = "TEXT", defaultValue = "Once upon a time",
             description = "The prompt to continue (default: ${DEFAULT-VALUE}).")
     String prompt;
@@ -54,7 +56,7 @@ final class RunCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         Path path = model.resolve(err);
-        try (Model m = Model.load(path, ConsoleLoadProgress.of(err, path))) {
+        try (Model m = device.load(path, err)) {
             kvBudget.apply(m);
             int context = ctx > 0 ? ctx : m.defaultContextSize();
             int promptTokens = m.tokenize(prompt).length;

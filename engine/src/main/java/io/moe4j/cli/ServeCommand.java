@@ -22,6 +22,8 @@ import java.util.concurrent.TimeUnit;
 final class ServeCommand implements Callable<Integer> {
     @Mixin
     ModelOption model;
+    @Mixin
+    DeviceOption device;
     @Option(names = "--host", paramLabel = "ADDR", defaultValue = ServerOptions.DEFAULT_HOST,
             description = "The address to listen on; anything but loopback exposes the server to the network (default: ${DEFAULT-VALUE}).")
     String host;
@@ -114,7 +116,7 @@ final class ServeCommand implements Callable<Integer> {
                 .withKvType(kvType.type()).withPromptCache(!noPromptCache).withChatTemplate(chatTemplate.source());
         Path modelPath = model.resolve(err);
         OpenAiServer server = listen(o, () -> {
-            Model m = Model.load(modelPath, ConsoleLoadProgress.of(err, modelPath));
+            Model m = device.load(modelPath, err);
             kvBudget.apply(m);
             return m;
         });

@@ -1,6 +1,6 @@
 package io.moe4j.cli;
 
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.Threads;
 import picocli.CommandLine.Option;
 
 /** {@code --threads K}, shared by every command that computes. */
@@ -12,7 +12,7 @@ public final class ThreadsOption {
     public void apply() {
         if (threads != null) {
             SamplingFlags.check(threads >= 1, "--threads must be 1 or more, got " + threads);
-            Parallel.setThreads(threads);
+            Threads.set(threads);
         }
     }
 }

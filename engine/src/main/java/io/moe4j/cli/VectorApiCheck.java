@@ -15,8 +15,8 @@ final class VectorApiCheck {
             System.err.println("moe4j: " + e.getMessage());
             throw e;
         }
-        if (!io.moe4j.kernels.quant.SimdStatus.vectorKernels()) {
-            System.err.println("moe4j: WARNING: running without the SIMD kernels (" + io.moe4j.kernels.quant.SimdStatus.describe()
+        if (!io.moe4j.kernels.SimdStatus.vectorKernels()) {
+            System.err.println("moe4j: WARNING: running without the SIMD kernels (" + io.moe4j.kernels.SimdStatus.describe()
                     + "): expect inference many times slower than on a CPU with 256-bit vectors");
         }
     }

@@ -2,7 +2,7 @@ package io.moe4j.compress;
 
 import io.moe4j.Model;
 import io.moe4j.Moe4jException;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 
@@ -206,7 +206,7 @@ public final class ModelCompressor {
         for (int l = 0; l < k; l++) {
             enc[l] = new RangeEncoder();
             int[] units = chunks.get(l).units;
-            caches[l] = new KvCache(tf.config(), Math.max(1, units.length - 1 + lead), KvBuffer.Type.F32);
+            caches[l] = new KvCache(tf.config(), Math.max(1, units.length - 1 + lead), KvType.F32);
             if (lead == 0) {
                 f.uniform();
                 encodeUnit(enc[l], f, units[0]);
@@ -430,7 +430,7 @@ public final class ModelCompressor {
             Record r = records.get(l);
             dec[l] = new RangeDecoder(r.payload);
             units[l] = new int[r.units];
-            caches[l] = new KvCache(tf.config(), Math.max(1, r.units - 1 + lead), KvBuffer.Type.F32);
+            caches[l] = new KvCache(tf.config(), Math.max(1, r.units - 1 + lead), KvType.F32);
             if (lead == 0) {
                 f.uniform();
                 units[l][0] = decodeUnit(dec[l], f);

@@ -1,7 +1,7 @@
 package io.moe4j.eval;
 
 import io.moe4j.generate.Sampler;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 import io.moe4j.tokenizer.Tokenizer;
@@ -129,8 +129,8 @@ public final class Evaluator {
         long scoredBytes = 0;
         for (int w = 0; w < windows.size(); w++) {
             Window win = windows.get(w);
-            KvCache ca = new KvCache(model.config(), win.tokens.length, KvBuffer.Type.F32);
-            KvCache cb = compare != null ? new KvCache(compare.config(), win.tokens.length, KvBuffer.Type.F32) : null;
+            KvCache ca = new KvCache(model.config(), win.tokens.length, KvType.F32);
+            KvCache cb = compare != null ? new KvCache(compare.config(), win.tokens.length, KvType.F32) : null;
             try {
             // the last token predicts nothing inside the window: it is not run
             int run = win.tokens.length - 1;

@@ -1,6 +1,6 @@
 package io.moe4j.generate;
 
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 
 import java.util.List;
 
@@ -15,7 +15,7 @@ import java.util.List;
  * @param kvType      storage of keys and values (F16 like llama.cpp by default; F32 for verification)
  */
 public record GenerateOptions(int maxTokens, SamplingOptions sampling, List<String> stop, int contextSize,
-                              KvBuffer.Type kvType) {
+                              KvType kvType) {
 
     public GenerateOptions {
         if (maxTokens < 0) throw new IllegalArgumentException("max tokens must be >= 0, got " + maxTokens);
@@ -24,11 +24,11 @@ public record GenerateOptions(int maxTokens, SamplingOptions sampling, List<Stri
     }
 
     public static GenerateOptions defaults() {
-        return new GenerateOptions(256, SamplingOptions.DEFAULT, List.of(), 0, KvBuffer.Type.F16);
+        return new GenerateOptions(256, SamplingOptions.DEFAULT, List.of(), 0, KvType.F16);
     }
 
     public static GenerateOptions greedy(int maxTokens) {
-        return new GenerateOptions(maxTokens, SamplingOptions.GREEDY, List.of(), 0, KvBuffer.Type.F16);
+        return new GenerateOptions(maxTokens, SamplingOptions.GREEDY, List.of(), 0, KvType.F16);
     }
 
     public GenerateOptions withMaxTokens(int n) {
@@ -47,7 +47,7 @@ public record GenerateOptions(int maxTokens, SamplingOptions sampling, List<Stri
         return new GenerateOptions(maxTokens, sampling, stop, n, kvType);
     }
 
-    public GenerateOptions withKvType(KvBuffer.Type t) {
+    public GenerateOptions withKvType(KvType t) {
         return new GenerateOptions(maxTokens, sampling, stop, contextSize, t);
     }
 }

@@ -1,6 +1,6 @@
 package io.moe4j.model;
 
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 
 /**
  * What distinguishes one decoder architecture from another, as data. The forward pass ({@link Transformer})

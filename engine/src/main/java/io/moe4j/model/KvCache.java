@@ -1,32 +1,36 @@
 package io.moe4j.model;
 
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.Tensor;
 import io.moe4j.Moe4jException;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
 
 /**
  * Keys and values of one sequence for every layer. Positions [0, length) are filled; the cache takes pages of
- * {@link KvBuffer#PAGE} positions from its {@link KvPool} as tokens are added, up to {@code capacity} (the context
+ * {@link KvStore#PAGE} positions from its {@link KvPool} as tokens are added, up to {@code capacity} (the context
  * size), and gives them back when positions are dropped ({@link #truncate}) or the cache is closed. Sliding-window
  * layers give back the pages that fall wholly out of the window, so they hold about the window whatever the length.
  */
 public final class KvCache implements AutoCloseable {
-    final KvBuffer[] keys;
-    final KvBuffer[] values;
+    final KvStore[] keys;
+    final KvStore[] values;
     private final ModelConfig cfg;
     private final int capacity;
-    private final KvBuffer.Type type;
+    private final KvType type;
     private final KvPool pool;
     private int length;
 
-    /** A cache with pages from {@link KvPool#shared()}. */
-    public KvCache(ModelConfig cfg, int capacity, KvBuffer.Type type) {
-        this(cfg, capacity, type, KvPool.shared());
+    /** A cache with pages from the CPU backend's default pool. */
+    public KvCache(ModelConfig cfg, int capacity, KvType type) {
+        this(cfg, capacity, type, Backend.cpu().defaultKvPool());
     }
 
-    public KvCache(ModelConfig cfg, int capacity, KvBuffer.Type type, KvPool pool) {
+    /** A cache with pages from {@code pool}, which belongs to the backend that runs the model. */
+    public KvCache(ModelConfig cfg, int capacity, KvType type, KvPool pool) {
         if (capacity <= 0) throw new IllegalArgumentException("context size must be positive, got " + capacity);
-        if (type == KvBuffer.Type.Q8_0 && cfg.headDim() % 32 != 0) {
+        if (type == KvType.Q8_0 && cfg.headDim() % 32 != 0) {
             throw new Moe4jException("a Q8_0 KV cache needs a head size that is a multiple of 32 (ggml's blocks of 32 per head); "
                     + "this model's is " + cfg.headDim() + ": use --kv-type f16");
         }
@@ -35,11 +39,11 @@ public final class KvCache implements AutoCloseable {
         this.type = type;
         this.pool = pool;
         int n = cfg.blockCount();
-        keys = new KvBuffer[n];
-        values = new KvBuffer[n];
+        keys = new KvStore[n];
+        values = new KvStore[n];
         for (int i = 0; i < n; i++) {
-            keys[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim(), pool);
-            values[i] = KvBuffer.create(type, cfg.kvHeadCount(), cfg.headDim(), pool);
+            keys[i] = pool.newStore(type, cfg.kvHeadCount(), cfg.headDim());
+            values[i] = pool.newStore(type, cfg.kvHeadCount(), cfg.headDim());
         }
     }
 
@@ -51,7 +55,7 @@ public final class KvCache implements AutoCloseable {
         return capacity;
     }
 
-    public KvBuffer.Type type() {
+    public KvType type() {
         return type;
     }
 
@@ -76,9 +80,9 @@ public final class KvCache implements AutoCloseable {
         }
     }
 
-    private long missingBytes(KvBuffer b, int upTo) {
-        long pageBytes = KvBuffer.pageBytes(type, cfg.kvHeadCount(), cfg.headDim());
-        long need = (long) (upTo - Math.min(upTo, b.firstStored()) + KvBuffer.PAGE - 1) / KvBuffer.PAGE * pageBytes;
+    private long missingBytes(KvStore b, int upTo) {
+        long pageBytes = KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim());
+        long need = (long) (upTo - Math.min(upTo, b.firstStored()) + KvStore.PAGE - 1) / KvStore.PAGE * pageBytes;
         return Math.max(0, need - b.bytes());
     }
 
@@ -142,17 +146,28 @@ public final class KvCache implements AutoCloseable {
      * For benchmarks: appends {@code n} positions of random keys and values (as if {@code n} tokens had been
      * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt.
      */
-    public void appendRandom(int n, long seed) {
+    public void appendRandom(Backend backend, int n, long seed) {
         if (length + n > capacity) throw new ContextOverflowException(length, n, capacity);
         reserve(n);
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
-        float[] row = new float[keys[0].width()];
+        int width = keys[0].width(), chunk = Math.min(n, KvStore.PAGE);
+        float[] k = new float[chunk * width], v = new float[chunk * width];
+        Tensor kt = backend.allocate(k.length), vt = backend.allocate(v.length);
+        int[] positions = new int[chunk];
+        KvStore[] ks = new KvStore[chunk], vs = new KvStore[chunk];
         for (int l = 0; l < keys.length; l++) {
-            for (int p = length; p < length + n; p++) {
-                for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian();
-                keys[l].write(p, row, 0);
-                for (int i = 0; i < row.length; i++) row[i] = (float) r.nextGaussian();
-                values[l].write(p, row, 0);
+            java.util.Arrays.fill(ks, keys[l]);
+            java.util.Arrays.fill(vs, values[l]);
+            for (int p = length; p < length + n; p += chunk) {
+                int m = Math.min(chunk, length + n - p);
+                for (int j = 0; j < m; j++) {
+                    positions[j] = p + j;
+                    for (int i = 0; i < width; i++) k[j * width + i] = (float) r.nextGaussian();
+                    for (int i = 0; i < width; i++) v[j * width + i] = (float) r.nextGaussian();
+                }
+                backend.write(kt, 0, k, 0, m * width);
+                backend.write(vt, 0, v, 0, m * width);
+                backend.appendKv(m, kt, vt, width, ks, vs, positions);
             }
         }
         advance(n);

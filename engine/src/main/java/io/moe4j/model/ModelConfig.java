@@ -2,7 +2,7 @@ package io.moe4j.model;
 
 import io.moe4j.gguf.GgufMetadata;
 import io.moe4j.gguf.ModelFormatException;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 
 /**
  * Hyper-parameters of a model, read from {@code <arch>.*} metadata keys (llama.cpp's names and defaults).
@@ -29,10 +29,6 @@ public record ModelConfig(
         float expertWeightsScale,
         int contextLength,
         int slidingWindow) {
-
-    /** gpt-oss's SwiGLU constants (llama.cpp hard-codes them for this architecture too). */
-    public static final float SWIGLU_ALPHA = io.moe4j.kernels.ops.Activations.SWIGLU_ALPHA;
-    public static final float SWIGLU_LIMIT = io.moe4j.kernels.ops.Activations.SWIGLU_LIMIT;
 
     public static ModelConfig from(GgufMetadata md, Architecture arch) {
         String p = arch.name() + ".";

@@ -1,80 +1,71 @@
 package io.moe4j.model;
 
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.BlockCodec;
+import io.moe4j.kernels.FeedForwardWeights;
+import io.moe4j.kernels.LoadReport;
+import io.moe4j.kernels.ModelSource;
+import io.moe4j.kernels.MoeWeights;
+import io.moe4j.kernels.Tensor;
+import io.moe4j.kernels.Weight;
+import io.moe4j.kernels.WeightLoader;
+import io.moe4j.kernels.WeightMatrix;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.ModelFormatException;
-import io.moe4j.kernels.MatMul;
-import io.moe4j.kernels.WeightMatrix;
-import io.moe4j.kernels.quant.InterleavedFormat;
-import io.moe4j.kernels.ops.FeedForwardWeights;
 
 import java.util.Arrays;
 
 /**
- * The tensors of a model, looked up by llama.cpp's GGUF names and checked against the hyper-parameters. Matrices
- * stay in the file mapping, but for the types whose kernels have an interleaved layout (Q4_0, Q4_K, Q8_0, Q6_K, MXFP4),
- * copied into it at load time; only small vectors (norms, biases, sinks) are decoded to float arrays.
+ * The tensors of a model, looked up by llama.cpp's GGUF names, checked against the hyper-parameters, and prepared by
+ * the model's {@link Backend} ({@link WeightLoader}): how a matrix is laid out and where it lives is the backend's
+ * business; this class only knows names and shapes.
  */
 public final class ModelWeights {
 
     public record Layer(
-            float[] attnNorm,
-            WeightMatrix wq, WeightMatrix wk, WeightMatrix wv, WeightMatrix wo,
-            float[] bq, float[] bk, float[] bv, float[] bo,
-            float[] qNorm, float[] kNorm,
-            float[] sinks,
-            float[] ffnNorm,
+            Tensor attnNorm,
+            Weight wq, Weight wk, Weight wv, Weight wo,
+            Tensor bq, Tensor bk, Tensor bv, Tensor bo,
+            Tensor qNorm, Tensor kNorm,
+            Tensor sinks,
+            Tensor ffnNorm,
             FeedForwardWeights dense,
-            WeightMatrix router, float[] routerBias,
-            FeedForwardWeights experts,
-            FeedForwardWeights sharedExpert, float[] sharedExpertGate) {
+            MoeWeights moe) {
     }
 
-    public final WeightMatrix tokenEmbedding;
-    public final float[] outputNorm;
-    public final WeightMatrix output;
+    public final Weight tokenEmbedding;
+    public final Tensor outputNorm;
+    public final Weight output;
     /** Per-pair RoPE frequency divisors (rope_freqs.weight, Llama 3.1 style), or null. */
     public final float[] ropeFreqFactors;
     public final Layer[] layers;
     public final int vocabSize;
-    /** The layout cache this load used (what it mapped and what it copied), or null. */
-    final LayoutCache layoutCache;
+    /** What preparing the weights took (the CPU backend's layout cache: matrices mapped and copied). */
+    public final LoadReport loadReport;
 
+    /** The weights of {@code file} on the CPU backend. */
     public ModelWeights(GgufFile file, ModelConfig cfg) {
-        this(file, cfg, LoadProgress.NONE);
+        this(file, cfg, Backend.cpu(), LoadProgress.NONE);
     }
 
-    /** As {@link #ModelWeights(GgufFile, ModelConfig)}, telling {@code progress} how far it has come. */
-    public ModelWeights(GgufFile file, ModelConfig cfg, LoadProgress progress) {
-        this(file, cfg, LayoutCache.configuredDirectory(), progress);
-    }
-
-    /** The folder of the layout cache that loads use ({@code moe4j.layoutCache}, {@code MOE4J_LAYOUT_CACHE}), or null. */
-    public static java.nio.file.Path layoutCacheDirectory() {
-        return INTERLEAVE ? LayoutCache.configuredDirectory() : null;
-    }
-
-    /**
-     * With the interleaved matrices kept in (or mapped from) a {@link LayoutCache} in {@code layoutCache}; null:
-     * copied in memory only.
-     */
-    ModelWeights(GgufFile file, ModelConfig cfg, java.nio.file.Path layoutCache, LoadProgress progress) {
-        this.layoutCache = INTERLEAVE ? LayoutCache.open(file, layoutCache) : null;
-        Loader l = new Loader(file, this.layoutCache, progress);
+    /** The weights of {@code file} prepared by {@code backend}, telling {@code progress} how far it has come. */
+    public ModelWeights(GgufFile file, ModelConfig cfg, Backend backend, LoadProgress progress) {
+        Loader l = new Loader(file, backend.loader(new ModelSource(file.path(), file.mapping(), file.dataStart(), file.arena())), progress);
         int nEmbd = cfg.embeddingLength();
         GgufTensor emb = file.requireTensor("token_embd.weight");
         this.vocabSize = (int) emb.dim(1);
         this.tokenEmbedding = l.table("token_embd.weight", nEmbd, vocabSize);
         this.outputNorm = l.vector("output_norm.weight", nEmbd);
-        // The embedding is only looked up by rows; as the (tied) output head it is multiplied, so that copy is interleaved.
-        this.output = file.tensor("output.weight") != null ? l.matrix("output.weight", nEmbd, vocabSize) : l.interleave(tokenEmbedding);
-        this.ropeFreqFactors = l.optionalVector("rope_freqs.weight", cfg.ropeDim() / 2);
+        // The embedding is only looked up by rows; as the (tied) output head it is multiplied, so that is a second weight.
+        this.output = l.matrix(file.tensor("output.weight") != null ? "output.weight" : "token_embd.weight", nEmbd, vocabSize);
+        this.ropeFreqFactors = l.hostVector("rope_freqs.weight", cfg.ropeDim() / 2);
         this.layers = new Layer[cfg.blockCount()];
         Architecture arch = cfg.arch();
         int q = cfg.qDim(), kv = cfg.kvDim();
         for (int i = 0; i < layers.length; i++) {
             String b = "blk." + i + ".";
-            float[] qNorm = null, kNorm = null;
+            Tensor qNorm = null, kNorm = null;
             switch (arch.qkNorm()) {
                 case PER_HEAD -> {
                     qNorm = l.vector(b + "attn_q_norm.weight", cfg.headDim());
@@ -87,17 +78,18 @@ public final class ModelWeights {
                 case NONE -> {
                 }
             }
-            FeedForwardWeights dense = null, experts = null, shared = null;
-            WeightMatrix router = null;
-            float[] routerBias = null, sharedGate = null;
+            FeedForwardWeights dense = null;
+            MoeWeights moe = null;
             if (cfg.isMoe()) {
-                router = l.matrix(b + "ffn_gate_inp.weight", nEmbd, cfg.expertCount());
-                routerBias = l.optionalVector(b + "ffn_gate_inp.bias", cfg.expertCount());
-                experts = l.experts(b, "_exps", nEmbd, cfg.expertCount());
+                Weight router = l.matrix(b + "ffn_gate_inp.weight", nEmbd, cfg.expertCount());
+                Tensor routerBias = l.optionalVector(b + "ffn_gate_inp.bias", cfg.expertCount());
+                FeedForwardWeights experts = l.experts(b, "_exps", nEmbd, cfg.expertCount()), shared = null;
+                Tensor sharedGate = null;
                 if (file.tensor(b + "ffn_gate_shexp.weight") != null) {
                     shared = l.experts(b, "_shexp", nEmbd, 1);
                     sharedGate = l.optionalVector(b + "ffn_gate_inp_shexp.weight", nEmbd);
                 }
+                moe = new MoeWeights(router, routerBias, experts, shared, sharedGate);
             } else {
                 dense = l.experts(b, "", nEmbd, 1);
             }
@@ -114,57 +106,32 @@ public final class ModelWeights {
                     qNorm, kNorm,
                     l.optionalVector(b + "attn_sinks.weight", cfg.headCount()),
                     l.vector(b + arch.ffnNormTensor() + ".weight", nEmbd),
-                    dense, router, routerBias, experts, shared, sharedGate);
+                    dense, moe);
         }
-        l.finish();
+        this.loadReport = l.finish();
     }
 
-    /**
-     * Whether matrices get the kernels' interleaved layout where their type has one (a copy, made at load time, that
-     * decodes faster: see {@link WeightMatrix#interleave}); {@code -Dmoe4j.interleave=false} keeps every matrix in
-     * the file mapping.
-     */
-    static final boolean INTERLEAVE = !"false".equals(System.getProperty("moe4j.interleave"));
-
-    /**
-     * Looks tensors up by name and checks their shapes; errors name the file, tensor, expected and actual shape.
-     * Multiplied matrices (not the embedding table) are interleaved ({@link #INTERLEAVE}) into memory that the file
-     * owns, so closing the model frees it.
-     */
+    /** Looks tensors up by name and checks their shapes; errors name the file, tensor, expected and actual shape. */
     private static final class Loader {
         private final GgufFile file;
-        /** Where interleaved matrices are kept between loads; null: copied in memory at every load. */
-        private final LayoutCache cache;
+        private final WeightLoader backend;
         private final LoadProgress progress;
         /** Bytes of the file's tensors, and of the matrices made ready so far (the slow part of a load). */
         private final long total;
         private long done;
 
-        Loader(GgufFile file, LayoutCache cache, LoadProgress progress) {
+        Loader(GgufFile file, WeightLoader backend, LoadProgress progress) {
             this.file = file;
-            this.cache = cache;
+            this.backend = backend;
             this.progress = progress;
             this.total = file.tensors().values().stream().mapToLong(GgufTensor::byteSize).sum();
         }
 
-        /** {@code m} interleaved if it can be, to be cut later (into experts) at multiples of {@code sliceRows}. */
-        WeightMatrix interleave(WeightMatrix m, int sliceRows) {
-            if (!INTERLEAVE) return m;
-            WeightMatrix w = cache != null ? cache.interleave(m, sliceRows) : m.interleave(sliceRows, file.arena());
-            done = Math.min(total, done + m.byteSize());
-            progress.loaded(done, total);
-            return w;
-        }
-
-        /** {@code m} interleaved if it can be (never cut). */
-        WeightMatrix interleave(WeightMatrix m) {
-            return interleave(m, InterleavedFormat.ROWS);
-        }
-
-        /** After the last matrix: lets the layout cache write what this load copied. */
-        void finish() {
-            if (cache != null) cache.finish();
+        /** After the last matrix. */
+        LoadReport finish() {
+            LoadReport r = backend.finish();
             progress.loaded(total, total);
+            return r;
         }
 
         private GgufTensor shaped(String name, long... dims) {
@@ -186,24 +153,43 @@ public final class ModelWeights {
             return t;
         }
 
-        /** A matrix that is multiplied (interleaved where it can be). */
-        WeightMatrix matrix(String name, int cols, int rows) {
-            return interleave(table(name, cols, rows));
-        }
-
-        /** A matrix in the file's layout (the embedding table: only single rows are read). */
-        WeightMatrix table(String name, int cols, int rows) {
-            GgufTensor t = shaped(name, cols, rows);
+        private static WeightMatrix view(GgufTensor t, int rows, int cols) {
             return new WeightMatrix(t.data(), t.type(), rows, cols);
         }
 
-        float[] vector(String name, int n) {
-            GgufTensor t = shaped(name, n);
-            return decode(t, n);
+        /** A matrix of {@code rows} rows that is multiplied, cut by the backend at multiples of {@code sliceRows}. */
+        private Weight matrix(GgufTensor t, int rows, int cols, int sliceRows) {
+            Weight w = backend.matrix(view(t, rows, cols), sliceRows);
+            done = Math.min(total, done + t.byteSize());
+            progress.loaded(done, total);
+            return w;
         }
 
-        float[] optionalVector(String name, int n) {
+        /** A matrix that is multiplied. */
+        Weight matrix(String name, int cols, int rows) {
+            return matrix(shaped(name, cols, rows), rows, cols, rows);
+        }
+
+        /** A matrix of which only rows are read (the embedding table). */
+        Weight table(String name, int cols, int rows) {
+            return backend.table(view(shaped(name, cols, rows), rows, cols));
+        }
+
+        Tensor vector(String name, int n) {
+            return backend.vector(view(shaped(name, n), 1, n));
+        }
+
+        Tensor optionalVector(String name, int n) {
             return file.tensor(name) == null ? null : vector(name, n);
+        }
+
+        /** A vector the host needs itself (to compute RoPE's frequencies), or null when the file has none. */
+        float[] hostVector(String name, int n) {
+            if (file.tensor(name) == null) return null;
+            GgufTensor t = shaped(name, n);
+            float[] out = new float[n];
+            BlockCodec.decode(t.type(), t.data(), 0, out, 0, n);
+            return out;
         }
 
         /** gate/up/down (+ optional biases) of {@code count} experts whose hidden size is read off the gate tensor. */
@@ -218,24 +204,18 @@ public final class ModelWeights {
             GgufTensor u = shaped(prefix + "ffn_up" + suffix + ".weight", upDims);
             GgufTensor d = shaped(prefix + "ffn_down" + suffix + ".weight", downDims);
             return new FeedForwardWeights(
-                    interleave(new WeightMatrix(g.data(), g.type(), hidden * count, nEmbd), hidden),
-                    interleave(new WeightMatrix(u.data(), u.type(), hidden * count, nEmbd), hidden),
-                    interleave(new WeightMatrix(d.data(), d.type(), nEmbd * count, hidden), nEmbd),
+                    matrix(g, hidden * count, nEmbd, hidden),
+                    matrix(u, hidden * count, nEmbd, hidden),
+                    matrix(d, nEmbd * count, hidden, nEmbd),
                     optionalStacked(prefix + "ffn_gate" + suffix + ".bias", hidden, count),
                     optionalStacked(prefix + "ffn_up" + suffix + ".bias", hidden, count),
                     optionalStacked(prefix + "ffn_down" + suffix + ".bias", nEmbd, count),
                     hidden);
         }
 
-        private float[] optionalStacked(String name, int n, int count) {
+        private Tensor optionalStacked(String name, int n, int count) {
             if (file.tensor(name) == null) return null;
-            return decode(shaped(name, n, count), n * count);
-        }
-
-        private float[] decode(GgufTensor t, int n) {
-            float[] out = new float[n];
-            MatMul.row(new WeightMatrix(t.data(), t.type(), 1, n), 0, out, 0);
-            return out;
+            return backend.vector(view(shaped(name, n, count), 1, n * count));
         }
     }
 }

@@ -1,20 +1,22 @@
 package io.moe4j.model;
 
+import io.moe4j.kernels.MoeTimings;
+
 /**
- * Optional timing of parts of the forward pass, for benchmarks: the MoE router (its matrix × vector, gating and
- * top-k) and whole forward calls (the grouping and combine of the experts are timed by
- * {@link io.moe4j.kernels.FeedForwardStats}). Off by default; when on, the thread that runs {@link Transformer#forward} adds to the counters
- * (not meant for several forward calls at once).
+ * Optional timing of whole forward calls, for benchmarks, beside the backend's own timers of the MoE routing,
+ * grouping and combine ({@link MoeTimings}, switched on with this). Off by default; when on, the thread that runs
+ * {@link Transformer#forward} adds to the counters (not meant for several forward calls at once).
  */
 public final class Profile {
     private static volatile boolean enabled;
-    static long routerNanos, forwardNanos;
+    static long forwardNanos;
 
     private Profile() {
     }
 
     public static void enable(boolean on) {
         enabled = on;
+        MoeTimings.enable(on);
     }
 
     public static boolean enabled() {
@@ -26,12 +28,13 @@ public final class Profile {
     }
 
     public static void reset() {
-        routerNanos = forwardNanos = 0;
+        forwardNanos = 0;
+        MoeTimings.reset();
     }
 
     /** Router matrix × vector, gating and top-k. */
     public static long routerNanos() {
-        return routerNanos;
+        return MoeTimings.routeNanos();
     }
 
     /** Whole forward calls. */

@@ -1,11 +1,14 @@
 package io.moe4j.model;
 
-import io.moe4j.kernels.Backend;
-import io.moe4j.kernels.MatMul;
-import io.moe4j.kernels.ops.Activations;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.Rope;
 
+import io.moe4j.kernels.Activation;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.ExpertCounts;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.Rope;
+import io.moe4j.kernels.Routing;
+import io.moe4j.kernels.RoutingTrace;
+import io.moe4j.kernels.Tensor;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -15,38 +18,56 @@ import java.util.Set;
  * The decoder forward pass shared by every architecture: embedding, then per block attention and a dense or
  * sparse feed-forward network, each behind an RMSNorm and added to the residual stream; then the output head.
  * Architecture differences are switches of {@link Architecture} and optional tensors of {@link ModelWeights}.
- * The arithmetic is done by a {@link Backend} (the CPU one unless told otherwise); activations live in per-thread
- * buffers that are reused from call to call.
+ * All arithmetic is done by the model's {@link Backend}, on tensors it owns: activations live in per-thread
+ * tensors of that backend, reused from call to call; token ids and positions go in, logits come out.
  */
 public final class Transformer {
     private final ModelConfig cfg;
     private final ModelWeights w;
     private final Rope rope;
     private final Backend ops;
-    private final ThreadLocal<Work> buffers = ThreadLocal.withInitial(Work::new);
+    private final Routing routing;
+    private final Activation activation;
+    private final ThreadLocal<Work> buffers;
 
-    public Transformer(ModelConfig cfg, ModelWeights weights) {
-        this(cfg, weights, Backend.cpu());
-    }
-
+    /** A transformer over {@code weights}, which {@code backend} prepared ({@link ModelWeights}). */
     public Transformer(ModelConfig cfg, ModelWeights weights, Backend backend) {
         this.cfg = cfg;
         this.w = weights;
         this.rope = cfg.rope(weights.ropeFreqFactors);
         this.ops = backend;
+        this.activation = switch (cfg.arch().activation()) {
+            case SWIGLU -> Activation.SWIGLU;
+            case SWIGLU_CLAMPED -> Activation.SWIGLU_CLAMPED;
+        };
+        this.routing = !cfg.isMoe() ? null : new Routing(switch (cfg.arch().gating()) {
+            case SOFTMAX_THEN_TOP_K -> Routing.Gating.SOFTMAX_THEN_TOP_K;
+            case TOP_K_THEN_SOFTMAX -> Routing.Gating.TOP_K_THEN_SOFTMAX;
+        }, cfg.expertUsedCount(), cfg.normalizeTopK(), cfg.expertWeightsScale());
+        this.buffers = ThreadLocal.withInitial(() -> new Work(backend));
     }
 
-    /** Reads architecture, hyper-parameters and weights of an open GGUF file (the mapping must stay open). */
+    /** Reads architecture, hyper-parameters and weights of an open GGUF file (the mapping must stay open), on the CPU. */
     public static Transformer of(io.moe4j.gguf.GgufFile file) {
-        return of(file, LoadProgress.NONE);
+        return of(file, Backend.cpu(), LoadProgress.NONE);
     }
 
-    /** {@link #of(io.moe4j.gguf.GgufFile)}, telling {@code progress} how far loading the weights has come. */
-    public static Transformer of(io.moe4j.gguf.GgufFile file, LoadProgress progress) {
+    /** {@link #of(io.moe4j.gguf.GgufFile)} on {@code backend}, telling {@code progress} how far loading the weights has come. */
+    public static Transformer of(io.moe4j.gguf.GgufFile file, Backend backend, LoadProgress progress) {
         var md = file.metadata();
         Architecture arch = io.moe4j.model.arch.Architectures.byName(md.getString("general.architecture"), md.source());
         ModelConfig cfg = ModelConfig.from(md, arch);
-        return new Transformer(cfg, new ModelWeights(file, cfg, progress));
+        return new Transformer(cfg, new ModelWeights(file, cfg, backend, progress), backend);
+    }
+
+    /** The backend that runs this model. */
+    public Backend backend() {
+        return ops;
+    }
+
+    /** Zeroed per-layer expert selection counters for {@link #forward(List, ExpertCounts, RoutingTrace)} (null for a dense model). */
+    public ExpertCounts newExpertCounts() {
+        return cfg.isMoe() ? ops.expertCounts(cfg.blockCount(), cfg.expertCount()) : null;
     }
 
     public ModelConfig config() {
@@ -71,18 +92,24 @@ public final class Transformer {
      * logits: for every token ({@code allLogits}, {@code n * vocab} floats) or for the last one only ({@code vocab}
      * floats).
      */
-    public float[] forward(int[] tokens, int n, KvCache cache, boolean allLogits, RoutingObserver observer) {
+    public float[] forward(int[] tokens, int n, KvCache cache, boolean allLogits, RoutingTrace trace) {
         int[] input = n == tokens.length ? tokens : java.util.Arrays.copyOf(tokens, n);
-        return forward(List.of(new SequenceInput(cache, input, allLogits)), observer)[0];
+        return forward(List.of(new SequenceInput(cache, input, allLogits)), null, trace)[0];
     }
 
     /**
      * Runs the tokens of several sequences as one batch: every weight matrix is read once for all of them, while
      * each token attends only to its own sequence. Each token's result is bit-identical to running its sequence
      * alone (every reduction runs in the same order whatever the batch holds). Returns per sequence the logits
-     * of its last token, or of all its tokens when asked.
+     * of its last token, or of all its tokens when asked. {@code trace} (may be null) gets every routing decision on
+     * the host.
      */
-    public float[][] forward(List<SequenceInput> inputs, RoutingObserver observer) {
+    public float[][] forward(List<SequenceInput> inputs, RoutingTrace trace) {
+        return forward(inputs, null, trace);
+    }
+
+    /** {@link #forward(List, RoutingTrace)}, with the expert selections of every layer added to {@code counts} (may be null). */
+    public float[][] forward(List<SequenceInput> inputs, ExpertCounts counts, RoutingTrace trace) {
         int n = validate(inputs);
         long tStart = Profile.now();
         int dim = cfg.embeddingLength();
@@ -93,20 +120,21 @@ public final class Transformer {
             for (int i = 0; i < in.tokens().length; i++, t++) {
                 a.caches[t] = in.cache();
                 a.positions[t] = in.cache().length() + i;
-                ops.embed(w.tokenEmbedding, in.tokens()[i], a.x, t * dim);
-                rope.angles(a.positions[t], a.cos, a.sin, t * (rope.nRot() / 2));
+                a.tokens[t] = in.tokens()[i];
             }
         }
+        ops.embed(w.tokenEmbedding, a.tokens, n, a.x);
+        ops.ropeAngles(rope, a.positions, n, a.cos, a.sin);
 
         for (int l = 0; l < cfg.blockCount(); l++) {
             ModelWeights.Layer lw = w.layers[l];
             ops.rmsNorm(a.x, 0, n, dim, lw.attnNorm(), cfg.rmsEps(), a.xb, 0);
             attention(l, lw, a, n);
             ops.rmsNorm(a.x, 0, n, dim, lw.ffnNorm(), cfg.rmsEps(), a.xb, 0);
-            if (cfg.isMoe()) {
-                MoeBlock.forward(ops, cfg, lw, l, a.xb, n, a.x, observer, a.moe);
+            if (lw.moe() != null) {
+                ops.moe(l, lw.moe(), routing, activation, a.xb, n, a.x, counts, trace);
             } else {
-                ops.feedForward(lw.dense(), activation(), a.xb, n, 1, a.zeros, a.ones, null, null, a.x);
+                ops.feedForward(lw.dense(), activation, a.xb, n, a.x);
             }
         }
 
@@ -125,11 +153,13 @@ public final class Transformer {
             first += len;
         }
         int vocab = w.vocabSize;
-        float[] logits = new float[start[inputs.size()] * vocab];
-        ops.matmul(w.output, a.xb, 0, start[inputs.size()], logits, 0);
+        int rows = start[inputs.size()];
+        ops.matmul(w.output, a.xb, 0, rows, a.logits(rows * vocab), 0);
         float[][] result = new float[inputs.size()][];
-        if (inputs.size() == 1) result[0] = logits;
-        else for (int s = 0; s < inputs.size(); s++) result[s] = java.util.Arrays.copyOfRange(logits, start[s] * vocab, start[s + 1] * vocab);
+        for (int s = 0; s < inputs.size(); s++) {
+            result[s] = new float[(start[s + 1] - start[s]) * vocab];
+            ops.read(a.logits, (long) start[s] * vocab, result[s], 0, result[s].length);
+        }
         java.util.Arrays.fill(a.caches, 0, n, null); // do not keep the caches reachable from this thread
         java.util.Arrays.fill(a.keys, 0, n, null);
         java.util.Arrays.fill(a.values, 0, n, null);
@@ -140,8 +170,8 @@ public final class Transformer {
     /** Self-attention of the batch: projections, q/k norms, RoPE, cache append, attention, output projection. */
     private void attention(int l, ModelWeights.Layer lw, Work a, int n) {
         int qDim = cfg.qDim(), kvDim = cfg.kvDim(), hd = cfg.headDim(), dim = cfg.embeddingLength();
-        ops.matmul(new MatMul.Task(lw.wq(), a.xb, 0, n, a.q, 0), new MatMul.Task(lw.wk(), a.xb, 0, n, a.k, 0),
-                new MatMul.Task(lw.wv(), a.xb, 0, n, a.v, 0));
+        ops.matmul(new Backend.Product(lw.wq(), a.xb, 0, n, a.q, 0), new Backend.Product(lw.wk(), a.xb, 0, n, a.k, 0),
+                new Backend.Product(lw.wv(), a.xb, 0, n, a.v, 0));
         ops.addBias(a.q, n, qDim, lw.bq());
         ops.addBias(a.k, n, kvDim, lw.bk());
         ops.addBias(a.v, n, kvDim, lw.bv());
@@ -160,26 +190,17 @@ public final class Transformer {
         ops.rope(rope, a.q, 0, n, qDim, cfg.headCount(), hd, a.cos, a.sin);
         ops.rope(rope, a.k, 0, n, kvDim, cfg.kvHeadCount(), hd, a.cos, a.sin);
         for (int t = 0; t < n; t++) {
-            int pos = a.positions[t];
-            a.caches[t].keys[l].write(pos, a.k, t * kvDim);
-            a.caches[t].values[l].write(pos, a.v, t * kvDim);
             a.keys[t] = a.caches[t].keys[l];
             a.values[t] = a.caches[t].values[l];
-            a.first[t] = cfg.attentionStart(l, pos);
+            a.first[t] = cfg.attentionStart(l, a.positions[t]);
         }
+        ops.appendKv(n, a.k, a.v, kvDim, a.keys, a.values, a.positions);
         float scale = (float) (1.0 / Math.sqrt(hd));
         ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
                 scale, lw.sinks(), a.att);
         ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
         ops.addBias(a.o, n, dim, lw.bo());
         ops.add(a.x, 0, a.o, 0, n * dim);
-    }
-
-    private Activations.Gated activation() {
-        return switch (cfg.arch().activation()) {
-            case SWIGLU -> Activations.Gated.SWIGLU;
-            case SWIGLU_CLAMPED -> Activations.Gated.SWIGLU_CLAMPED;
-        };
     }
 
     private int validate(List<SequenceInput> inputs) {
@@ -204,37 +225,45 @@ public final class Transformer {
         return n;
     }
 
-    /** The activations of one forward pass, kept per thread and grown to the largest batch seen. */
+    /** The activations of one forward pass, tensors of the backend kept per thread and grown to the largest batch seen. */
     private static final class Work {
+        private final Backend ops;
         int capacity = -1;
-        float[] x, xb, q, k, v, att, o, cos, sin, ones;
-        int[] positions, first, zeros;
+        Tensor x, xb, q, k, v, att, o, cos, sin, logits;
+        int[] tokens, positions, first;
         KvCache[] caches;
-        KvBuffer[] keys, values;
-        final MoeBlock.Buffers moe = new MoeBlock.Buffers();
+        KvStore[] keys, values;
+
+        Work(Backend ops) {
+            this.ops = ops;
+        }
 
         Work ensure(ModelConfig cfg, int n) {
             if (n <= capacity) return this;
             int dim = cfg.embeddingLength(), half = cfg.ropeDim() / 2;
-            x = new float[n * dim];
-            xb = new float[n * dim];
-            o = new float[n * dim];
-            q = new float[n * cfg.qDim()];
-            att = new float[n * cfg.qDim()];
-            k = new float[n * cfg.kvDim()];
-            v = new float[n * cfg.kvDim()];
-            cos = new float[n * half];
-            sin = new float[n * half];
-            ones = new float[n];
-            java.util.Arrays.fill(ones, 1f);
-            zeros = new int[n];
+            x = ops.allocate((long) n * dim);
+            xb = ops.allocate((long) n * dim);
+            o = ops.allocate((long) n * dim);
+            q = ops.allocate((long) n * cfg.qDim());
+            att = ops.allocate((long) n * cfg.qDim());
+            k = ops.allocate((long) n * cfg.kvDim());
+            v = ops.allocate((long) n * cfg.kvDim());
+            cos = ops.allocate((long) n * half);
+            sin = ops.allocate((long) n * half);
+            tokens = new int[n];
             positions = new int[n];
             first = new int[n];
             caches = new KvCache[n];
-            keys = new KvBuffer[n];
-            values = new KvBuffer[n];
+            keys = new KvStore[n];
+            values = new KvStore[n];
             capacity = n;
             return this;
+        }
+
+        /** The logits tensor, at least {@code floats} long. */
+        Tensor logits(long floats) {
+            if (logits == null || logits.size() < floats) logits = ops.allocate(floats);
+            return logits;
         }
     }
 }

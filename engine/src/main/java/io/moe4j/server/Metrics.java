@@ -1,8 +1,9 @@
 package io.moe4j.server;
 
 import io.moe4j.batch.BatchScheduler;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.KvPool;
 
 import java.util.Map;
 import java.util.TreeMap;
@@ -109,7 +110,7 @@ final class Metrics {
         header(b, "moe4j_kv_cache_active_bytes", "gauge", "memory of keys and values of sequences generating now");
         b.append("moe4j_kv_cache_active_bytes").append(m).append(' ').append(s.kvBytesActive()).append('\n');
         if (kv != null) {
-            header(b, "moe4j_kv_pages", "gauge", "KV cache pages (" + KvBuffer.PAGE + " positions of one layer's keys or values) by state: "
+            header(b, "moe4j_kv_pages", "gauge", "KV cache pages (" + KvStore.PAGE + " positions of one layer's keys or values) by state: "
                     + "in use (held by a sequence or the prompt cache), shared (of those, held by more than one), free (kept for reuse)");
             sample(b, "moe4j_kv_pages", model, "state", "in_use", kv.pagesInUse());
             sample(b, "moe4j_kv_pages", model, "state", "shared", kv.pagesShared());

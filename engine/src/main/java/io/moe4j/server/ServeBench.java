@@ -8,7 +8,7 @@ import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.model.DefaultModel;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelStats;
 import io.moe4j.model.Transformer;
@@ -94,7 +94,7 @@ public final class ServeBench {
                 case "-m", "--model" -> model = Path.of(v);
                 case "--tokens" -> tokens = Integer.parseInt(v);
                 case "--streams" -> streams = java.util.Arrays.stream(v.split(",")).mapToInt(Integer::parseInt).toArray();
-                case "--threads" -> io.moe4j.kernels.Parallel.setThreads(Integer.parseInt(v));
+                case "--threads" -> io.moe4j.kernels.Threads.set(Integer.parseInt(v));
                 default -> throw new IllegalArgumentException("unknown option " + a);
             }
             i++;
@@ -116,7 +116,7 @@ public final class ServeBench {
     /** {@link #run(Path, int, int[], int, PrintStream)} with at most {@code warmUpNanos} of warm-up per part (at least two rounds). */
     static List<Result> run(Path file, int tokens, int[] streams, int repeats, long warmUpNanos, PrintStream out) throws Exception {
         out.printf("model: %s (%.0f MiB), %d tokens per stream, best of %d, %d threads%n", file.getFileName(),
-                Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Parallel.threads());
+                Files.size(file) / 1048576.0, tokens, repeats, io.moe4j.kernels.Threads.count());
         int max = java.util.Arrays.stream(streams).max().orElse(1);
         List<Result> results, steps;
         ModelStats stats;
@@ -214,7 +214,7 @@ public final class ServeBench {
      * {@code n} sequences decoding {@code tokens} greedy tokens each in lock-step, one token per sequence and step, as
      * the scheduler batches them, but called directly: the time of the forward passes alone.
      */
-    static Result measureSteps(Transformer transformer, KvBuffer.Type kvType, int n, int tokens) {
+    static Result measureSteps(Transformer transformer, KvType kvType, int n, int tokens) {
         List<KvCache> caches = new ArrayList<>();
         int[] next = new int[n];
         int vocab = transformer.vocabSize();
@@ -356,7 +356,9 @@ public final class ServeBench {
     }
 
     private static byte[] q8(float[] values) {
-        return io.moe4j.kernels.quant.BlockFormats.quantize(GgmlType.Q8_0, values, 0, values.length);
+        byte[] out = new byte[Math.toIntExact(GgmlType.Q8_0.bytesFor(values.length))];
+        io.moe4j.kernels.BlockCodec.encode(GgmlType.Q8_0, values, 0, values.length, java.lang.foreign.MemorySegment.ofArray(out), 0);
+        return out;
     }
 
     private static float[] gaussian(SplittableRandom rng, int n, double sd) {

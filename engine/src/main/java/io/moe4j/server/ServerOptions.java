@@ -1,6 +1,6 @@
 package io.moe4j.server;
 
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 
 /**
  * How {@link OpenAiServer} serves a model.
@@ -18,7 +18,7 @@ import io.moe4j.kernels.ops.KvBuffer;
  * @param maxBodyBytes  larger request bodies are refused with 413
  */
 public record ServerOptions(String host, int port, int parallel, int contextSize, int queueCapacity, String apiKey,
-                            String modelId, KvBuffer.Type kvType, boolean promptCache, String chatTemplate,
+                            String modelId, KvType kvType, boolean promptCache, String chatTemplate,
                             int maxBodyBytes) {
 
     public static final String DEFAULT_HOST = "127.0.0.1";
@@ -31,11 +31,11 @@ public record ServerOptions(String host, int port, int parallel, int contextSize
         if (queueCapacity < 0) throw new IllegalArgumentException("queue size must be >= 0, got " + queueCapacity);
         if (apiKey != null && apiKey.isBlank()) throw new IllegalArgumentException("the API key must not be blank");
         if (maxBodyBytes < 1024) throw new IllegalArgumentException("max body must be at least 1024 bytes");
-        if (kvType == null) kvType = KvBuffer.Type.F16;
+        if (kvType == null) kvType = KvType.F16;
     }
 
     public static ServerOptions defaults() {
-        return new ServerOptions(DEFAULT_HOST, 8080, 4, 0, 64, null, null, KvBuffer.Type.F16, true, null, 16 << 20);
+        return new ServerOptions(DEFAULT_HOST, 8080, 4, 0, 64, null, null, KvType.F16, true, null, 16 << 20);
     }
 
     public ServerOptions withHost(String h) {
@@ -66,7 +66,7 @@ public record ServerOptions(String host, int port, int parallel, int contextSize
         return new ServerOptions(host, port, parallel, contextSize, queueCapacity, apiKey, id, kvType, promptCache, chatTemplate, maxBodyBytes);
     }
 
-    public ServerOptions withKvType(KvBuffer.Type t) {
+    public ServerOptions withKvType(KvType t) {
         return new ServerOptions(host, port, parallel, contextSize, queueCapacity, apiKey, modelId, t, promptCache, chatTemplate, maxBodyBytes);
     }
 

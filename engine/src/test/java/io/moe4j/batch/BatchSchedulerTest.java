@@ -6,7 +6,7 @@ import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
 import io.moe4j.generate.StopReason;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -80,7 +80,7 @@ class BatchSchedulerTest {
 
     @Test
     void batchedGenerationEqualsTheGeneratorAlone() throws Exception {
-        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 512, KvBuffer.Type.F16, 16, true, 7)) {
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 512, KvType.F16, 16, true, 7)) {
             List<Collector> cs = new ArrayList<>();
             for (int i = 0; i < PROMPTS.length; i++) {
                 Collector c = new Collector();
@@ -101,7 +101,7 @@ class BatchSchedulerTest {
 
     @Test
     void stopStringsAndPromptCache() throws Exception {
-        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 2, 512, KvBuffer.Type.F16, 4, true)) {
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 2, 512, KvType.F16, 4, true)) {
             Collector a = new Collector();
             sched.submit(greedy("Once upon a time", 40, List.of(".")), a);
             Outcome first = await(a);
@@ -122,7 +122,7 @@ class BatchSchedulerTest {
 
     @Test
     void cancellationFreesMemoryAndQueueIsBounded() throws Exception {
-        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 1, 512, KvBuffer.Type.F16, 1, true)) {
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 1, 512, KvType.F16, 1, true)) {
             Collector a = new Collector(), b = new Collector(), c = new Collector();
             BatchHandle ha = sched.submit(greedy("Once upon a time", 400, List.of()), a);
             BatchHandle hb = sched.submit(greedy("The cat", 5, List.of()), b);
@@ -160,9 +160,9 @@ class BatchSchedulerTest {
         }
         var cfg = model.config();
         int buffers = 2 * cfg.blockCount();
-        io.moe4j.kernels.ops.KvPool pool = io.moe4j.kernels.ops.KvPool.cpu(1L << 30);
+        io.moe4j.kernels.KvPool pool = io.moe4j.kernels.Backend.cpu().kvPool(1L << 30);
         List<Outcome> shared = new ArrayList<>(), plain = new ArrayList<>();
-        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvBuffer.Type.F16, 16, true, 256, pool)) {
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvType.F16, 16, true, 256, pool)) {
             Collector first = new Collector();
             sched.submit(requests.get(0), first);
             shared.add(await(first));
@@ -185,7 +185,7 @@ class BatchSchedulerTest {
             sched.clearPromptCache();
             assertEquals(0, pool.stats().pagesInUse());
         }
-        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvBuffer.Type.F16, 16, false)) {
+        try (var sched = new BatchScheduler(model.transformer(), model.tokenizer(), 4, 1024, KvType.F16, 16, false)) {
             for (BatchRequest r : requests) {
                 Collector c = new Collector();
                 sched.submit(r, c);

@@ -7,7 +7,7 @@ import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.Generator;
 import io.moe4j.generate.SamplingOptions;
 import io.moe4j.generate.StopReason;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.api.Test;
 
 import java.io.IOException;
@@ -30,7 +30,7 @@ class ConversationTest {
 
     @Test
     void eachTurnEvaluatesOnlyWhatTheCacheLacksAndAnswersAsFromScratch() throws IOException {
-        GenerateOptions options = new GenerateOptions(16, SamplingOptions.GREEDY, List.of(), 0, KvBuffer.Type.F16);
+        GenerateOptions options = new GenerateOptions(16, SamplingOptions.GREEDY, List.of(), 0, KvType.F16);
         try (Model stories = Model.load(SharedData.models().resolve("stories260K.gguf"))) {
             check(stories, ChatTemplate.of(stories, null), "You are a storyteller.", options);
         }
@@ -41,7 +41,7 @@ class ConversationTest {
 
     private static void check(Model model, ChatTemplate template, String system, GenerateOptions options) {
         List<ChatReference.Turn> expected = ChatReference.turns(model, template, system, TURNS, options);
-        Conversation chat = new Conversation(model, template, system, 0, KvBuffer.Type.F16);
+        Conversation chat = new Conversation(model, template, system, 0, KvType.F16);
         for (int i = 0; i < TURNS.size(); i++) {
             Conversation.Reply reply = chat.reply(TURNS.get(i), options, null, null);
             ChatReference.Turn want = expected.get(i);
@@ -59,10 +59,10 @@ class ConversationTest {
 
     @Test
     void aCancelledAnswerStaysAsFarAsItGotAndTheCacheStaysConsistent() {
-        GenerateOptions options = new GenerateOptions(200, SamplingOptions.GREEDY, List.of(), 0, KvBuffer.Type.F16);
+        GenerateOptions options = new GenerateOptions(200, SamplingOptions.GREEDY, List.of(), 0, KvType.F16);
         try (Model model = Model.load(SharedData.goldenModel("qwen3moe-q8_0"))) {
             ChatTemplate template = ChatTemplate.of(model, null);
-            Conversation chat = new Conversation(model, template, "Be brief.", 0, KvBuffer.Type.F16);
+            Conversation chat = new Conversation(model, template, "Be brief.", 0, KvType.F16);
             AtomicInteger streamed = new AtomicInteger();
             Conversation.Reply cut = chat.reply(TURNS.get(0), options, t -> streamed.incrementAndGet(), () -> streamed.get() >= 5);
             assertEquals(StopReason.CANCELLED, cut.result().stopReason());
@@ -71,7 +71,7 @@ class ConversationTest {
 
             Conversation.Reply next = chat.reply(TURNS.get(1), options.withMaxTokens(12), null, null);
             int[] whole = template.tokenize(template.render(chat.messages().subList(0, 4), true));
-            GenerationResult scratch = new Generator(model.tokenizer()).generate(model.newSession(0, KvBuffer.Type.F16),
+            GenerationResult scratch = new Generator(model.tokenizer()).generate(model.newSession(0, KvType.F16),
                     whole, options.withMaxTokens(12).withStop(template.stopStrings()), null, null);
             assertEquals(scratch.text(), next.text(), "the answer after a cancelled one, cached vs from scratch");
             assertTrue(next.reusedTokens() > cut.reusedTokens() + cut.result().timings().promptTokens(),
@@ -81,9 +81,9 @@ class ConversationTest {
 
     @Test
     void aFullContextCutsTheAnswerThenRefusesTheNextMessageUntilReset() {
-        GenerateOptions options = new GenerateOptions(1000, SamplingOptions.GREEDY, List.of(), 0, KvBuffer.Type.F16);
+        GenerateOptions options = new GenerateOptions(1000, SamplingOptions.GREEDY, List.of(), 0, KvType.F16);
         try (Model model = Model.load(SharedData.models().resolve("stories260K.gguf"))) {
-            Conversation chat = new Conversation(model, ChatTemplate.of(model, null), "You tell stories.", 96, KvBuffer.Type.F16);
+            Conversation chat = new Conversation(model, ChatTemplate.of(model, null), "You tell stories.", 96, KvType.F16);
             Conversation.Reply reply = chat.reply("Once upon a time", options, null, null);
             if (reply.result().stopReason() == StopReason.END_OF_GENERATION) {
                 reply = chat.reply("Go on", options, null, null);

@@ -6,7 +6,7 @@ import io.moe4j.chat.ChatReference;
 import io.moe4j.chat.ChatTemplate;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.SamplingOptions;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
@@ -66,7 +66,7 @@ class ChatCommandTest {
     static List<ChatReference.Turn> expected(Path model, Path template, String system, List<String> lines, int maxNew) throws IOException {
         try (Model m = Model.load(model)) {
             ChatTemplate t = ChatTemplate.of(m, template == null ? null : Files.readString(template));
-            GenerateOptions options = new GenerateOptions(maxNew, SamplingOptions.GREEDY, List.of(), 0, KvBuffer.Type.F16);
+            GenerateOptions options = new GenerateOptions(maxNew, SamplingOptions.GREEDY, List.of(), 0, KvType.F16);
             return ChatReference.turns(m, t, system, lines, options);
         }
     }

@@ -1,7 +1,7 @@
 package io.moe4j.compress;
 
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.GoldenCase;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
@@ -57,7 +57,7 @@ class CoderLogitsInvarianceTest {
         int[] fed = new int[chunks.length];
         for (int s = 0; s < chunks.length; s++) {
             rows[s] = new float[chunks[s].length][];
-            caches[s] = new KvCache(tf.config(), chunks[s].length, KvBuffer.Type.F32);
+            caches[s] = new KvCache(tf.config(), chunks[s].length, KvType.F32);
         }
         while (true) {
             List<Transformer.SequenceInput> in = new ArrayList<>();
@@ -86,7 +86,7 @@ class CoderLogitsInvarianceTest {
         int longest = 0;
         for (int s = 0; s < chunks.length; s++) {
             rows[s] = new float[chunks[s].length][];
-            caches[s] = new KvCache(tf.config(), chunks[s].length, KvBuffer.Type.F32);
+            caches[s] = new KvCache(tf.config(), chunks[s].length, KvType.F32);
             longest = Math.max(longest, chunks[s].length);
         }
         for (int t = 0; t < longest; t++) {

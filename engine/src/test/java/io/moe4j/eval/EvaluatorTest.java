@@ -2,7 +2,7 @@ package io.moe4j.eval;
 
 import io.moe4j.Model;
 import io.moe4j.SharedData;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.GoldenCase;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
@@ -126,7 +126,7 @@ class EvaluatorTest {
 
     /** -log p(last token | the others), from one forward pass of the whole sequence. */
     static double manualNll(Transformer tf, int[] seq) {
-        KvCache cache = new KvCache(tf.config(), seq.length, KvBuffer.Type.F32);
+        KvCache cache = new KvCache(tf.config(), seq.length, KvType.F32);
         float[] last = tf.forward(seq, seq.length - 1, cache, false, null);
         return nll(last, 0, tf.vocabSize(), seq[seq.length - 1]);
     }

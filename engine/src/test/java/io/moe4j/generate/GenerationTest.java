@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.moe4j.Model;
 import io.moe4j.SharedData;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.ContextOverflowException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -39,9 +39,9 @@ class GenerationTest {
     @Test
     void greedyGenerationReproducesLlama2cTokensAndStreamsTheSameText() {
         // stories260K's heads are 8 values: too small for Q8_0 blocks of 32, which is refused with a clear error
-        var q8 = assertThrows(io.moe4j.Moe4jException.class, () -> model.newSession(16, KvBuffer.Type.Q8_0));
+        var q8 = assertThrows(io.moe4j.Moe4jException.class, () -> model.newSession(16, KvType.Q8_0));
         assertTrue(q8.getMessage().contains("multiple of 32") && q8.getMessage().contains(" 8"), q8.getMessage());
-        for (KvBuffer.Type kv : new KvBuffer.Type[] {KvBuffer.Type.F32, KvBuffer.Type.F16}) {
+        for (KvType kv : new KvType[] {KvType.F32, KvType.F16}) {
             JsonNode c = golden.get("cases").get(0);
             int[] expected = ints(c.get("generated_token_ids"));
             int promptLen = c.get("prompt_token_ids").size();
@@ -115,7 +115,7 @@ class GenerationTest {
 
     @Test
     void sessionsRewindAndContinueLikeAFreshRun() {
-        Session s = model.newSession(64, KvBuffer.Type.F32);
+        Session s = model.newSession(64, KvType.F32);
         int[] prompt = model.tokenize("Once upon a time");
         float[] first = s.feed(prompt).clone();
         s.feed(new int[]{42, 43});

@@ -5,7 +5,7 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -35,8 +35,8 @@ class DenseQwen3Test {
             Transformer td = Transformer.of(d), ts = Transformer.of(s);
             assertEquals("qwen3", td.config().arch().name());
             assertEquals(false, td.config().isMoe());
-            float[] ld = td.forward(tokens, tokens.length, new KvCache(td.config(), 64, KvBuffer.Type.F32), true, null);
-            float[] ls = ts.forward(tokens, tokens.length, new KvCache(ts.config(), 64, KvBuffer.Type.F32), true, null);
+            float[] ld = td.forward(tokens, tokens.length, new KvCache(td.config(), 64, KvType.F32), true, null);
+            float[] ls = ts.forward(tokens, tokens.length, new KvCache(ts.config(), 64, KvType.F32), true, null);
             assertArrayEquals(ls, ld);
         }
     }

@@ -1,7 +1,7 @@
 package io.moe4j.model;
 
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -24,15 +24,15 @@ class GoldenLogitsTest {
     }
 
     /** Logits of the stored positions, batched (the whole prompt as one forward call) or one token at a time. */
-    static float[] run(GoldenCase c, KvBuffer.Type kvType, boolean incremental) {
+    static float[] run(GoldenCase c, KvType kvType, boolean incremental) {
         return run(c, kvType, incremental, null);
     }
 
     /**
-     * {@link #run(GoldenCase, KvBuffer.Type, boolean)}; {@code routing} (when not null) gets per prompt position
+     * {@link #run(GoldenCase, KvType, boolean)}; {@code routing} (when not null) gets per prompt position
      * and layer the experts selected and the router's relative margin there.
      */
-    static float[] run(GoldenCase c, KvBuffer.Type kvType, boolean incremental, Map<Integer, List<Route>> routing) {
+    static float[] run(GoldenCase c, KvType kvType, boolean incremental, Map<Integer, List<Route>> routing) {
         try (GgufFile f = GgufFile.open(c.modelPath())) {
             Transformer tf = Transformer.of(f);
             int[] tokens = c.promptTokens();
@@ -77,20 +77,20 @@ class GoldenLogitsTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void batchedF32KvMatchesReferenceAndLlamaCpp(GoldenCase c) {
-        check(c, run(c, KvBuffer.Type.F32, false), "batched, F32 KV");
+        check(c, run(c, KvType.F32, false), "batched, F32 KV");
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void incrementalF32KvMatchesReferenceAndLlamaCpp(GoldenCase c) {
-        check(c, run(c, KvBuffer.Type.F32, true), "one token at a time, F32 KV");
+        check(c, run(c, KvType.F32, true), "one token at a time, F32 KV");
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
     void f16KvStaysWithinTheF16Tolerance(GoldenCase c) {
         double L = c.logitScale();
-        float[] ours = run(c, KvBuffer.Type.F16, false);
+        float[] ours = run(c, KvType.F16, false);
         double dRef = maxAbsDiff(ours, c.floats("reference_exact_file"));
         assertTrue(dRef <= 1e-2 * L, c.id() + " F16 KV: max |engine - float64 reference| = " + dRef + " > " + 1e-2 * L);
     }
@@ -132,8 +132,8 @@ class GoldenLogitsTest {
         assumeTrue(headDim % 32 == 0, c.id() + ": heads of " + headDim + " values cannot hold Q8_0 blocks of 32");
         double L = c.logitScale();
         Map<Integer, List<Route>> exact = new HashMap<>(), q8 = new HashMap<>();
-        run(c, KvBuffer.Type.F32, incremental, exact);
-        float[] ours = run(c, KvBuffer.Type.Q8_0, incremental, q8);
+        run(c, KvType.F32, incremental, exact);
+        float[] ours = run(c, KvType.Q8_0, incremental, q8);
         int[] positions = c.positions();
         boolean[] rerouted = new boolean[positions.length];
         int count = 0;

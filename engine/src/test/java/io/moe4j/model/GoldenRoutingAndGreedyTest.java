@@ -1,7 +1,7 @@
 package io.moe4j.model;
 
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
@@ -34,7 +34,7 @@ class GoldenRoutingAndGreedyTest {
             float[] llama = c.floats("router_logits_file");
             assertEquals((long) cfg.blockCount() * tokens.length * nExp, llama.length, "router file size");
             int[] checked = {0};
-            KvCache cache = new KvCache(cfg, tokens.length, KvBuffer.Type.F32);
+            KvCache cache = new KvCache(cfg, tokens.length, KvType.F32);
             tf.forward(tokens, tokens.length, cache, false, (layer, token, logits, off, selected, weights) -> {
                 int base = (layer * tokens.length + token) * nExp;
                 int[] expected = topK(llama, base, nExp, k);
@@ -55,7 +55,7 @@ class GoldenRoutingAndGreedyTest {
         try (GgufFile f = GgufFile.open(c.modelPath())) {
             Transformer tf = Transformer.of(f);
             int[] prompt = c.promptTokens();
-            KvCache cache = new KvCache(tf.config(), prompt.length + expected.length, KvBuffer.Type.F32);
+            KvCache cache = new KvCache(tf.config(), prompt.length + expected.length, KvType.F32);
             float[] logits = tf.forward(prompt, prompt.length, cache, false, null);
             int[] ours = new int[reliable];
             for (int i = 0; i < reliable; i++) {

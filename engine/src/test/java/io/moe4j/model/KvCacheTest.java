@@ -1,8 +1,11 @@
 package io.moe4j.model;
 
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.KvPool;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.Rope;
 import io.moe4j.model.arch.Architectures;
 import org.junit.jupiter.api.Test;
 
@@ -22,20 +25,20 @@ class KvCacheTest {
     void bytesPerTokenAreLayersTimesKvHeadsTimesHeadSizeTimesTwoTimesTheElementSize() {
         ModelConfig olmoe = shape("olmoe", 16, 16, 16, 128, 0); // OLMoE-1B-7B's attention
         double[] elementBytes = {4, 2, 34 / 32.0};
-        KvBuffer.Type[] types = KvBuffer.Type.values();
+        KvType[] types = KvType.values();
         for (int i = 0; i < types.length; i++) {
-            KvPool pool = KvPool.cpu(8L << 30);
+            KvPool pool = Backend.cpu().kvPool(8L << 30);
             try (KvCache cache = new KvCache(olmoe, 8192, types[i], pool)) {
                 int tokens = 1300;
-                cache.appendRandom(tokens, 7);
+                cache.appendRandom(io.moe4j.kernels.Backend.cpu(), tokens, 7);
                 double perToken = olmoe.blockCount() * olmoe.kvHeadCount() * olmoe.headDim() * 2 * elementBytes[i];
                 long ideal = (long) (perToken * tokens);
-                long pageSlack = olmoe.blockCount() * 2 * KvBuffer.pageBytes(types[i], olmoe.kvHeadCount(), olmoe.headDim());
+                long pageSlack = olmoe.blockCount() * 2 * KvPool.pageBytes(types[i], olmoe.kvHeadCount(), olmoe.headDim());
                 assertTrue(cache.bytes() >= ideal && cache.bytes() <= ideal + pageSlack,
                         types[i] + ": " + cache.bytes() + " bytes for " + tokens + " tokens; " + ideal + " + at most " + pageSlack);
                 // per token of the pages held: the formula within 5%
-                long pages = (tokens + KvBuffer.PAGE - 1) / KvBuffer.PAGE;
-                double heldPerToken = cache.bytes() / (double) (pages * KvBuffer.PAGE);
+                long pages = (tokens + KvStore.PAGE - 1) / KvStore.PAGE;
+                double heldPerToken = cache.bytes() / (double) (pages * KvStore.PAGE);
                 assertTrue(Math.abs(heldPerToken - perToken) <= 0.05 * perToken, types[i] + ": " + heldPerToken + " vs " + perToken);
                 assertEquals(cache.bytes(), pool.stats().bytesInUse());
             }
@@ -46,11 +49,11 @@ class KvCacheTest {
     @Test
     void slidingWindowLayersKeepOnlyTheirWindow() {
         ModelConfig gptOss = shape("gpt-oss", 24, 64, 8, 64, 128); // gpt-oss-20b: every other layer a window of 128
-        KvPool pool = KvPool.cpu(8L << 30);
-        try (KvCache cache = new KvCache(gptOss, 16384, KvBuffer.Type.F16, pool)) {
-            long page = KvBuffer.pageBytes(KvBuffer.Type.F16, 8, 64);
+        KvPool pool = Backend.cpu().kvPool(8L << 30);
+        try (KvCache cache = new KvCache(gptOss, 16384, KvType.F16, pool)) {
+            long page = KvPool.pageBytes(KvType.F16, 8, 64);
             for (int step = 0; step < 40; step++) {
-                cache.appendRandom(100, step);
+                cache.appendRandom(io.moe4j.kernels.Backend.cpu(), 100, step);
                 for (int l = 0; l < gptOss.blockCount(); l++) {
                     int held = cache.keys[l].pagesHeld() + cache.values[l].pagesHeld();
                     if (gptOss.arch().usesSlidingWindow(l)) {
@@ -76,9 +79,9 @@ class KvCacheTest {
     @Test
     void anExhaustedBudgetIsAClearErrorNamingTheBudget() {
         ModelConfig olmoe = shape("olmoe", 16, 16, 16, 128, 0);
-        long page = KvBuffer.pageBytes(KvBuffer.Type.F16, 16, 128);
-        KvPool pool = KvPool.cpu(40 * page); // room for 256 positions of 16 layers' keys and values, and a bit
-        try (KvCache a = new KvCache(olmoe, 4096, KvBuffer.Type.F16, pool); KvCache b = new KvCache(olmoe, 4096, KvBuffer.Type.F16, pool)) {
+        long page = KvPool.pageBytes(KvType.F16, 16, 128);
+        KvPool pool = Backend.cpu().kvPool(40 * page); // room for 256 positions of 16 layers' keys and values, and a bit
+        try (KvCache a = new KvCache(olmoe, 4096, KvType.F16, pool); KvCache b = new KvCache(olmoe, 4096, KvType.F16, pool)) {
             a.reserve(256);
             var e = assertThrows(KvBudgetExceededException.class, () -> b.reserve(256));
             assertEquals(40 * page, e.budget());

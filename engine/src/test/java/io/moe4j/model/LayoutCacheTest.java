@@ -1,9 +1,9 @@
 package io.moe4j.model;
 
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.GgmlType;
-import io.moe4j.kernels.quant.BlockFormats;
+import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.LoadReport;
 import io.moe4j.model.arch.Architectures;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -29,27 +29,32 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class LayoutCacheTest {
     private static final int[] PROMPT = {1, 300, 301, 302, 7, 9};
 
-    /** Logits of every prompt token, and the load's cache (null without one). */
-    private record Run(float[] logits, LayoutCache cache) {
+    /** Logits of every prompt token, and what the load took. */
+    private record Run(float[] logits, LoadReport cache) {
+        Path file() {
+            return cache.cacheFile();
+        }
     }
 
     private static Run run(Path model, Path cacheDir) {
         try (GgufFile f = GgufFile.open(model)) {
             var md = f.metadata();
             ModelConfig cfg = ModelConfig.from(md, Architectures.byName(md.getString("general.architecture"), md.source()));
-            ModelWeights w = new ModelWeights(f, cfg, cacheDir, LoadProgress.NONE);
-            Transformer tf = new Transformer(cfg, w);
-            float[] logits = tf.forward(PROMPT, PROMPT.length, new KvCache(cfg, 16, KvBuffer.Type.F32), true, null);
+            Backend backend = Backend.cpu(cacheDir);
+            ModelWeights w = new ModelWeights(f, cfg, backend, LoadProgress.NONE);
+            Transformer tf = new Transformer(cfg, w, backend);
+            float[] logits = tf.forward(PROMPT, PROMPT.length, new KvCache(cfg, 16, KvType.F32), true, null);
             // one decode step more: the single-token kernels
-            float[] step = tf.forward(new int[]{5}, 1, new KvCache(cfg, 16, KvBuffer.Type.F32), false, null);
+            float[] step = tf.forward(new int[]{5}, 1, new KvCache(cfg, 16, KvType.F32), false, null);
             float[] all = java.util.Arrays.copyOf(logits, logits.length + step.length);
             System.arraycopy(step, 0, all, logits.length, step.length);
-            return new Run(all, w.layoutCache);
+            return new Run(all, w.loadReport);
         }
     }
 
-    private static void assumeInterleavedLayouts() {
-        Assumptions.assumeTrue(BlockFormats.interleaved(GgmlType.Q8_0) != null,
+    /** Skips where the load without a cache prepared nothing: the CPU has no interleaved layouts to cache. */
+    private static void assumeInterleavedLayouts(Run plain) {
+        Assumptions.assumeTrue(plain.cache().prepared() > 0,
                 "SKIPPED: this CPU has no 512-bit vectors, so no interleaved layouts to cache");
     }
 
@@ -60,21 +65,22 @@ class LayoutCacheTest {
 
     @Test
     void aSecondLoadMapsWhatTheFirstWroteWithTheSameLogits(@TempDir Path tmp) throws IOException {
-        assumeInterleavedLayouts();
         Path model = q8Model(tmp);
         Path dir = tmp.resolve("cache");
-        float[] plain = run(model, null).logits();
+        Run plainRun = run(model, null);
+        assumeInterleavedLayouts(plainRun);
+        float[] plain = plainRun.logits();
 
         Run first = run(model, dir);
-        assertTrue(first.cache().misses() > 0, "the first load copies the matrices");
-        assertEquals(0, first.cache().hits());
-        assertTrue(Files.isRegularFile(first.cache().file()), "and writes the cache file");
+        assertTrue(first.cache().prepared() > 0, "the first load copies the matrices");
+        assertEquals(0, first.cache().fromCache());
+        assertTrue(Files.isRegularFile(first.file()), "and writes the cache file");
         assertArrayEquals(plain, first.logits());
 
         Run second = run(model, dir);
-        assertEquals(first.cache().file(), second.cache().file());
-        assertEquals(first.cache().misses(), second.cache().hits(), "every matrix comes from the file");
-        assertEquals(0, second.cache().misses());
+        assertEquals(first.file(), second.file());
+        assertEquals(first.cache().prepared(), second.cache().fromCache(), "every matrix comes from the file");
+        assertEquals(0, second.cache().prepared());
         assertArrayEquals(plain, second.logits());
     }
 
@@ -83,8 +89,8 @@ class LayoutCacheTest {
     }
 
     private static FirstLoad firstLoad(Path tmp) throws IOException {
-        assumeInterleavedLayouts();
         Path model = q8Model(tmp), dir = tmp.resolve("cache");
+        assumeInterleavedLayouts(run(model, null));
         return new FirstLoad(model, dir, run(model, dir));
     }
 
@@ -106,12 +112,12 @@ class LayoutCacheTest {
             }
         };
         for (Damage damage : List.of(wrongMagic, cutShort)) {
-            damage.apply(first.run().cache().file());
+            damage.apply(first.run().file());
             Run damaged = run(first.model(), first.dir());
-            assertEquals(0, damaged.cache().hits(), "nothing is read from a damaged file");
+            assertEquals(0, damaged.cache().fromCache(), "nothing is read from a damaged file");
             assertArrayEquals(first.run().logits(), damaged.logits());
             Run again = run(first.model(), first.dir());
-            assertEquals(first.run().cache().misses(), again.cache().hits(), "the file was written again");
+            assertEquals(first.run().cache().prepared(), again.cache().fromCache(), "the file was written again");
             assertArrayEquals(first.run().logits(), again.logits());
         }
     }
@@ -122,8 +128,8 @@ class LayoutCacheTest {
         Path model = first.model();
         Files.setLastModifiedTime(model, FileTime.fromMillis(Files.getLastModifiedTime(model).toMillis() - 60_000));
         Run touched = run(model, first.dir());
-        assertNotEquals(first.run().cache().file(), touched.cache().file());
-        assertEquals(0, touched.cache().hits());
+        assertNotEquals(first.run().file(), touched.file());
+        assertEquals(0, touched.cache().fromCache());
         assertArrayEquals(first.run().logits(), touched.logits());
     }
 
@@ -143,22 +149,23 @@ class LayoutCacheTest {
         }
         Files.setLastModifiedTime(model, time);
         Run other = run(model, first.dir());
-        assertNotEquals(first.run().cache().file(), other.cache().file());
-        assertEquals(0, other.cache().hits());
+        assertNotEquals(first.run().file(), other.file());
+        assertEquals(0, other.cache().fromCache());
     }
 
     @Test
     void everyInterleavedTypeRoundTripsThroughTheFile(@TempDir Path tmp) {
-        assumeInterleavedLayouts();
         // Q4_K and Q6_K; Q4_0; MXFP4 with other types beside it; read in place, the cache in the temporary folder
         for (String id : new String[]{"llama_moe-q4_k_m", "llama_moe-q4_0", "gpt_oss-mxfp4_moe"}) {
             Path model = GoldenCase.byId(id).modelPath();
-            float[] plain = run(model, null).logits();
+            Run plainRun = run(model, null);
+            assumeInterleavedLayouts(plainRun);
+            float[] plain = plainRun.logits();
             Run written = run(model, tmp);
             Run mapped = run(model, tmp);
-            assertTrue(written.cache().misses() > 0, id);
-            assertEquals(written.cache().misses(), mapped.cache().hits(), id);
-            assertEquals(0, mapped.cache().misses(), id);
+            assertTrue(written.cache().prepared() > 0, id);
+            assertEquals(written.cache().prepared(), mapped.cache().fromCache(), id);
+            assertEquals(0, mapped.cache().prepared(), id);
             assertArrayEquals(plain, mapped.logits(), id);
         }
     }
@@ -166,6 +173,6 @@ class LayoutCacheTest {
     @Test
     void noFolderMeansNoCache(@TempDir Path tmp) { // the embedded default model: no golden data needed
         Path model = DefaultModel.write(tmp.resolve("model.gguf"));
-        assertNull(run(model, null).cache());
+        assertNull(run(model, null).file());
     }
 }

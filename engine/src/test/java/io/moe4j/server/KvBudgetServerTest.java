@@ -4,7 +4,10 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.moe4j.Model;
 import io.moe4j.batch.BatchScheduler;
 import io.moe4j.generate.GenerateOptions;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.Backend;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.ModelConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -31,7 +34,7 @@ class KvBudgetServerTest {
         try (Model model = Model.load(TestModels.stories())) {
             ModelConfig cfg = model.config();
             // 256 positions of every layer's keys and values; the budget holds 2.5 of them
-            long span = 2L * cfg.blockCount() * KvBuffer.pageBytes(KvBuffer.Type.F16, cfg.kvHeadCount(), cfg.headDim());
+            long span = 2L * cfg.blockCount() * KvPool.pageBytes(KvType.F16, cfg.kvHeadCount(), cfg.headDim());
             model.setKvBudget(span * 5 / 2);
             String shortBody = "{\"model\": \"stories260K\", \"prompt\": \"Once upon a time\", \"temperature\": 0, \"max_tokens\": 30, \"stream\": true}";
             // 700 positions need 3 spans: more than the whole budget

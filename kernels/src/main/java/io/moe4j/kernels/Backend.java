@@ -1,73 +1,163 @@
 package io.moe4j.kernels;
 
-import io.moe4j.kernels.ops.Activations;
-import io.moe4j.kernels.ops.FeedForwardWeights;
-import io.moe4j.kernels.ops.KvBuffer;
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.cpu.CpuBackend;
+
+import java.util.List;
+import java.util.Locale;
 
 /**
- * The operations a transformer forward pass is made of, over a batch of token rows. The model code (engine) calls
- * these and nothing else for its arithmetic, so a backend for other hardware implements this interface.
+ * Where a transformer's arithmetic runs, and the operations it is made of, over a batch of token rows. A backend
+ * owns its memory: the forward pass allocates its activations as {@link Tensor}s here, has the model's weights
+ * prepared here ({@link #loader}: layouts are the backend's business), takes KV pages from the backend's
+ * {@link KvPool}, and calls the operations below on them. Token ids and positions go in as host arrays; logits come
+ * out through {@link #read}. The engine does no arithmetic of its own.
  *
- * <p>Conventions: activations are row-major float arrays, one row of {@code width} floats per token, at an offset;
- * weights are {@link WeightMatrix} views of the model file; every operation computes each output element in an order
- * that does not depend on the number of rows (batch invariance: a token's result is bit-identical alone or in a
- * batch). Implementations may run operations in parallel internally; calls return when their results are in place.
+ * <p>Conventions: a tensor holds row-major floats, one row of {@code width} floats per token, addressed by a float
+ * offset; every operation computes each output element in an order that does not depend on the number of rows
+ * (batch invariance: a token's result is bit-identical alone or in a batch). Operations may run in parallel
+ * internally and return when their results are in place. Null tensors stand for optional weights (no bias, no norm
+ * weight) where a parameter says so.
  *
- * <p>The {@linkplain #cpu() CPU backend} works on host arrays directly. A device backend (CUDA, next in line) is
- * expected to upload each weight matrix once, keep the per-layer activations of one forward pass on the device and
- * transfer only what crosses this interface; the coarse operations ({@link #attention}, {@link #feedForward} with
- * routing, {@link #matmul(MatMul.Task...)} over several products) exist so that each layer needs few such crossings.
+ * <p>One conformance suite (the kernels module's {@code BackendConformance} tests) holds every implementation to a
+ * plain scalar reference.
  */
 public interface Backend {
 
-    /** The SIMD CPU backend on the {@link Parallel} worker pool. */
+    /** The SIMD CPU backend on the {@link Threads} worker pool. */
     static Backend cpu() {
         return CpuBackend.INSTANCE;
     }
 
-    /** Several independent products {@code out = x · Wᵀ} (rows of tokens times the matrix), in one go. */
-    void matmul(MatMul.Task... tasks);
-
-    /** {@code out[t] = x[t] · Wᵀ} for {@code n} token rows. */
-    default void matmul(WeightMatrix w, float[] x, int xOffset, int n, float[] out, int outOffset) {
-        matmul(new MatMul.Task(w, x, xOffset, n, out, outOffset));
+    /**
+     * A CPU backend that keeps the prepared (interleaved) layouts of the models it loads in {@code layoutCache}, so
+     * that a later load maps them instead of copying again; null: no cache. {@link #cpu()} uses the folder named by
+     * {@code -Dmoe4j.layoutCache} or {@code MOE4J_LAYOUT_CACHE}.
+     */
+    static Backend cpu(java.nio.file.Path layoutCache) {
+        return new CpuBackend(layoutCache);
     }
 
+    /** The devices {@link #open} knows, whether or not this build or machine can run them. */
+    List<String> DEVICES = List.of("cpu", "cuda");
+
+    /**
+     * The backend of {@code device} ({@link #DEVICES}). An unknown device, or one this build or machine cannot run,
+     * is an {@link IllegalArgumentException} that says which and why.
+     */
+    static Backend open(String device) {
+        String d = device == null ? "cpu" : device.trim().toLowerCase(Locale.ROOT);
+        return switch (d) {
+            case "cpu" -> cpu();
+            case "cuda" -> throw new IllegalArgumentException("device 'cuda': this build of moe4j has no CUDA backend; "
+                    + "use --device cpu");
+            default -> throw new IllegalArgumentException("unknown device '" + device + "': expected one of " + String.join(", ", DEVICES));
+        };
+    }
+
+    /** The device name ({@code cpu}, ...). */
+    String name();
+
+    // ---- memory ------------------------------------------------------------------------------------------------
+
+    /** A tensor of {@code floats} zeros. */
+    Tensor allocate(long floats);
+
+    /** A tensor holding a copy of {@code values}; null for null. */
+    Tensor upload(float[] values);
+
+    /** Copies {@code n} floats from the host into {@code dst} at float offset {@code offset}. */
+    void write(Tensor dst, long offset, float[] src, int srcOffset, int n);
+
+    /** Copies {@code n} floats of {@code src} from float offset {@code offset} to the host. */
+    void read(Tensor src, long offset, float[] dst, int dstOffset, int n);
+
+    /** Prepares the weights of one model file for this backend. */
+    WeightLoader loader(ModelSource source);
+
+    /** A pool of KV pages in this backend's memory holding at most {@code budgetBytes} in all. */
+    KvPool kvPool(long budgetBytes);
+
+    /** The pool of caches made without one (tests, tools): as much as this backend's memory allows. */
+    KvPool defaultKvPool();
+
+    /** Zeroed expert selection counters for {@link #moe}. */
+    ExpertCounts expertCounts(int layers, int experts);
+
+    // ---- operations --------------------------------------------------------------------------------------------
+
+    /** One product {@code out[outOffset + t * w.rows() ..] = x[xOffset + t * w.cols() ..] · Wᵀ} for {@code n} token rows. */
+    record Product(Weight w, Tensor x, int xOffset, int n, Tensor out, int outOffset) {
+        public Product {
+            if (x.size() < xOffset + (long) n * w.cols() || out.size() < outOffset + (long) n * w.rows()) {
+                throw new IllegalArgumentException("tensors of " + x.size() + " and " + out.size() + " floats cannot hold "
+                        + n + " rows of " + w.cols() + " in and " + w.rows() + " out");
+            }
+        }
+    }
+
+    /** Several independent products in one go (they may share inputs, never outputs). */
+    void matmul(Product... products);
+
+    /** {@code out[t] = x[t] · Wᵀ} for {@code n} token rows. */
+    default void matmul(Weight w, Tensor x, int xOffset, int n, Tensor out, int outOffset) {
+        matmul(new Product(w, x, xOffset, n, out, outOffset));
+    }
+
+    /** Rows {@code tokens[0..n)} of {@code table} (an embedding) decoded into consecutive rows of {@code out}. */
+    void embed(Weight table, int[] tokens, int n, Tensor out);
+
     /** {@code out[r] = rmsnorm(x[r]) * weight} for {@code rows} rows of {@code width} (weight may be null; in place allowed). */
-    void rmsNorm(float[] x, int xOffset, int rows, int width, float[] weight, float eps, float[] out, int outOffset);
+    void rmsNorm(Tensor x, int xOffset, int rows, int width, Tensor weight, float eps, Tensor out, int outOffset);
+
+    /**
+     * The rotation angles of {@code n} tokens at {@code positions}: {@code rope.nRot() / 2} cosines and sines per
+     * token into {@code cos} and {@code sin}, for {@link #rope}.
+     */
+    void ropeAngles(Rope rope, int[] positions, int n, Tensor cos, Tensor sin);
 
     /**
      * Rotary embedding in place: row r (of {@code rows}, {@code stride} floats apart from {@code offset}) holds
-     * {@code heads} heads of {@code headDim}; it is rotated by the angles {@code cos/sin[r * rope.nRot()/2 ..]}
-     * (from {@link Rope#angles}).
+     * {@code heads} heads of {@code headDim}; it is rotated by the angles of token r ({@link #ropeAngles}).
      */
-    void rope(Rope rope, float[] x, int offset, int rows, int stride, int heads, int headDim, float[] cos, float[] sin);
+    void rope(Rope rope, Tensor x, int offset, int rows, int stride, int heads, int headDim, Tensor cos, Tensor sin);
 
     /** {@code x[i] += y[i]} for {@code n} floats. */
-    void add(float[] x, int xOffset, float[] y, int yOffset, int n);
-
-    /** Row {@code row} of {@code table} (an embedding) decoded into {@code out[outOffset ..]}. */
-    void embed(WeightMatrix table, int row, float[] out, int outOffset);
+    void add(Tensor x, int xOffset, Tensor y, int yOffset, int n);
 
     /** Adds {@code bias} (may be null: nothing to do) to each of {@code rows} rows of {@code width} floats of {@code x}. */
-    void addBias(float[] x, int rows, int width, float[] bias);
+    void addBias(Tensor x, int rows, int width, Tensor bias);
 
     /**
-     * Causal grouped-query attention of {@code n} tokens over their caches (see {@link io.moe4j.kernels.ops.Attention}).
+     * Stores row t of {@code k} and of {@code v} ({@code width} floats each, rows {@code width} apart) as position
+     * {@code positions[t]} of {@code keys[t]} and {@code values[t]}, for t in [0, n); the positions' pages must be
+     * {@linkplain KvStore#reserve reserved}. Quantized stores round as their type does.
      */
-    void attention(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvBuffer[] keys, KvBuffer[] values,
-                   int[] first, int[] last, float scale, float[] sinks, float[] out);
+    void appendKv(int n, Tensor k, Tensor v, int width, KvStore[] keys, KvStore[] values, int[] positions);
 
     /**
-     * Feed-forward networks of a stack, with routing, plus an optional shared network: for each token t (of
-     * {@code n}, rows of {@code ff.width()} in {@code x}) and each of its {@code k} choices s (ascending network ids),
-     * network {@code experts[t * k + s]} is applied to x[t]; the outputs times {@code weights[t * k + s]}, then the
-     * shared network's output times {@code sharedWeights[t]}, are summed in double in that order and the sum, rounded
-     * to float, is added to {@code residual[t]} (as llama.cpp adds the mixed experts to the residual once). Tokens are
-     * grouped by network, so each network's weights are read once per call and networks nobody chose are not read at
-     * all. A dense FFN is the case of one network, k = 1, weight 1, no shared network.
+     * Causal grouped-query attention: token t's query (row t of {@code q}, {@code qStride} floats apart, {@code nHead}
+     * heads of {@code headDim}) attends to positions {@code [first[t], last[t]]} of {@code keys[t]}/{@code values[t]}
+     * (query head h reads KV head {@code h / (nHead / nKvHead)}), with logits times {@code scale} and, when
+     * {@code sinks} is not null, one extra logit per head that takes probability mass but adds no value (gpt-oss).
+     * Output rows of {@code nHead * headDim} floats go to {@code out}.
      */
-    void feedForward(FeedForwardWeights ff, Activations.Gated activation, float[] x, int n, int k, int[] experts,
-                     float[] weights, FeedForwardWeights shared, float[] sharedWeights, float[] residual);
+    void attention(int n, Tensor q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys, KvStore[] values,
+                   int[] first, int[] last, float scale, Tensor sinks, Tensor out);
+
+    /**
+     * A dense gated feed-forward network (a stack of one) applied to {@code n} rows of {@code x}, its output added
+     * to {@code residual}.
+     */
+    void feedForward(FeedForwardWeights ff, Activation activation, Tensor x, int n, Tensor residual);
+
+    /**
+     * A mixture-of-experts block on {@code n} normalised rows {@code x}: router product and bias, gating, top-k
+     * (ties to the lower id) and the weights as {@code routing} says; each selected expert's output times its weight,
+     * then the shared expert's times its gate, summed in double in ascending expert order, rounded to float once and
+     * added to {@code residual}. Tokens are grouped by expert, so each active expert's weights are read once per call
+     * and experts nobody chose are not read at all. {@code counts} (may be null) gets every selection of layer
+     * {@code layer}; {@code trace} (may be null) gets every decision on the host.
+     */
+    void moe(int layer, MoeWeights w, Routing routing, Activation activation, Tensor x, int n, Tensor residual,
+             ExpertCounts counts, RoutingTrace trace);
 }

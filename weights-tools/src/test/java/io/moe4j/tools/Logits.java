@@ -1,7 +1,7 @@
 package io.moe4j.tools;
 
 import io.moe4j.gguf.GgufFile;
-import io.moe4j.kernels.ops.KvBuffer;
+import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.Transformer;
 
@@ -16,7 +16,7 @@ public final class Logits {
     public static float[] of(Path model, int[] tokens) {
         try (GgufFile f = GgufFile.open(model)) {
             Transformer tf = Transformer.of(f);
-            KvCache cache = new KvCache(tf.config(), tokens.length, KvBuffer.Type.F32);
+            KvCache cache = new KvCache(tf.config(), tokens.length, KvType.F32);
             return tf.forward(tokens, tokens.length, cache, true, null);
         }
     }

@@ -1,6 +1,6 @@
 package io.moe4j.model.arch;
 
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 import io.moe4j.model.Architecture;
 
 /** OLMoE: NeoX RoPE, RMSNorm over the whole q and k projections, top-k weights not renormalised. */

@@ -1,6 +1,6 @@
 package io.moe4j.model.arch;
 
-import io.moe4j.kernels.ops.Rope;
+import io.moe4j.kernels.Rope;
 import io.moe4j.model.Architecture;
 
 /** Qwen3 dense and Qwen3-MoE: NeoX RoPE and a per-head RMSNorm of queries and keys. */

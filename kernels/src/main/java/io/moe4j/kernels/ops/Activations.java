@@ -1,22 +1,16 @@
 package io.moe4j.kernels.ops;
 
+import io.moe4j.kernels.Activation;
+
 /** Gated activations of feed-forward blocks (out[i] = act(gate[i]) * up[i] in place of gate), softmax, sigmoid. */
 public final class Activations {
     private Activations() {
     }
 
-    /** The gated activations of the architectures moe4j runs. */
-    public enum Gated {
-        /** silu(gate) * up */
-        SWIGLU,
-        /** gpt-oss: gate clamped above at 7, up to [-7, 7], then gate * sigmoid(1.702 * gate) * (up + 1) */
-        SWIGLU_CLAMPED
-    }
-
     /** gpt-oss's SwiGLU constants (llama.cpp hard-codes them for this architecture too). */
     public static final float SWIGLU_ALPHA = 1.702f, SWIGLU_LIMIT = 7.0f;
 
-    public static void apply(Gated kind, float[] gate, int gOff, float[] up, int uOff, int n) {
+    public static void apply(Activation kind, float[] gate, int gOff, float[] up, int uOff, int n) {
         switch (kind) {
             case SWIGLU -> swiglu(gate, gOff, up, uOff, n);
             case SWIGLU_CLAMPED -> swigluClamped(gate, gOff, up, uOff, n, SWIGLU_ALPHA, SWIGLU_LIMIT);

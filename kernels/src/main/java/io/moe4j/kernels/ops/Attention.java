@@ -1,6 +1,7 @@
 package io.moe4j.kernels.ops;
 
-import io.moe4j.kernels.Parallel;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.cpu.Parallel;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -36,10 +37,10 @@ public final class Attention {
     /**
      * Attention of {@code n} tokens: token t's query heads ({@code nHead * headDim} floats at {@code q[t * qStride]})
      * attend to positions {@code first[t] .. last[t]} of {@code keys[t]} / {@code values[t]}; the result goes to
-     * {@code out[t * qStride ..]}. {@code sinks} (per query head) may be null. Runs on the worker pool.
+     * {@code out[t * nHead * headDim ..]}. {@code sinks} (per query head) may be null. Runs on the worker pool.
      */
-    public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvBuffer[] keys,
-                              KvBuffer[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
+    public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
+                              KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
         // Groups of consecutive tokens that read the same blocks: same cache, same first position.
         int[] groupStart = new int[n + 1];
         int groups = 0;
@@ -53,8 +54,8 @@ public final class Attention {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
                 int g = i / nKvHead, kvh = i % nKvHead;
-                attendGroup(groupStart[g], groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, kvh, keys[groupStart[g]],
-                        values[groupStart[g]], first[groupStart[g]], last, scale, sinks, out, s);
+                attendGroup(groupStart[g], groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, kvh, (KvBuffer) keys[groupStart[g]],
+                        (KvBuffer) values[groupStart[g]], first[groupStart[g]], last, scale, sinks, out, s);
             }
         });
     }
@@ -142,7 +143,7 @@ public final class Attention {
             for (int g = 0; g < group; g++) {
                 int r = (t - t0) * group + g;
                 float inv = 1f / l[r];
-                int o = t * qStride + (h0 + g) * hd;
+                int o = t * nHead * hd + (h0 + g) * hd; // output rows are the heads alone, whatever the query stride
                 for (int i = 0; i < hd; i++) out[o + i] = acc[r * hd + i] * inv;
             }
         }

@@ -1,7 +1,10 @@
 package io.moe4j.kernels.ops;
 
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
+
 import java.lang.foreign.Arena;
-import java.lang.management.ManagementFactory;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
@@ -12,10 +15,10 @@ import java.util.Map;
  * next cache that needs a page of the same size; they are freed when a page of another size would not fit
  * beside them.
  */
-final class CpuKvPool implements KvPool {
-    /** Left to the rest of the process by the default budget of {@link KvPool#shared()}. */
+public final class CpuKvPool implements PagePool {
+    /** Left to the rest of the process by the default budget of {@link #shared()}. */
     private static final long MARGIN = 1L << 30;
-    static final CpuKvPool SHARED = new CpuKvPool(Math.max(MARGIN, physicalMemory() - MARGIN));
+    static final CpuKvPool SHARED = new CpuKvPool(Math.max(MARGIN, KvPool.physicalMemory() - MARGIN));
 
     private final long budget;
     private final Map<Long, ArrayDeque<KvPage>> free = new HashMap<>();
@@ -27,12 +30,19 @@ final class CpuKvPool implements KvPool {
         this.budget = budget;
     }
 
-    /** Physical memory of the machine (the JVM's view of it, cgroup limits included). */
-    static long physicalMemory() {
-        if (ManagementFactory.getOperatingSystemMXBean() instanceof com.sun.management.OperatingSystemMXBean os) {
-            return os.getTotalMemorySize();
-        }
-        return Runtime.getRuntime().maxMemory();
+    /** A pool holding at most {@code budget} bytes of pages. */
+    public static CpuKvPool of(long budget) {
+        return new CpuKvPool(budget);
+    }
+
+    /** The pool of caches made without one: the machine's physical memory less a margin. */
+    public static CpuKvPool shared() {
+        return SHARED;
+    }
+
+    @Override
+    public KvStore newStore(KvType type, int heads, int headDim) {
+        return KvBuffer.create(type, heads, headDim, this);
     }
 
     @Override

@@ -1,6 +1,9 @@
 package io.moe4j.kernels.ops;
 
 import io.moe4j.kernels.GgmlType;
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
 import io.moe4j.kernels.quant.BlockFormats;
 import io.moe4j.kernels.quant.BlockQuantizer;
 
@@ -19,27 +22,8 @@ import java.util.Arrays;
  *
  * <p>A buffer that is never closed gives its pages back when it becomes unreachable.
  */
-public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.F32, KvBuffer.F16, KvBuffer.Q8_0 {
-    /**
-     * Storage of one value: float32 (verification), float16 (llama.cpp's default) or ggml's Q8_0 blocks (32 values
-     * as an f16 scale d and 32 int8 q, value = d × q; the head size must be a multiple of 32).
-     */
-    public enum Type {
-        F32, F16, Q8_0;
-
-        /** Bytes of {@code n} values (a multiple of 32 for Q8_0). */
-        public long bytesFor(long n) {
-            return switch (this) {
-                case F32 -> 4 * n;
-                case F16 -> 2 * n;
-                case Q8_0 -> n / 32 * 34;
-            };
-        }
-    }
-
-    /** Positions per page. */
-    public static final int PAGE = 256;
-    private static final int PAGE_SHIFT = 8;
+public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, KvBuffer.F16, KvBuffer.Q8_0 {
+    private static final int PAGE_SHIFT = 8; // log2 of PAGE
     private static final Cleaner CLEANER = Cleaner.create();
 
     protected final int width, heads, headDim;
@@ -50,12 +34,12 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
 
     /** The page table, apart from the buffer so that the cleaner can give the pages back without the buffer. */
     private static final class Pages implements Runnable {
-        final KvPool pool;
+        final PagePool pool;
         KvPage[] table = new KvPage[0];
         /** Pages in the table (released ones are null). */
         int held;
 
-        Pages(KvPool pool) {
+        Pages(PagePool pool) {
             this.pool = pool;
         }
 
@@ -73,7 +57,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         }
     }
 
-    protected KvBuffer(int heads, int headDim, Type type, KvPool pool) {
+    protected KvBuffer(int heads, int headDim, KvType type, PagePool pool) {
         if (heads <= 0 || headDim <= 0) throw new IllegalArgumentException(heads + " heads of " + headDim);
         this.heads = heads;
         this.headDim = headDim;
@@ -84,18 +68,8 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         CLEANER.register(this, pages);
     }
 
-    /** A buffer of rows of {@code width} values, as one head, with pages from {@link KvPool#shared()}. */
-    public static KvBuffer create(Type type, int width) {
-        return create(type, 1, width);
-    }
-
-    /** A buffer of rows of {@code heads} heads of {@code headDim} values, with pages from {@link KvPool#shared()}. */
-    public static KvBuffer create(Type type, int heads, int headDim) {
-        return create(type, heads, headDim, KvPool.shared());
-    }
-
-    /** A buffer of rows of {@code heads} heads of {@code headDim} values, with pages from {@code pool}. */
-    public static KvBuffer create(Type type, int heads, int headDim, KvPool pool) {
+    /** A buffer of rows of {@code heads} heads of {@code headDim} values of {@code type}, with pages from {@code pool}. */
+    static KvBuffer create(KvType type, int heads, int headDim, PagePool pool) {
         return switch (type) {
             case F32 -> new F32(heads, headDim, pool);
             case F16 -> new F16(heads, headDim, pool);
@@ -103,29 +77,39 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         };
     }
 
-    /** Bytes of one page of this buffer. */
-    public static long pageBytes(Type type, int heads, int headDim) {
-        return type.bytesFor(headDim) * heads * PAGE;
+    /** A buffer of rows of {@code width} values, as one head, with pages from the CPU backend's default pool. */
+    public static KvBuffer create(KvType type, int width) {
+        return create(type, 1, width);
     }
 
+    /** A buffer of rows of {@code heads} heads of {@code headDim} values, with pages from the CPU backend's default pool. */
+    public static KvBuffer create(KvType type, int heads, int headDim) {
+        return create(type, heads, headDim, CpuKvPool.SHARED);
+    }
+
+    @Override
     public int width() {
         return width;
     }
 
+    @Override
     public int headDim() {
         return headDim;
     }
 
+    @Override
     public KvPool pool() {
         return pages.pool;
     }
 
     /** Bytes of the pages held, for memory accounting. */
+    @Override
     public long bytes() {
         return pages.held * pageBytes;
     }
 
     /** Pages held. */
+    @Override
     public int pagesHeld() {
         return pages.held;
     }
@@ -136,6 +120,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
      * with another buffer ({@link #shareFrom}) is copied first. False when the pool's budget is exhausted (pages
      * taken so far are kept, and given back as usual).
      */
+    @Override
     public boolean reserve(int from, int to) {
         int need = (to + PAGE - 1) >> PAGE_SHIFT;
         if (need > pages.table.length) pages.table = Arrays.copyOf(pages.table, Math.max(need, pages.table.length * 2));
@@ -160,7 +145,9 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
      * Makes this empty buffer hold positions {@code [0, length)} of {@code src} by sharing its pages (no copy; a
      * shared page is copied when either buffer writes into it). Both must have the same type, shape and pool.
      */
-    public void shareFrom(KvBuffer src, int length) {
+    @Override
+    public void shareFrom(KvStore store, int length) {
+        if (!(store instanceof KvBuffer src)) throw new IllegalArgumentException("pages can only be shared between stores of one backend");
         if (src.getClass() != getClass() || src.heads != heads || src.headDim != headDim || src.pages.pool != pages.pool) {
             throw new IllegalArgumentException("pages can only be shared between buffers of one type, shape and pool");
         }
@@ -182,11 +169,13 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     private int released;
 
     /** The first position still stored (0 unless {@link #releaseBefore} dropped a leading part). */
+    @Override
     public int firstStored() {
         return released << PAGE_SHIFT;
     }
 
     /** Gives back the pages all of whose positions are before {@code pos} (out of a sliding window). */
+    @Override
     public void releaseBefore(int pos) {
         int upTo = Math.min(pos >> PAGE_SHIFT, pages.table.length);
         for (int i = released; i < upTo; i++) pages.release(i);
@@ -194,6 +183,7 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     }
 
     /** Drops all positions at or after {@code length}: the pages past it go back to the pool. */
+    @Override
     public void truncate(int length) {
         if (length < 0) throw new IllegalArgumentException("negative length " + length);
         if (length == 0) released = 0;
@@ -257,8 +247,8 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
     abstract void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff);
 
     static final class F32 extends KvBuffer {
-        F32(int heads, int headDim, KvPool pool) {
-            super(heads, headDim, Type.F32, pool);
+        F32(int heads, int headDim, PagePool pool) {
+            super(heads, headDim, KvType.F32, pool);
         }
 
         @Override
@@ -289,8 +279,8 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
             return h;
         }
 
-        F16(int heads, int headDim, KvPool pool) {
-            super(heads, headDim, Type.F16, pool);
+        F16(int heads, int headDim, PagePool pool) {
+            super(heads, headDim, KvType.F16, pool);
         }
 
         @Override
@@ -326,8 +316,8 @@ public abstract sealed class KvBuffer implements AutoCloseable permits KvBuffer.
         static final int QK = 32, BLOCK_BYTES = 34;
         private static final BlockQuantizer QUANTIZER = BlockFormats.quantizer(GgmlType.Q8_0);
 
-        Q8_0(int heads, int headDim, KvPool pool) {
-            super(heads, headDim, Type.Q8_0, pool);
+        Q8_0(int heads, int headDim, PagePool pool) {
+            super(heads, headDim, KvType.Q8_0, pool);
             if (headDim % QK != 0) {
                 throw new IllegalArgumentException("a Q8_0 KV cache needs a head size that is a multiple of 32; this one is " + headDim);
             }

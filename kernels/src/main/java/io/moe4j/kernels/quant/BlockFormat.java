@@ -4,9 +4,9 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * How one ggml weight type is decoded: the single place that knows a type's block layout. Everything above the
- * kernels sees weights only through this interface (and {@link io.moe4j.kernels.WeightMatrix}).
+ * kernels sees weights only through this interface (and {@link io.moe4j.kernels.cpu.CpuMatrix}).
  *
- * <p><b>Numerics of every dot product</b> (one row, or rows times tokens in {@link io.moe4j.kernels.MatMul}): the
+ * <p><b>Numerics of every dot product</b> (one row, or rows times tokens in {@link io.moe4j.kernels.cpu.MatMul}): the
  * weights are decoded exactly as {@link #dequantize} decodes them; weight i (below the last multiple of 32) is
  * multiplied into accumulator lane i % 32 with a fused multiply-add, in increasing i; the four groups of 8 lanes
  * g0..g3 are combined lane by lane as (g0 + g2) + (g1 + g3) and those 8 lanes summed as

@@ -11,6 +11,11 @@ public final class BlockFormats {
     private BlockFormats() {
     }
 
+    /** Whether the weight kernels run their 256-bit (or wider) Vector API paths on this machine. */
+    public static boolean vectorKernels() {
+        return QuantSupport.VECTOR;
+    }
+
     public static BlockFormat of(GgmlType type) {
         return switch (type) {
             case F32 -> F32Format.INSTANCE;

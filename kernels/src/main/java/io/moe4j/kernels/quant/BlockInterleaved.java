@@ -27,7 +27,7 @@ abstract class BlockInterleaved implements InterleavedFormat {
 
     /**
      * Writes the file's block at {@code src[from..]} as row {@code slot}'s block of the step at {@code dst[step..]}:
-     * every byte of that row's share of the step (the memory is not cleared before, see {@link io.moe4j.kernels.UnclearedMemory}).
+     * every byte of that row's share of the step (the memory is not cleared before, see {@link io.moe4j.kernels.cpu.UnclearedMemory}).
      */
     abstract void packBlock(MemorySegment src, long from, MemorySegment dst, long step, int slot);
 

@@ -1,5 +1,8 @@
 package io.moe4j.kernels.ops;
 
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
 import org.junit.jupiter.api.Test;
 
 import java.util.Random;
@@ -56,10 +59,10 @@ class AttentionTest {
     void matchesTwoPassSoftmaxForEveryShape() {
         Random r = new Random(3);
         int[][] shapes = {{4, 4, 16}, {8, 2, 64}, {8, 1, 128}, {6, 3, 12}, {2, 2, 8}, {16, 2, 64}};
-        for (KvBuffer.Type type : KvBuffer.Type.values()) {
+        for (KvType type : KvType.values()) {
             for (int[] sh : shapes) {
                 int nHead = sh[0], nKv = sh[1], hd = sh[2], width = nKv * hd;
-                if (type == KvBuffer.Type.Q8_0 && hd % 32 != 0) continue; // Q8_0 blocks are 32 values of one head
+                if (type == KvType.Q8_0 && hd % 32 != 0) continue; // Q8_0 blocks are 32 values of one head
                 int len = 1 + r.nextInt(600); // up to 3 pages: blocks that span two pages
                 KvBuffer k = KvBuffer.create(type, nKv, hd), v = KvBuffer.create(type, nKv, hd);
                 for (int p = 0; p < len; p++) {
@@ -89,7 +92,7 @@ class AttentionTest {
     void aTokenGetsTheSameBitsInABatchAsAlone() {
         Random r = new Random(9);
         int nHead = 8, nKv = 2, hd = 64, width = nKv * hd, n = 37;
-        for (KvBuffer.Type type : KvBuffer.Type.values()) {
+        for (KvType type : KvType.values()) {
             KvBuffer k = KvBuffer.create(type, nKv, hd), v = KvBuffer.create(type, nKv, hd);
             for (int p = 0; p < 100; p++) {
                 k.write(p, gauss(r, width, 1), 0);

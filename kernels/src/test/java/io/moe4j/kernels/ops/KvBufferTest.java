@@ -1,5 +1,8 @@
 package io.moe4j.kernels.ops;
 
+import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
+import io.moe4j.kernels.KvType;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.kernels.quant.BlockFormats;
 import org.junit.jupiter.api.Test;
@@ -25,10 +28,10 @@ class KvBufferTest {
 
     @Test
     void pagesAreTakenAsPositionsAreWrittenAndGivenBackOnTruncateAndClose() {
-        KvPool pool = KvPool.cpu(64L << 20);
-        long page = KvBuffer.pageBytes(KvBuffer.Type.F16, HEADS, HD);
-        assertEquals(2L * HD * HEADS * KvBuffer.PAGE, page);
-        KvBuffer b = KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool);
+        CpuKvPool pool = CpuKvPool.of(64L << 20);
+        long page = KvPool.pageBytes(KvType.F16, HEADS, HD);
+        assertEquals(2L * HD * HEADS * KvStore.PAGE, page);
+        KvBuffer b = KvBuffer.create(KvType.F16, HEADS, HD, pool);
         Random r = new Random(1);
         for (int p = 0; p < 600; p++) b.write(p, row(r), 0);
         assertEquals(3, b.pagesHeld()); // 600 positions: 256 + 256 + 88
@@ -48,14 +51,14 @@ class KvBufferTest {
 
     @Test
     void valuesReadBackExactlyAcrossPages() {
-        for (KvBuffer.Type type : new KvBuffer.Type[] {KvBuffer.Type.F32, KvBuffer.Type.F16}) {
-            KvBuffer b = KvBuffer.create(type, HEADS, HD, KvPool.cpu(16L << 20));
+        for (KvType type : new KvType[] {KvType.F32, KvType.F16}) {
+            KvBuffer b = KvBuffer.create(type, HEADS, HD, CpuKvPool.of(16L << 20));
             Random r = new Random(2);
             float[][] rows = new float[520][];
             for (int p = 0; p < rows.length; p++) b.write(p, rows[p] = row(r), 0);
             for (int p = 0; p < rows.length; p++) {
                 for (int i = 0; i < WIDTH; i++) {
-                    float want = type == KvBuffer.Type.F32 ? rows[p][i] : Float.float16ToFloat(Float.floatToFloat16(rows[p][i]));
+                    float want = type == KvType.F32 ? rows[p][i] : Float.float16ToFloat(Float.floatToFloat16(rows[p][i]));
                     assertEquals(want, b.get(p, i), type + " position " + p + " column " + i);
                 }
             }
@@ -69,8 +72,8 @@ class KvBufferTest {
 
     @Test
     void q8_0StoresGgmlBlocksAsQuantizeRowQ8_0Writes() {
-        KvBuffer b = KvBuffer.create(KvBuffer.Type.Q8_0, HEADS, HD, KvPool.cpu(16L << 20));
-        assertEquals(34L * HD / 32 * HEADS * KvBuffer.PAGE, KvBuffer.pageBytes(KvBuffer.Type.Q8_0, HEADS, HD));
+        KvBuffer b = KvBuffer.create(KvType.Q8_0, HEADS, HD, CpuKvPool.of(16L << 20));
+        assertEquals(34L * HD / 32 * HEADS * KvStore.PAGE, KvPool.pageBytes(KvType.Q8_0, HEADS, HD));
         Random r = new Random(3);
         for (int p = 0; p < 300; p++) {
             float[] x = row(r);
@@ -88,26 +91,26 @@ class KvBufferTest {
                 }
             }
         }
-        assertThrows(IllegalArgumentException.class, () -> KvBuffer.create(KvBuffer.Type.Q8_0, 4, 8, KvPool.shared()));
+        assertThrows(IllegalArgumentException.class, () -> KvBuffer.create(KvType.Q8_0, 4, 8, CpuKvPool.shared()));
         b.close();
     }
 
     @Test
     void anExhaustedBudgetRefusesPagesWithoutThrowingOutOfMemory() {
-        long page = KvBuffer.pageBytes(KvBuffer.Type.F32, HEADS, HD);
-        KvPool pool = KvPool.cpu(3 * page);
-        KvBuffer a = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool), b = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool);
-        assertTrue(a.reserve(0, 2 * KvBuffer.PAGE));
-        assertFalse(b.reserve(0, 2 * KvBuffer.PAGE)); // the second page does not fit
+        long page = KvPool.pageBytes(KvType.F32, HEADS, HD);
+        CpuKvPool pool = CpuKvPool.of(3 * page);
+        KvBuffer a = KvBuffer.create(KvType.F32, HEADS, HD, pool), b = KvBuffer.create(KvType.F32, HEADS, HD, pool);
+        assertTrue(a.reserve(0, 2 * KvStore.PAGE));
+        assertFalse(b.reserve(0, 2 * KvStore.PAGE)); // the second page does not fit
         assertEquals(1, b.pagesHeld());
-        var e = assertThrows(IllegalStateException.class, () -> b.write(KvBuffer.PAGE, new float[WIDTH], 0));
+        var e = assertThrows(IllegalStateException.class, () -> b.write(KvStore.PAGE, new float[WIDTH], 0));
         assertTrue(e.getMessage().contains("budget of " + 3 * page), e.getMessage());
         a.close();
-        assertTrue(b.reserve(0, 3 * KvBuffer.PAGE)); // a's pages went back
+        assertTrue(b.reserve(0, 3 * KvStore.PAGE)); // a's pages went back
         // free pages of another size are dropped to make room
         b.close();
-        KvBuffer c = KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool);
-        assertTrue(c.reserve(0, 6 * KvBuffer.PAGE));
+        KvBuffer c = KvBuffer.create(KvType.F16, HEADS, HD, pool);
+        assertTrue(c.reserve(0, 6 * KvStore.PAGE));
         assertEquals(6 * page / 2, pool.stats().bytesInUse());
         assertEquals(0, pool.stats().bytesFree());
         c.close();
@@ -115,8 +118,8 @@ class KvBufferTest {
 
     @Test
     void slidingWindowPagesGoBackAndSharedPagesAreCounted() {
-        KvPool pool = KvPool.cpu(64L << 20);
-        KvBuffer b = KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool);
+        CpuKvPool pool = CpuKvPool.of(64L << 20);
+        KvBuffer b = KvBuffer.create(KvType.F16, HEADS, HD, pool);
         assertTrue(b.reserve(0, 1000));
         b.releaseBefore(600); // pages 0 and 1 hold only positions before 600
         assertEquals(2, b.pagesHeld());
@@ -140,9 +143,9 @@ class KvBufferTest {
 
     @Test
     void sharedPagesAreCopiedWhenEitherBufferWrites() {
-        KvPool pool = KvPool.cpu(64L << 20);
+        CpuKvPool pool = CpuKvPool.of(64L << 20);
         Random r = new Random(4);
-        KvBuffer a = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool), b = KvBuffer.create(KvBuffer.Type.F32, HEADS, HD, pool);
+        KvBuffer a = KvBuffer.create(KvType.F32, HEADS, HD, pool), b = KvBuffer.create(KvType.F32, HEADS, HD, pool);
         for (int p = 0; p < 300; p++) a.write(p, row(r), 0);
         b.shareFrom(a, 300);
         assertEquals(2, pool.stats().pagesInUse());
@@ -162,6 +165,6 @@ class KvBufferTest {
         assertEquals(0, pool.stats().pagesShared());
         b.close();
         assertEquals(0, pool.stats().pagesInUse());
-        assertThrows(IllegalArgumentException.class, () -> KvBuffer.create(KvBuffer.Type.F16, HEADS, HD, pool).shareFrom(a, 10));
+        assertThrows(IllegalArgumentException.class, () -> KvBuffer.create(KvType.F16, HEADS, HD, pool).shareFrom(a, 10));
     }
 }

@@ -1,9 +1,10 @@
 package io.moe4j.kernels.quant;
 
 import io.moe4j.kernels.GgmlType;
-import io.moe4j.kernels.MatMul;
-import io.moe4j.kernels.Parallel;
-import io.moe4j.kernels.WeightMatrix;
+import io.moe4j.kernels.SimdStatus;
+import io.moe4j.kernels.cpu.MatMul;
+import io.moe4j.kernels.cpu.Parallel;
+import io.moe4j.kernels.cpu.CpuMatrix;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -36,15 +37,15 @@ class MatMulTest {
         return s;
     }
 
-    private static WeightMatrix matrix(GgmlType type, int rows, int cols, Random r, int pad) {
+    private static CpuMatrix matrix(GgmlType type, int rows, int cols, Random r, int pad) {
         int blocksPerRow = cols / type.blockSize;
         byte[] b = TestData.saneBlocks(type, rows * blocksPerRow, r);
         byte[] padded = new byte[pad + b.length];
         System.arraycopy(b, 0, padded, pad, b.length);
-        return new WeightMatrix(MemorySegment.ofArray(padded).asSlice(pad), type, rows, cols);
+        return new CpuMatrix(MemorySegment.ofArray(padded).asSlice(pad), type, rows, cols);
     }
 
-    private static float[] decoded(WeightMatrix w) {
+    private static float[] decoded(CpuMatrix w) {
         byte[] all = w.data().toArray(java.lang.foreign.ValueLayout.JAVA_BYTE);
         return ReferenceDecoder.decode(w.type(), all);
     }
@@ -64,7 +65,7 @@ class MatMulTest {
                 : new int[]{1, 7, 8, 31, 32, 33, 100, 259};
         for (int cols : colsChoices) {
             for (int rows : new int[]{1, 3, 5, 13, 37}) {
-                WeightMatrix w = matrix(type, rows, cols, r, r.nextInt(5));
+                CpuMatrix w = matrix(type, rows, cols, r, r.nextInt(5));
                 float[] wf = decoded(w);
                 for (int n : new int[]{1, 2, 3, 4, 5, 7, 9}) {
                     float[] x = TestData.gaussian(r, n * cols + 6, 1.0);
@@ -88,7 +89,7 @@ class MatMulTest {
         int saved = Parallel.threads();
         try {
             Random r = new Random(5);
-            WeightMatrix a = matrix(GgmlType.Q4_K, 67, 512, r, 0), b = matrix(GgmlType.Q8_0, 130, 96, r, 1);
+            CpuMatrix a = matrix(GgmlType.Q4_K, 67, 512, r, 0), b = matrix(GgmlType.Q8_0, 130, 96, r, 1);
             float[] xa = TestData.gaussian(r, 9 * 512, 1), xb = TestData.gaussian(r, 9 * 96, 1);
             float[] ref = null;
             for (int threads : new int[]{1, 2, 3, 5}) {
@@ -139,8 +140,8 @@ class MatMulTest {
         try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
             for (int cols : new int[]{type.blockSize, 3 * type.blockSize, 64 * type.blockSize}) {
                 for (int rows : new int[]{1, 3, 4, 5, 13, 16, 37}) {
-                    WeightMatrix plain = matrix(type, rows, cols, r, r.nextInt(5));
-                    WeightMatrix w = plain.interleave(arena);
+                    CpuMatrix plain = matrix(type, rows, cols, r, r.nextInt(5));
+                    CpuMatrix w = plain.interleave(arena);
                     assertEquals(true, w.interleaved());
                     float[] wf = decoded(plain);
                     for (int n : new int[]{1, 2, 3, 4, 5, 7, 8, 9, 12, 13}) {
@@ -179,8 +180,8 @@ class MatMulTest {
                      java.nio.file.StandardOpenOption.WRITE)) {
             ch.write(java.nio.ByteBuffer.wrap(bytes));
             MemorySegment mapped = ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, 0, bytes.length, arena);
-            WeightMatrix plain = new WeightMatrix(MemorySegment.ofArray(bytes), type, rows, cols);
-            WeightMatrix w = new WeightMatrix(mapped, type, rows, cols).interleave(hidden, arena); // unloads the mapping
+            CpuMatrix plain = new CpuMatrix(MemorySegment.ofArray(bytes), type, rows, cols);
+            CpuMatrix w = new CpuMatrix(mapped, type, rows, cols).interleave(hidden, arena); // unloads the mapping
             float[] x = TestData.gaussian(r, cols, 1.0);
             for (int e = 0; e < experts; e++) {
                 for (int count : new int[]{hidden, 6}) {

@@ -1,6 +1,6 @@
 package io.moe4j.tools.synth;
 
-import io.moe4j.kernels.ops.TriangularNoise;
+
 import io.moe4j.tools.TensorPlan;
 
 /**

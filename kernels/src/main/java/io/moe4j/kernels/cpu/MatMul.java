@@ -1,4 +1,4 @@
-package io.moe4j.kernels;
+package io.moe4j.kernels.cpu;
 
 import io.moe4j.kernels.quant.BlockFormat;
 import io.moe4j.kernels.quant.BlockFormats;
@@ -26,7 +26,7 @@ public final class MatMul {
     }
 
     /** One product of a batch: {@code out[outOffset + t * w.rows() + r] = dot(w row r, x[xOffset + t * w.cols() ..])}. */
-    public record Task(WeightMatrix w, float[] x, int xOffset, int n, float[] out, int outOffset) {
+    public record Task(CpuMatrix w, float[] x, int xOffset, int n, float[] out, int outOffset) {
         public Task {
             if (n < 0) throw new IllegalArgumentException("negative token count " + n);
             if (xOffset < 0 || (long) xOffset + (long) n * w.cols() > x.length) throw new IllegalArgumentException("input too short");
@@ -51,7 +51,7 @@ public final class MatMul {
      * floats starting at {@code xOffset}, {@code out} receives nTokens rows of {@code w.rows()} floats at
      * {@code outOffset}. Each output element's reduction runs in the same order whatever nTokens is.
      */
-    public static void mul(WeightMatrix w, float[] x, int xOffset, int nTokens, float[] out, int outOffset) {
+    public static void mul(CpuMatrix w, float[] x, int xOffset, int nTokens, float[] out, int outOffset) {
         mulAll(new Task(w, x, xOffset, nTokens, out, outOffset));
     }
 
@@ -114,7 +114,7 @@ public final class MatMul {
     }
 
     private static void rowsKernel(Task t, int r0, int r1, Buffers b) {
-        WeightMatrix w = t.w;
+        CpuMatrix w = t.w;
         int cols = w.cols(), rows = w.rows();
         MemorySegment data = w.data();
         KernelScratch scratch = b.scratch;
@@ -148,7 +148,7 @@ public final class MatMul {
     }
 
     private static void panelKernel(Task t, float[] x, int xOff, int r0, int r1, Buffers b) {
-        WeightMatrix w = t.w;
+        CpuMatrix w = t.w;
         BlockFormat f = BlockFormats.of(w.type());
         int cols = w.cols(), rows = w.rows(), nr = r1 - r0;
         long rowBytes = w.rowBytes();
@@ -194,7 +194,7 @@ public final class MatMul {
     private static final ThreadLocal<Buffers> BUFFERS = ThreadLocal.withInitial(Buffers::new);
 
     /** Decodes row {@code r} of {@code w} into {@code dst[dstOffset..]} (embedding look-ups). */
-    public static void row(WeightMatrix w, int r, float[] dst, int dstOffset) {
+    public static void row(CpuMatrix w, int r, float[] dst, int dstOffset) {
         if (w.interleaved()) {
             BlockFormats.interleaved(w.type()).dequantize(w.data(), w.groupOffset(r), r % InterleavedFormat.ROWS, dst, dstOffset, w.cols());
             return;

@@ -1,4 +1,4 @@
-package io.moe4j.kernels.ops;
+package io.moe4j.kernels;
 
 /**
  * Rotary position embedding over the first {@code nRot} dimensions of each head, with llama.cpp's semantics:

@@ -1,4 +1,6 @@
-package io.moe4j.kernels.quant;
+package io.moe4j.kernels;
+
+import io.moe4j.kernels.quant.BlockFormats;
 
 import jdk.incubator.vector.FloatVector;
 
@@ -9,11 +11,11 @@ public final class SimdStatus {
 
     /** True when the 256-bit vector kernels are in use; false on narrower hardware or with -Dmoe4j.kernels.scalar=true. */
     public static boolean vectorKernels() {
-        return QuantSupport.VECTOR;
+        return BlockFormats.vectorKernels();
     }
 
     public static String describe() {
         return "preferred vector width " + FloatVector.SPECIES_PREFERRED.vectorBitSize() + " bits, "
-                + (QuantSupport.VECTOR ? "256-bit SIMD kernels" : "SCALAR kernels (slow)");
+                + (BlockFormats.vectorKernels() ? "256-bit SIMD kernels" : "SCALAR kernels (slow)");
     }
 }

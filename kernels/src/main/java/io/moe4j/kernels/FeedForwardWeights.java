@@ -1,14 +1,12 @@
-package io.moe4j.kernels.ops;
-
-import io.moe4j.kernels.WeightMatrix;
+package io.moe4j.kernels;
 
 /**
  * A gated feed-forward network, or a stack of {@code count} of them (MoE experts): {@code gate} and {@code up} hold
  * {@code count * hidden} rows (expert e's rows from {@code e * hidden}), {@code down} holds {@code count * width}
  * rows; the biases (may be null) are stacked the same way.
  */
-public record FeedForwardWeights(WeightMatrix gate, WeightMatrix up, WeightMatrix down,
-                                 float[] gateBias, float[] upBias, float[] downBias, int hidden) {
+public record FeedForwardWeights(Weight gate, Weight up, Weight down,
+                                 Tensor gateBias, Tensor upBias, Tensor downBias, int hidden) {
 
     /** Model width (input and output size). */
     public int width() {

@@ -1,4 +1,4 @@
-package io.moe4j.kernels;
+package io.moe4j.kernels.cpu;
 
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;

@@ -1,4 +1,4 @@
-package io.moe4j.kernels.ops;
+package io.moe4j.tools.synth;
 
 import org.junit.jupiter.api.Test;
 

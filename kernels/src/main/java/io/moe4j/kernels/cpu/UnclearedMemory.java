@@ -1,4 +1,4 @@
-package io.moe4j.kernels;
+package io.moe4j.kernels.cpu;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;

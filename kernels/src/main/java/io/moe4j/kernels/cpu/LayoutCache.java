@@ -1,8 +1,8 @@
-package io.moe4j.model;
+package io.moe4j.kernels.cpu;
 
-import io.moe4j.gguf.GgufFile;
+import io.moe4j.kernels.ModelSource;
 import io.moe4j.kernels.GgmlType;
-import io.moe4j.kernels.WeightMatrix;
+
 import io.moe4j.kernels.quant.BlockFormats;
 import io.moe4j.kernels.quant.InterleavedFormat;
 
@@ -60,7 +60,7 @@ final class LayoutCache {
 
     /** One interleaved matrix: where its source lies in the model file, its shape, and its bytes here. */
     private record Entry(long sourceOffset, GgmlType type, int rows, int cols, int sliceRows, long dataOffset, long dataBytes) {
-        boolean describes(WeightMatrix m, long sourceOffset, int sliceRows) {
+        boolean describes(CpuMatrix m, long sourceOffset, int sliceRows) {
             return this.sourceOffset == sourceOffset && type == m.type() && rows == m.rows() && cols == m.cols() && this.sliceRows == sliceRows;
         }
     }
@@ -69,7 +69,7 @@ final class LayoutCache {
     private record Kept(Entry entry, MemorySegment bytes) {
     }
 
-    private final GgufFile model;
+    private final ModelSource model;
     private final Path file;
     private final long modelSize, modelTime;
     private final byte[] fingerprint;
@@ -80,10 +80,10 @@ final class LayoutCache {
     private final List<Kept> kept = new ArrayList<>();
     private int hits, misses;
 
-    private LayoutCache(GgufFile model, Path dir) throws IOException {
+    private LayoutCache(ModelSource model, Path dir) throws IOException {
         this.model = model;
         Path source = model.path().toAbsolutePath();
-        this.modelSize = model.fileSize();
+        this.modelSize = model.mapping().byteSize();
         this.modelTime = Files.getLastModifiedTime(source).toMillis();
         this.fingerprint = layoutFingerprint();
         MessageDigest key = sha256();
@@ -112,7 +112,7 @@ final class LayoutCache {
     }
 
     /** A cache for {@code model}'s matrices in {@code dir} (created if missing), or null where it cannot be used. */
-    static LayoutCache open(GgufFile model, Path dir) {
+    static LayoutCache open(ModelSource model, Path dir) {
         if (dir == null) return null;
         try {
             Files.createDirectories(dir);
@@ -138,21 +138,21 @@ final class LayoutCache {
     }
 
     /**
-     * {@code m} (a tensor of the model file) in its interleaved layout, as {@link WeightMatrix#interleave(int, Arena)}
+     * {@code m} (a tensor of the model file) in its interleaved layout, as {@link CpuMatrix#interleave(int, Arena)}
      * gives it: from the cache file when it holds it, else copied in memory and remembered for {@link #finish}.
      */
-    WeightMatrix interleave(WeightMatrix m, int sliceRows) {
+    CpuMatrix interleave(CpuMatrix m, int sliceRows) {
         long sourceOffset = m.data().address() - model.mapping().address();
         if (sourceOffset < 0 || sourceOffset >= model.mapping().byteSize()) return m.interleave(sliceRows, model.arena()); // not the file's
         Entry e = cached.get(sourceOffset);
         if (e != null && e.describes(m, sourceOffset, sliceRows)) {
             MemorySegment bytes = mapping.asSlice(e.dataOffset(), e.dataBytes());
-            WeightMatrix w = new WeightMatrix(bytes, m.type(), m.rows(), m.cols(), true);
+            CpuMatrix w = new CpuMatrix(bytes, m.type(), m.rows(), m.cols(), true);
             kept.add(new Kept(e, bytes));
             hits++;
             return w;
         }
-        WeightMatrix w = m.interleave(sliceRows, model.arena());
+        CpuMatrix w = m.interleave(sliceRows, model.arena());
         if (w != m) {
             kept.add(new Kept(new Entry(sourceOffset, m.type(), m.rows(), m.cols(), sliceRows, 0, w.data().byteSize()), w.data()));
             misses++;

@@ -1,4 +1,4 @@
-package io.moe4j.kernels.ops;
+package io.moe4j.tools.synth;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
