@@ -103,6 +103,22 @@ public interface Backend {
         matmul(new Product(w, x, xOffset, n, out, outOffset));
     }
 
+    /**
+     * One matrix per head, stacked in {@code w} ({@code heads} matrices of {@code R = w.rows() / heads} rows, head
+     * h's from row {@code h * R}), applied to that head's slice of each token row: for token t in [0, n) and head h,
+     * {@code out[outOffset + t * outStride + h * outHeadStride + r] = Σ_i W[h * R + r][i] · x[xOffset + t * xStride
+     * + h * xHeadStride + i]} for r in [0, R), i in [0, w.cols()). Nothing else of {@code out} is written. DeepSeek's
+     * latent attention multiplies each head's query by its k_b and each head's output by its v_b this way.
+     */
+    void matmulHeads(Weight w, int heads, Tensor x, int xOffset, int xStride, int xHeadStride, int n,
+                     Tensor out, int outOffset, int outStride, int outHeadStride);
+
+    /**
+     * Copies {@code rows} rows of {@code width} floats: {@code dst[dstOffset + r * dstStride + i] =
+     * src[srcOffset + r * srcStride + i]} (the two ranges must not overlap; nothing else of {@code dst} is written).
+     */
+    void copyRows(Tensor src, int srcOffset, int srcStride, Tensor dst, int dstOffset, int dstStride, int rows, int width);
+
     /** Rows {@code tokens[0..n)} of {@code table} (an embedding) decoded into consecutive rows of {@code out}. */
     void embed(Weight table, int[] tokens, int n, Tensor out);
 
@@ -135,6 +151,12 @@ public interface Backend {
     void appendKv(int n, Tensor k, Tensor v, int width, KvStore[] keys, KvStore[] values, int[] positions);
 
     /**
+     * {@link #appendKv} for stores of keys only, whose values are the first values of each key row
+     * ({@link #latentAttention}): row t of {@code k} as position {@code positions[t]} of {@code keys[t]}.
+     */
+    void appendKeys(int n, Tensor k, int width, KvStore[] keys, int[] positions);
+
+    /**
      * Causal grouped-query attention: token t's query (row t of {@code q}, {@code qStride} floats apart, {@code nHead}
      * heads of {@code headDim}) attends to positions {@code [first[t], last[t]]} of {@code keys[t]}/{@code values[t]}
      * (query head h reads KV head {@code h / (nHead / nKvHead)}), with logits times {@code scale} and, when
@@ -143,6 +165,17 @@ public interface Backend {
      */
     void attention(int n, Tensor q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys, KvStore[] values,
                    int[] first, int[] last, float scale, Tensor sinks, Tensor out);
+
+    /**
+     * Causal attention whose values are the first {@code valueDim} values of each key row, so that a cache stores
+     * each position once (DeepSeek's multi-head latent attention in llama.cpp's absorbed form: the row is
+     * [c | rope(k_pe)], the value c). {@code keys[t]} has one head of {@code keyDim}; token t's {@code nHead} query
+     * heads of {@code keyDim} (row t of {@code q}, {@code qStride} floats apart) all attend to positions
+     * {@code [first[t], last[t]]} of it, with logits times {@code scale}. Output rows of {@code nHead * valueDim}
+     * floats go to {@code out}. A Q8_0 store needs {@code valueDim} to be whole blocks of 32.
+     */
+    void latentAttention(int n, Tensor q, int qStride, int nHead, int keyDim, int valueDim, KvStore[] keys,
+                         int[] first, int[] last, float scale, Tensor out);
 
     /**
      * A dense gated feed-forward network (a stack of one) applied to {@code n} rows of {@code x}, its output added

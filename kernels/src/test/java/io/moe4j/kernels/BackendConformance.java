@@ -329,6 +329,81 @@ public abstract class BackendConformance {
         }
     }
 
+    /**
+     * Per-head products: 3 heads of 12 and of 5 rows (a stack cut at multiples of 4 rows, and one that is not) times
+     * 1, 5 and 18 token rows whose head slices are strided apart (head slices with gaps between them, token rows
+     * with gaps after them, offsets), into outputs strided the same way; each element within γ(cols + 2)·Σ|w·x| of
+     * the exact product of its head's matrix and its head's slice, every float outside the output slices untouched,
+     * each token alone giving the batch's bits.
+     */
+    @ParameterizedTest
+    @EnumSource(value = GgmlType.class, names = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_K"})
+    public void matmulHeadsMultipliesEachHeadsSliceByItsOwnMatrix(GgmlType type) {
+        Backend b = backend();
+        Random r = new Random(1500 + type.id);
+        int heads = 3, cols = type.isQuantized() ? (type.blockSize == 256 ? 256 : 64) : 37;
+        for (int rows : new int[]{12, 5}) {
+            try (ModelFile f = new ModelFile()) {
+                ModelFile.Blob blob = f.add(type, heads * rows, cols, gauss(r, heads * rows * cols, 1));
+                f.open();
+                Weight w = blob.matrix(rows);
+                float[] wf = blob.decoded();
+                f.finish();
+                int xOffset = 3, xHeadStride = cols + 2, xStride = heads * xHeadStride + 7;
+                int outOffset = 2, outHeadStride = rows + 3, outStride = heads * outHeadStride + 1;
+                for (int n : new int[]{1, 5, 18}) {
+                    float[] x = gauss(r, xOffset + n * xStride, 1);
+                    Tensor xt = b.upload(x), out = sentinels(outOffset + n * outStride);
+                    b.matmulHeads(w, heads, xt, xOffset, xStride, xHeadStride, n, out, outOffset, outStride, outHeadStride);
+                    float[] got = read(out);
+                    boolean[] written = new boolean[got.length];
+                    String what = type + " " + heads + " heads of " + rows + "x" + cols + ", " + n + " tokens";
+                    for (int t = 0; t < n; t++) {
+                        for (int h = 0; h < heads; h++) {
+                            for (int row = 0; row < rows; row++) {
+                                int o = outOffset + t * outStride + h * outHeadStride + row, tt = t, hh = h, rr = row;
+                                written[o] = true;
+                                assertWithin(dot(wf, (h * rows + row) * cols, x, xOffset + t * xStride + h * xHeadStride, cols), got[o],
+                                        () -> what + ", token " + tt + " head " + hh + " row " + rr);
+                            }
+                        }
+                    }
+                    for (int i = 0; i < got.length; i++) {
+                        if (!written[i]) assertEquals(SENTINEL, got[i], what + ": float " + i + " outside the output slices was written");
+                    }
+                    for (int t = 0; t < n; t++) {
+                        Tensor one = b.allocate(outStride);
+                        b.matmulHeads(w, heads, b.upload(Arrays.copyOfRange(x, xOffset + t * xStride, xOffset + (t + 1) * xStride)), 0,
+                                xStride, xHeadStride, 1, one, 0, outStride, outHeadStride);
+                        float[] alone = read(one);
+                        for (int h = 0; h < heads; h++) {
+                            int tt = t, hh = h;
+                            assertSameBits(alone, h * outHeadStride, got, outOffset + t * outStride + h * outHeadStride, rows,
+                                    () -> what + ": token " + tt + " head " + hh + " alone and in the batch");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Strided rows are copied bit for bit (NaN, -0 and infinities included) and nothing else is written. */
+    @Test
+    public void copyRowsCopiesStridedRowsExactly() {
+        Backend b = backend();
+        Random r = new Random(1600);
+        int rows = 7, width = 5, srcOffset = 3, srcStride = 9, dstOffset = 1, dstStride = 6;
+        float[] src = gauss(r, srcOffset + rows * srcStride, 1);
+        src[srcOffset] = Float.NaN;
+        src[srcOffset + srcStride + 1] = -0f;
+        src[srcOffset + 2 * srcStride + 4] = Float.NEGATIVE_INFINITY;
+        Tensor dst = sentinels(dstOffset + rows * dstStride + 2);
+        b.copyRows(b.upload(src), srcOffset, srcStride, dst, dstOffset, dstStride, rows, width);
+        float[] want = read(sentinels(dstOffset + rows * dstStride + 2));
+        for (int row = 0; row < rows; row++) System.arraycopy(src, srcOffset + row * srcStride, want, dstOffset + row * dstStride, width);
+        assertSameBits(want, 0, read(dst), 0, want.length, () -> "copyRows");
+    }
+
     // ---- embed and vectors -------------------------------------------------------------------------------------
 
     /** Table rows and vectors come out exactly as the blocks decode (each decoded element is an exact float product). */
@@ -586,20 +661,30 @@ public abstract class BackendConformance {
         };
     }
 
-    /** The keys and values of one sequence in one layer: the backend's stores and what the reference says they hold. */
+    /**
+     * The keys and values of one sequence in one layer: the backend's stores and what the reference says they hold.
+     * For latent attention there is one store of key rows, and a position's value is the first {@code vd} values
+     * of its stored key row.
+     */
     final class Sequence implements AutoCloseable {
         final KvType type;
-        final int nKv, hd, width;
+        final int nKv, hd, vd, width;
         final KvStore keys, values;
         final List<float[]> k = new ArrayList<>(), v = new ArrayList<>();
 
         Sequence(KvPool pool, KvType type, int nKv, int hd) {
+            this(pool, type, nKv, hd, hd, false);
+        }
+
+        /** {@code latent}: one store of key rows of {@code hd} whose first {@code vd} values are the value. */
+        Sequence(KvPool pool, KvType type, int nKv, int hd, int vd, boolean latent) {
             this.type = type;
             this.nKv = nKv;
             this.hd = hd;
+            this.vd = vd;
             this.width = nKv * hd;
             this.keys = pool.newStore(type, nKv, hd);
-            this.values = pool.newStore(type, nKv, hd);
+            this.values = latent ? null : pool.newStore(type, nKv, hd);
             assertEquals(width, keys.width());
             assertEquals(hd, keys.headDim());
             assertEquals(pool, keys.pool());
@@ -615,13 +700,13 @@ public abstract class BackendConformance {
                 v.add(null);
             }
             k.set(pos, stored(type, key, hd));
-            v.set(pos, stored(type, value, hd));
+            v.set(pos, values == null ? Arrays.copyOf(k.get(pos), vd) : stored(type, value, hd));
         }
 
         @Override
         public void close() {
             keys.close();
-            values.close();
+            if (values != null) values.close();
         }
     }
 
@@ -688,8 +773,8 @@ public abstract class BackendConformance {
      */
     static Approx[] attentionReference(float[] q, int qOff, int nHead, int nKv, int hd, Sequence s, int first, int last,
                                        float scale, float[] sinks) {
-        int group = nHead / nKv, len = last - first + 1;
-        Approx[] out = new Approx[nHead * hd];
+        int group = nHead / nKv, len = last - first + 1, vd = s.vd;
+        Approx[] out = new Approx[nHead * vd];
         double[] sc = new double[len], p = new double[len];
         for (int h = 0; h < nHead; h++) {
             int col = h / group * hd;
@@ -711,15 +796,16 @@ public abstract class BackendConformance {
             for (int j = 0; j < len; j++) z += p[j] = Math.exp(sc[j] - max);
             for (int j = 0; j < len; j++) p[j] /= z;
             double eta = (hd + 3) * U * maxDot + (4 * maxAbs + 4 * (len / 32 + 1) + 3) * U;
-            for (int i = 0; i < hd; i++) {
+            int vCol = h / group * vd;
+            for (int i = 0; i < vd; i++) {
                 double o = 0, a = 0;
                 for (int j = 0; j < len; j++) {
-                    float v = s.v.get(first + j)[col + i];
+                    float v = s.v.get(first + j)[vCol + i];
                     o += p[j] * v;
                     a += p[j] * Math.abs(v);
                 }
                 double bound = (a + Math.abs(o)) * (eta + gamma(len + 2)) + 2 * U * Math.abs(o);
-                out[h * hd + i] = new Approx(o, 2 * bound);
+                out[h * vd + i] = new Approx(o, 2 * bound);
             }
         }
         return out;
@@ -799,6 +885,107 @@ public abstract class BackendConformance {
             float[] sinks = si % 2 == 1 ? gauss(r, nHead, 2) : null;
             int[] first = spans.stream().mapToInt(x -> x[0]).toArray(), last = spans.stream().mapToInt(x -> x[1]).toArray();
             attendAndCheck(seqOf.toArray(new Sequence[0]), first, last, q, qStride, nHead, (float) (1 / Math.sqrt(hd)), sinks, what);
+            for (Sequence s : seqs) s.close();
+            assertEquals(0, pool.stats().pagesInUse(), what + ": pages left after closing every store");
+        }
+    }
+
+    /**
+     * Fills latent sequences to {@code lengths} with random key rows through {@link Backend#appendKeys}, up to
+     * {@code chunk} positions of every sequence per call.
+     */
+    void fillKeys(Sequence[] seqs, int[] lengths, int chunk, Random r) {
+        Backend b = backend();
+        while (true) {
+            List<Sequence> seqOf = new ArrayList<>();
+            List<Integer> pos = new ArrayList<>();
+            for (int s = 0; s < seqs.length; s++) {
+                for (int p = seqs[s].length(); p < Math.min(lengths[s], seqs[s].length() + chunk); p++) {
+                    seqOf.add(seqs[s]);
+                    pos.add(p);
+                }
+            }
+            if (pos.isEmpty()) return;
+            int n = pos.size(), width = seqs[0].width;
+            float[] k = gauss(r, n * width, 1);
+            KvStore[] keys = new KvStore[n];
+            int[] positions = new int[n];
+            Map<Sequence, int[]> span = new IdentityHashMap<>();
+            for (int i = 0; i < n; i++) {
+                keys[i] = seqOf.get(i).keys;
+                positions[i] = pos.get(i);
+                span.merge(seqOf.get(i), new int[]{positions[i], positions[i] + 1}, (a, c) -> new int[]{Math.min(a[0], c[0]), Math.max(a[1], c[1])});
+            }
+            span.forEach((s, fromTo) -> assertTrue(s.keys.reserve(fromTo[0], fromTo[1]), "reserve keys " + Arrays.toString(fromTo)));
+            b.appendKeys(n, b.upload(k), width, keys, positions);
+            for (int i = 0; i < n; i++) seqOf.get(i).set(positions[i], Arrays.copyOfRange(k, i * width, (i + 1) * width), null);
+        }
+    }
+
+    /**
+     * Latent attention (values = the first values of each key row, one cached row per position) over five
+     * sequences of 1, 255, 256, 257 and 600 positions filled by batched {@link Backend#appendKeys} calls: the last
+     * positions, a window and the middle, for several query heads of key rows of 80 (DeepSeek's tiny shape: 64 + 16),
+     * 96 (Q8_0: whole blocks for keys and values), 44 (no vector multiple); within the reference's bounds with the
+     * values read from the stored key rows, each token alone giving the batch's bits, nothing written past the output
+     * rows, and the stores giving their pages back.
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void latentAttentionReadsValuesFromTheKeyRows(KvType type) {
+        Backend b = backend();
+        Random r = new Random(17 + type.ordinal());
+        int[][] shapes = {{4, 80, 64}, {3, 96, 64}, {5, 44, 30}};
+        int[] lengths = {1, 255, 256, 257, 600};
+        for (int[] shape : shapes) {
+            int nHead = shape[0], hd = shape[1], vd = shape[2];
+            if (type == KvType.Q8_0 && (hd % 32 != 0 || vd % 32 != 0)) continue; // Q8_0 blocks are 32 values
+            String what = type + " latent, " + nHead + " heads, rows of " + hd + ", values " + vd;
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] seqs = new Sequence[lengths.length];
+            for (int s = 0; s < seqs.length; s++) seqs[s] = new Sequence(pool, type, 1, hd, vd, true);
+            fillKeys(seqs, lengths, 41, r);
+            List<Sequence> seqOf = new ArrayList<>();
+            List<int[]> spans = new ArrayList<>();
+            for (Sequence s : seqs) {
+                int len = s.length();
+                for (int last = Math.max(0, len - 3); last < len; last++) {
+                    seqOf.add(s);
+                    spans.add(new int[]{0, last});
+                }
+                seqOf.add(s);
+                spans.add(new int[]{Math.max(0, len - 100), len - 1});
+                if (len > 300) {
+                    seqOf.add(s);
+                    spans.add(new int[]{0, len / 2});
+                }
+            }
+            int n = seqOf.size(), qStride = nHead * hd + 3, rowW = nHead * vd;
+            float[] q = gauss(r, n * qStride, 1);
+            int[] first = spans.stream().mapToInt(x -> x[0]).toArray(), last = spans.stream().mapToInt(x -> x[1]).toArray();
+            float scale = (float) (1 / Math.sqrt(hd - 16));
+            KvStore[] keys = new KvStore[n];
+            for (int t = 0; t < n; t++) keys[t] = seqOf.get(t).keys;
+            Tensor out = sentinels(n * rowW + 3);
+            b.latentAttention(n, b.upload(q), qStride, nHead, hd, vd, keys, first, last, scale, out);
+            float[] got = read(out);
+            for (int i = n * rowW; i < got.length; i++) assertEquals(SENTINEL, got[i], what + ": written past the output rows");
+            for (int t = 0; t < n; t++) {
+                Sequence s = seqOf.get(t);
+                Approx[] want = attentionReference(q, t * qStride, nHead, 1, hd, s, first[t], last[t], scale, null);
+                for (int i = 0; i < rowW; i++) {
+                    int tt = t, ii = i;
+                    assertWithin(want[i], got[t * rowW + i], () -> what + ", token " + tt + " [" + first[tt] + ", " + last[tt]
+                            + "] of a sequence of " + s.length() + ", head " + ii / vd + " element " + ii % vd);
+                }
+            }
+            for (int t = 0; t < n; t++) {
+                Tensor o1 = b.allocate(rowW);
+                b.latentAttention(1, b.upload(Arrays.copyOfRange(q, t * qStride, (t + 1) * qStride)), qStride, nHead, hd, vd,
+                        new KvStore[]{keys[t]}, new int[]{first[t]}, new int[]{last[t]}, scale, o1);
+                int tt = t;
+                assertSameBits(read(o1), 0, got, t * rowW, rowW, () -> what + ": token " + tt + " alone and in the batch of " + n);
+            }
             for (Sequence s : seqs) s.close();
             assertEquals(0, pool.stats().pagesInUse(), what + ": pages left after closing every store");
         }
@@ -1104,9 +1291,20 @@ public abstract class BackendConformance {
 
     // ---- mixture of experts ------------------------------------------------------------------------------------
 
+    /**
+     * @param selectionBias   whether the block has a selection bias (N(0, 0.1) per expert)
+     * @param routerBiasShift added to every router bias (with {@code routerBias})
+     */
     record MoeCase(String name, Routing routing, int experts, int width, int hidden, GgmlType gateType, GgmlType downType,
                    GgmlType routerType, Activation activation, boolean routerBias, boolean expertBiases, boolean shared,
-                   boolean sharedGate) {
+                   boolean sharedGate, boolean selectionBias, float routerBiasShift) {
+        MoeCase(String name, Routing routing, int experts, int width, int hidden, GgmlType gateType, GgmlType downType,
+                GgmlType routerType, Activation activation, boolean routerBias, boolean expertBiases, boolean shared,
+                boolean sharedGate) {
+            this(name, routing, experts, width, hidden, gateType, downType, routerType, activation, routerBias, expertBiases,
+                    shared, sharedGate, false, 0f);
+        }
+
         @Override
         public String toString() {
             return name;
@@ -1132,7 +1330,19 @@ public abstract class BackendConformance {
                         GgmlType.F32, Activation.SWIGLU_CLAMPED, false, false, true, true),
                 new MoeCase("top 1 of 6 then softmax, normalized (weight 1), Q4_0/Q8_0",
                         new Routing(Routing.Gating.TOP_K_THEN_SOFTMAX, 1, true, 1f), 6, 64, 32, GgmlType.Q4_0, GgmlType.Q8_0,
-                        GgmlType.F32, Activation.SWIGLU, false, false, false, false));
+                        GgmlType.F32, Activation.SWIGLU, false, false, false, false),
+                new MoeCase("sigmoid, selection bias, top 4 of 16 in 4 groups (2 used), normalized, scale 2.5, Q8_0, ungated shared expert",
+                        new Routing(Routing.Gating.SIGMOID_THEN_TOP_K, 4, true, 2.5f, 4, 2), 16, 64, 32, GgmlType.Q8_0, GgmlType.Q8_0,
+                        GgmlType.F32, Activation.SWIGLU, false, false, true, false, true, 0f),
+                new MoeCase("sigmoid, top 3 of 8, F16/F32",
+                        new Routing(Routing.Gating.SIGMOID_THEN_TOP_K, 3, false, 1f), 8, 48, 20, GgmlType.F16, GgmlType.F32,
+                        GgmlType.F32, Activation.SWIGLU, false, false, false, false),
+                new MoeCase("softmax, selection bias, top 2 of 12 in 3 groups (1 used), normalized, Q4_0",
+                        new Routing(Routing.Gating.SOFTMAX_THEN_TOP_K, 2, true, 1f, 3, 1), 12, 64, 32, GgmlType.Q4_0, GgmlType.Q4_0,
+                        GgmlType.F32, Activation.SWIGLU, false, false, false, false, true, 0f),
+                new MoeCase("sigmoid, router bias -15 (weights summing below the clamp), selection bias, top 2 of 8 in 2 groups (1 used), normalized",
+                        new Routing(Routing.Gating.SIGMOID_THEN_TOP_K, 2, true, 1f, 2, 1), 8, 64, 32, GgmlType.F32, GgmlType.F32,
+                        GgmlType.F32, Activation.SWIGLU, true, false, true, false, true, -15f));
     }
 
     /** One routing decision as a trace received it. */
@@ -1144,32 +1354,113 @@ public abstract class BackendConformance {
      * relative to each other the weights are off by the logits' errors (twice the largest) and the float softmax's
      * evaluation (a rounded argument of up to twice the logits' range, exp, a sum of up to all experts' terms, a
      * division; the renormalisation's sum and division), and every weight by at most that fraction of their total.
+     * A sigmoid weight is off relatively by at most its logit's error (the slope of ln σ is below 1) and its own
+     * evaluation (exp, a sum, a division).
      */
     static Approx[] routeWeights(Routing routing, double[] logits, double[] logitBounds, int[] selected) {
         int k = selected.length;
-        boolean softmaxFirst = routing.gating() == Routing.Gating.SOFTMAX_THEN_TOP_K;
         double max = Double.NEGATIVE_INFINITY, min = Double.POSITIVE_INFINITY, maxBound = 0;
         for (int e = 0; e < logits.length; e++) {
             max = Math.max(max, logits[e]);
             min = Math.min(min, logits[e]);
             maxBound = Math.max(maxBound, logitBounds[e]);
         }
-        double z = 0;
-        if (softmaxFirst) for (double l : logits) z += Math.exp(l - max);
-        else for (int e : selected) z += Math.exp(logits[e] - max);
         double[] w = new double[k];
-        double sum = 0;
-        for (int s = 0; s < k; s++) sum += w[s] = Math.exp(logits[selected[s]] - max) / z;
+        double sum = 0, eps;
+        if (routing.gating() == Routing.Gating.SIGMOID_THEN_TOP_K) {
+            for (int s = 0; s < k; s++) sum += w[s] = 1 / (1 + Math.exp(-logits[selected[s]]));
+            eps = maxBound + (logits.length + 12) * U;
+        } else {
+            double z = 0;
+            if (routing.gating() == Routing.Gating.SOFTMAX_THEN_TOP_K) for (double l : logits) z += Math.exp(l - max);
+            else for (int e : selected) z += Math.exp(logits[e] - max);
+            for (int s = 0; s < k; s++) sum += w[s] = Math.exp(logits[selected[s]] - max) / z;
+            eps = 2 * maxBound + (2 * (max - min) + 2 * logits.length + 12) * U;
+        }
         double total = 0;
         for (int s = 0; s < k; s++) {
-            if (routing.normalize()) w[s] /= sum;
+            if (routing.normalize()) w[s] /= Math.max(sum, Routing.MIN_WEIGHT_SUM);
             w[s] *= routing.scale();
             total += w[s];
         }
-        double eps = 2 * maxBound + (2 * (max - min) + 2 * logits.length + 12) * U;
         Approx[] out = new Approx[k];
         for (int s = 0; s < k; s++) out[s] = new Approx(w[s], 2 * eps * total + 2 * U * Math.abs(w[s]));
         return out;
+    }
+
+    /** The experts the reference chooses (ascending), and whether the choice is beyond the floats' errors. */
+    record Choice(int[] selected, boolean clear) {
+    }
+
+    /**
+     * The choice of {@link Routing} in double: gated probabilities p, selection scores s = p + bias, the best groups
+     * by the sum of their two best s, the k best s among their experts (ties to the lower id). It is clear when the
+     * gaps it decides by (between the last group kept and the first left out, between the k-th and the (k+1)-th
+     * eligible score) exceed what float evaluation can move them: each s by its probability's error (a softmax's
+     * relative error as in {@link #routeWeights}, a sigmoid's slope of at most 1/4 times the logit's error, a logit
+     * itself for top-k-then-softmax) and the bias addition's rounding, a group score by two of those and its sum.
+     */
+    static Choice referenceChoice(Routing routing, double[] logits, double[] logitBounds, float[] bias) {
+        int n = logits.length, k = routing.k();
+        double max = Arrays.stream(logits).max().orElseThrow(), min = Arrays.stream(logits).min().orElseThrow();
+        double maxBound = Arrays.stream(logitBounds).max().orElseThrow();
+        double[] p = new double[n], s = new double[n];
+        double z = 0;
+        for (double l : logits) z += Math.exp(l - max);
+        double err = 0, maxS = 0;
+        for (int e = 0; e < n; e++) {
+            double pe, pb;
+            switch (routing.gating()) {
+                case SOFTMAX_THEN_TOP_K -> {
+                    pe = Math.exp(logits[e] - max) / z;
+                    pb = pe * (2 * maxBound + (2 * (max - min) + 2 * n + 12) * U);
+                }
+                case SIGMOID_THEN_TOP_K -> {
+                    pe = 1 / (1 + Math.exp(-logits[e]));
+                    pb = 0.25 * logitBounds[e] + 6 * U * pe;
+                }
+                default -> {
+                    pe = logits[e];
+                    pb = logitBounds[e];
+                }
+            }
+            p[e] = pe;
+            s[e] = pe + (bias != null ? bias[e] : 0);
+            err = Math.max(err, pb + U * Math.abs(s[e]));
+            maxS = Math.max(maxS, Math.abs(s[e]));
+        }
+        boolean[] eligible = new boolean[n];
+        boolean clear = true;
+        if (routing.grouped()) {
+            int groups = routing.groups(), size = n / groups;
+            double[] g = new double[groups];
+            for (int gi = 0; gi < groups; gi++) {
+                double[] in = Arrays.copyOfRange(s, gi * size, (gi + 1) * size);
+                Arrays.sort(in);
+                g[gi] = size == 1 ? in[0] : in[size - 1] + in[size - 2];
+            }
+            Integer[] order = new Integer[groups];
+            for (int i = 0; i < groups; i++) order[i] = i;
+            Arrays.sort(order, (a, c) -> g[a] != g[c] ? Double.compare(g[c], g[a]) : Integer.compare(a, c));
+            for (int i = 0; i < routing.groupsUsed(); i++) {
+                for (int e = order[i] * size; e < (order[i] + 1) * size; e++) eligible[e] = true;
+            }
+            if (routing.groupsUsed() < groups) {
+                double gap = g[order[routing.groupsUsed() - 1]] - g[order[routing.groupsUsed()]];
+                clear = gap > 2 * (2 * err + 2 * U * maxS);
+            }
+        } else {
+            Arrays.fill(eligible, true);
+        }
+        Integer[] order = new Integer[n];
+        for (int i = 0; i < n; i++) order[i] = i;
+        Arrays.sort(order, (a, c) -> eligible[a] != eligible[c] ? (eligible[a] ? -1 : 1)
+                : s[a] != s[c] ? Double.compare(s[c], s[a]) : Integer.compare(a, c));
+        if (k < n && eligible[order[k]]) clear &= s[order[k - 1]] - s[order[k]] > 2 * err;
+        int[] sel = new int[k];
+        for (int i = 0; i < k; i++) sel[i] = order[i];
+        Arrays.sort(sel);
+        return new Choice(sel, clear);
     }
 
     /**
@@ -1188,18 +1479,23 @@ public abstract class BackendConformance {
         int width = c.width(), nExp = c.experts(), k = c.routing().k(), layers = 5, layer = 3;
         try (ModelFile f = new ModelFile()) {
             ModelFile.Blob router = f.add(c.routerType(), nExp, width, gauss(r, nExp * width, 2 / Math.sqrt(width)));
-            ModelFile.Blob routerBias = c.routerBias() ? f.add(GgmlType.F32, 1, nExp, gauss(r, nExp, 1)) : null;
+            float[] rb = gauss(r, nExp, 1);
+            for (int e = 0; e < nExp; e++) rb[e] += c.routerBiasShift();
+            ModelFile.Blob routerBias = c.routerBias() ? f.add(GgmlType.F32, 1, nExp, rb) : null;
             Stack experts = new Stack(f, r, nExp, width, c.hidden(), c.gateType(), c.gateType(), c.downType(), 3,
                     c.expertBiases(), c.expertBiases(), c.expertBiases());
             Stack shared = c.shared() ? new Stack(f, r, 1, width, c.hidden(), c.gateType(), c.gateType(), c.downType(), 3,
                     c.expertBiases(), c.expertBiases(), c.expertBiases()) : null;
             ModelFile.Blob sharedGate = c.sharedGate() ? f.add(GgmlType.F32, 1, width, gauss(r, width, 0.3)) : null;
+            ModelFile.Blob selection = c.selectionBias() ? f.add(GgmlType.F32, 1, nExp, gauss(r, nExp, 0.1)) : null;
             f.open();
             MoeWeights w = new MoeWeights(router.matrix(nExp), routerBias != null ? routerBias.vector() : null, experts.load(),
-                    shared != null ? shared.load() : null, sharedGate != null ? sharedGate.vector() : null);
+                    shared != null ? shared.load() : null, sharedGate != null ? sharedGate.vector() : null,
+                    selection != null ? selection.vector() : null);
             f.finish();
             assertEquals(nExp, w.expertCount());
             float[] routerW = router.decoded(), bias = routerBias != null ? routerBias.decoded() : null;
+            float[] selBias = selection != null ? selection.decoded() : null;
             float[] gateW = sharedGate != null ? sharedGate.decoded() : null;
             StackRef expertRef = experts.ref(), sharedRef = shared != null ? shared.ref() : null;
 
@@ -1241,31 +1537,41 @@ public abstract class BackendConformance {
                     assertEquals(k, sel.length, at);
                     assertEquals(k, d.weights().length, at);
                     for (int s = 1; s < k; s++) assertTrue(sel[s - 1] < sel[s], at + ": ascending ids " + Arrays.toString(sel));
-                    // admissible: no left-out expert beats a chosen one by more than both logits' errors (and the
-                    // rounding of probabilities, which can tie two logits that differ by a few units in the last place)
-                    double range = Arrays.stream(logits).max().orElseThrow() - Arrays.stream(logits).min().orElseThrow();
-                    double tie = 2 * (range + 4) * U;
-                    boolean[] chosen = new boolean[nExp];
-                    for (int e : sel) chosen[e] = true;
-                    double lowestChosen = Double.POSITIVE_INFINITY, highestLeft = Double.NEGATIVE_INFINITY;
-                    double lowestChosenB = 0, highestLeftB = 0;
-                    for (int e = 0; e < nExp; e++) {
-                        if (chosen[e] && logits[e] < lowestChosen) {
-                            lowestChosen = logits[e];
-                            lowestChosenB = lb[e];
+                    if (!c.routing().grouped() && selBias == null) {
+                        // admissible: no left-out expert beats a chosen one by more than both logits' errors (and the
+                        // rounding of probabilities, which can tie two logits that differ by a few units in the last place)
+                        double range = Arrays.stream(logits).max().orElseThrow() - Arrays.stream(logits).min().orElseThrow();
+                        double tie = 2 * (range + 4) * U;
+                        boolean[] chosen = new boolean[nExp];
+                        for (int e : sel) chosen[e] = true;
+                        double lowestChosen = Double.POSITIVE_INFINITY, highestLeft = Double.NEGATIVE_INFINITY;
+                        double lowestChosenB = 0, highestLeftB = 0;
+                        for (int e = 0; e < nExp; e++) {
+                            if (chosen[e] && logits[e] < lowestChosen) {
+                                lowestChosen = logits[e];
+                                lowestChosenB = lb[e];
+                            }
+                            if (!chosen[e] && logits[e] > highestLeft) {
+                                highestLeft = logits[e];
+                                highestLeftB = lb[e];
+                            }
                         }
-                        if (!chosen[e] && logits[e] > highestLeft) {
-                            highestLeft = logits[e];
-                            highestLeftB = lb[e];
+                        if (k < nExp) {
+                            double margin = lowestChosenB + highestLeftB + tie;
+                            assertTrue(lowestChosen + margin >= highestLeft, at + ": experts " + Arrays.toString(sel) + " of logits "
+                                    + Arrays.toString(logits) + " leave out a better one");
+                            if (lowestChosen - margin > highestLeft) clear++;
+                        } else {
+                            clear++;
                         }
-                    }
-                    if (k < nExp) {
-                        double margin = lowestChosenB + highestLeftB + tie;
-                        assertTrue(lowestChosen + margin >= highestLeft, at + ": experts " + Arrays.toString(sel) + " of logits "
-                                + Arrays.toString(logits) + " leave out a better one");
-                        if (lowestChosen - margin > highestLeft) clear++;
                     } else {
-                        clear++;
+                        // groups and a selection bias: where the reference's choice is clear it is the one
+                        Choice want = referenceChoice(c.routing(), logits, lb, selBias);
+                        if (want.clear()) {
+                            assertArrayEquals(want.selected(), sel, at + ": experts " + Arrays.toString(sel) + ", the reference chooses "
+                                    + Arrays.toString(want.selected()));
+                            clear++;
+                        }
                     }
                     decisions++;
                     for (int e : sel) wantCounts[callLayer][e]++;

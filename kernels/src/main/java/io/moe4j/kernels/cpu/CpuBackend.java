@@ -112,6 +112,54 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void matmulHeads(Weight w, int heads, Tensor xt, int xOffset, int xStride, int xHeadStride, int n,
+                            Tensor outT, int outOffset, int outStride, int outHeadStride) {
+        CpuMatrix m = matrix(w);
+        if (heads <= 0 || m.rows() % heads != 0) throw new IllegalArgumentException(m.rows() + " rows in " + heads + " heads");
+        int rows = m.rows() / heads, cols = m.cols();
+        float[] x = of(xt), out = of(outT);
+        if (n == 0) return;
+        long xLast = xOffset + (long) (n - 1) * xStride + (long) (heads - 1) * xHeadStride + cols;
+        long oLast = outOffset + (long) (n - 1) * outStride + (long) (heads - 1) * outHeadStride + rows;
+        if (xOffset < 0 || outOffset < 0 || xLast > x.length || oLast > out.length) {
+            throw new IllegalArgumentException("tensors of " + x.length + " and " + out.length + " floats cannot hold " + n
+                    + " rows of " + heads + " heads of " + cols + " in and " + rows + " out");
+        }
+        // Each head's slices are gathered into consecutive rows, so that every head is one ordinary product (with
+        // the same arithmetic, hence batch invariance), all heads in one dispatch; then scattered.
+        HeadBuffers b = HEADS.get().ensure(heads * n * cols, heads * n * rows);
+        float[] in = b.in, o = b.out;
+        MatMul.Task[] tasks = new MatMul.Task[heads];
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < n; t++) System.arraycopy(x, xOffset + t * xStride + h * xHeadStride, in, (h * n + t) * cols, cols);
+            tasks[h] = new MatMul.Task(m.rows(h * rows, rows), in, h * n * cols, n, o, h * n * rows);
+        }
+        MatMul.mulAll(tasks);
+        for (int h = 0; h < heads; h++) {
+            for (int t = 0; t < n; t++) System.arraycopy(o, (h * n + t) * rows, out, outOffset + t * outStride + h * outHeadStride, rows);
+        }
+    }
+
+    /** Per-thread gather and scatter arrays of {@link #matmulHeads}, grown to the largest call seen. */
+    private static final class HeadBuffers {
+        float[] in = new float[0], out = new float[0];
+
+        HeadBuffers ensure(int inFloats, int outFloats) {
+            if (in.length < inFloats) in = new float[inFloats];
+            if (out.length < outFloats) out = new float[outFloats];
+            return this;
+        }
+    }
+
+    private static final ThreadLocal<HeadBuffers> HEADS = ThreadLocal.withInitial(HeadBuffers::new);
+
+    @Override
+    public void copyRows(Tensor srcT, int srcOffset, int srcStride, Tensor dstT, int dstOffset, int dstStride, int rows, int width) {
+        float[] src = of(srcT), dst = of(dstT);
+        for (int r = 0; r < rows; r++) System.arraycopy(src, srcOffset + r * srcStride, dst, dstOffset + r * dstStride, width);
+    }
+
+    @Override
     public void embed(Weight table, int[] tokens, int n, Tensor out) {
         CpuMatrix m = matrix(table);
         float[] o = of(out);
@@ -165,6 +213,18 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void appendKeys(int n, Tensor k, int width, KvStore[] keys, int[] positions) {
+        float[] ka = of(k);
+        for (int t = 0; t < n; t++) ((KvBuffer) keys[t]).write(positions[t], ka, t * width);
+    }
+
+    @Override
+    public void latentAttention(int n, Tensor q, int qStride, int nHead, int keyDim, int valueDim, KvStore[] keys,
+                                int[] first, int[] last, float scale, Tensor out) {
+        Attention.attendLatent(n, of(q), qStride, nHead, keyDim, valueDim, keys, first, last, scale, of(out));
+    }
+
+    @Override
     public void attention(int n, Tensor q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
                           KvStore[] values, int[] first, int[] last, float scale, Tensor sinks, Tensor out) {
         Attention.attend(n, of(q), qStride, nHead, nKvHead, headDim, keys, values, first, last, scale, of(sinks), of(out));
@@ -185,10 +245,10 @@ public final class CpuBackend implements Backend {
         RouteBuffers b = ROUTE.get().ensure(n, nExp, k);
         long t0 = FeedForwardStats.enabled ? System.nanoTime() : 0;
         MatMul.mulAll(new MatMul.Task(matrix(w.router()), x, 0, n, b.logits, 0));
-        float[] bias = of(w.routerBias());
+        float[] bias = of(w.routerBias()), selectionBias = of(w.selectionBias());
         if (bias != null) for (int t = 0; t < n; t++) addInPlace(b.logits, t * nExp, bias, 0, nExp);
         for (int t = 0; t < n; t++) {
-            Router.route(routing, b.logits, t * nExp, nExp, b.scratch, b.taken, b.selected, b.weights, t * k);
+            Router.route(routing, b.logits, t * nExp, nExp, selectionBias, b.router, b.selected, b.weights, t * k);
             if (trace != null) {
                 trace.onRouting(layer, t, b.logits, t * nExp, Arrays.copyOfRange(b.selected, t * k, t * k + k),
                         Arrays.copyOfRange(b.weights, t * k, t * k + k));
@@ -220,9 +280,9 @@ public final class CpuBackend implements Backend {
 
     /** Per-thread routing arrays, grown to the largest batch seen. */
     private static final class RouteBuffers {
-        float[] logits = new float[0], weights = new float[0], scratch = new float[0], sharedWeights = new float[0], ones = new float[0];
+        float[] logits = new float[0], weights = new float[0], sharedWeights = new float[0], ones = new float[0];
         int[] selected = new int[0], zeros = new int[0];
-        boolean[] taken = new boolean[0];
+        final Router.Scratch router = new Router.Scratch();
 
         RouteBuffers ensure(int n, int nExp, int k) {
             if (logits.length < n * nExp) logits = new float[n * nExp];
@@ -230,10 +290,7 @@ public final class CpuBackend implements Backend {
                 selected = new int[n * k];
                 weights = new float[n * k];
             }
-            if (scratch.length < nExp) {
-                scratch = new float[nExp];
-                taken = new boolean[nExp];
-            }
+            router.ensure(nExp);
             if (sharedWeights.length < n) sharedWeights = new float[n];
             if (ones.length < n) {
                 ones = new float[n];

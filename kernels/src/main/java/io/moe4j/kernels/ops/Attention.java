@@ -41,6 +41,25 @@ public final class Attention {
      */
     public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
                               KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
+        attend(n, q, qStride, nHead, nKvHead, headDim, headDim, keys, values, first, last, scale, sinks, out);
+    }
+
+    /**
+     * Attention whose values are the first {@code valueDim} values of each key row (DeepSeek's latent attention:
+     * the cached row is [c | rope(k_pe)], the value c), over stores of one head of {@code keyDim}: token t's
+     * {@code nHead} query heads of {@code keyDim} ({@code q[t * qStride ..]}) attend to positions
+     * {@code first[t] .. last[t]} of {@code keys[t]}; output rows of {@code nHead * valueDim} floats. The rows are
+     * read once for scores and values alike.
+     */
+    public static void attendLatent(int n, float[] q, int qStride, int nHead, int keyDim, int valueDim, KvStore[] keys,
+                                    int[] first, int[] last, float scale, float[] out) {
+        if (valueDim > keyDim) throw new IllegalArgumentException("values of " + valueDim + " in key rows of " + keyDim);
+        attend(n, q, qStride, nHead, 1, keyDim, valueDim, keys, null, first, last, scale, null, out);
+    }
+
+    /** Both forms: {@code values} null means each value is the first {@code valueDim} values of its key row. */
+    private static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, int valueDim,
+                               KvStore[] keys, KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
         // Groups of consecutive tokens that read the same blocks: same cache, same first position.
         int[] groupStart = new int[n + 1];
         int groups = 0;
@@ -53,9 +72,9 @@ public final class Attention {
         Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
-                int g = i / nKvHead, kvh = i % nKvHead;
-                attendGroup(groupStart[g], groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, kvh, (KvBuffer) keys[groupStart[g]],
-                        (KvBuffer) values[groupStart[g]], first[groupStart[g]], last, scale, sinks, out, s);
+                int g = i / nKvHead, kvh = i % nKvHead, t0 = groupStart[g];
+                attendGroup(t0, groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, valueDim, kvh, (KvBuffer) keys[t0],
+                        values == null ? null : (KvBuffer) values[t0], first[t0], last, scale, sinks, out, s);
             }
         });
     }
@@ -68,7 +87,7 @@ public final class Attention {
         float[] qt = java.util.Arrays.copyOfRange(q, qOff, qOff + nHead * headDim);
         float[] o = new float[nHead * headDim];
         for (int kvh = 0; kvh < nKvHead; kvh++) {
-            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, kvh, keys, values, first, lastOf, scale, sinks, o, s);
+            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, headDim, kvh, keys, values, first, lastOf, scale, sinks, o, s);
         }
         System.arraycopy(o, 0, out, outOff, o.length);
     }
@@ -77,65 +96,71 @@ public final class Attention {
         float[] q = new float[0], acc = new float[0], scores = new float[0], m = new float[0], l = new float[0];
         float[] k = new float[0], v = new float[0];
 
-        void ensure(int rows, int headDim) {
-            if (q.length < rows * headDim) {
-                q = new float[rows * headDim];
-                acc = new float[rows * headDim];
-            }
+        void ensure(int rows, int headDim, int valueDim) {
+            if (q.length < rows * headDim) q = new float[rows * headDim];
+            if (acc.length < rows * valueDim) acc = new float[rows * valueDim];
             if (m.length < rows) {
                 m = new float[rows];
                 l = new float[rows];
                 scores = new float[rows * BLOCK];
             }
-            if (k.length < BLOCK * headDim) {
-                k = new float[BLOCK * headDim];
-                v = new float[BLOCK * headDim];
-            }
+            if (k.length < BLOCK * headDim) k = new float[BLOCK * headDim];
+            if (v.length < BLOCK * valueDim) v = new float[BLOCK * valueDim];
         }
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
-    /** KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first}. */
-    private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int kvh,
+    /**
+     * KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first};
+     * {@code values} null: the values are the first {@code vd} values of each key row.
+     */
+    private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int vd, int kvh,
                                     KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
                                     float[] out, Scratch s) {
         int group = nHead / nKvHead, h0 = kvh * group, rows = (t1 - t0) * group;
-        if (keys.headDim() != hd || values.headDim() != hd) throw new IllegalArgumentException("cache heads of " + keys.headDim() + ", not " + hd);
-        s.ensure(rows, hd);
-        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = s.v;
+        boolean inKeys = values == null;
+        if (keys.headDim() != hd || !inKeys && values.headDim() != vd) {
+            throw new IllegalArgumentException("cache heads of " + keys.headDim() + " and " + (inKeys ? keys : values).headDim()
+                    + ", not " + hd + " and " + vd);
+        }
+        KvBuffer vals = inKeys ? keys : values;
+        s.ensure(rows, hd, vd);
+        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = inKeys ? s.k : s.v;
+        int vStride = inKeys ? hd : vd; // floats between the value rows of consecutive positions in vb
         int maxLast = first - 1;
         // Row r = (token t0 + r / group, head h0 + r % group): its scaled query, accumulator and softmax state.
         for (int t = t0; t < t1; t++) {
             maxLast = Math.max(maxLast, last[t]);
             for (int g = 0; g < group; g++) {
                 int r = (t - t0) * group + g;
-                for (int i = 0; i < hd; i++) {
-                    qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
-                    acc[r * hd + i] = 0f;
-                }
+                for (int i = 0; i < hd; i++) qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
+                for (int i = 0; i < vd; i++) acc[r * vd + i] = 0f;
                 // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
                 m[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
                 l[r] = sinks != null ? 1f : 0f;
             }
         }
-        boolean simd = hd % 8 == 0;
+        boolean simdK = hd % 8 == 0, simdV = vd % 8 == 0;
         // Float keys and values are copied (an F16 cache converted) a block at a time, once for all its readers;
         // Q8_0 blocks are read where they are.
         boolean q8 = keys instanceof KvBuffer.Q8_0;
+        if (q8 && vd % KvBuffer.Q8_0.QK != 0) {
+            throw new IllegalArgumentException("Q8_0 values of " + vd + " are not whole blocks of " + KvBuffer.Q8_0.QK);
+        }
         for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
             int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
             if (!q8) {
                 keys.toFloats(kvh, b0, blockLen, kb, 0);
-                values.toFloats(kvh, b0, blockLen, vb, 0);
+                if (!inKeys) values.toFloats(kvh, b0, blockLen, vb, 0);
             }
             for (int t = t0; t < t1; t++) {
                 int len = Math.min(blockLen, last[t] + 1 - b0);
                 if (len <= 0) continue;
                 for (int g = 0; g < group; g++) {
                     int r = (t - t0) * group + g;
-                    if (q8) blockQ8((KvBuffer.Q8_0) keys, (KvBuffer.Q8_0) values, kvh, b0, r, len, hd, qs, acc, sc, m, l);
-                    else block(r, len, hd, simd, qs, acc, sc, m, l, kb, vb, 0, hd);
+                    if (q8) blockQ8((KvBuffer.Q8_0) keys, (KvBuffer.Q8_0) vals, kvh, b0, r, len, hd, vd, qs, acc, sc, m, l);
+                    else block(r, len, hd, vd, simdK, simdV, qs, acc, sc, m, l, kb, vb, vStride);
                 }
             }
         }
@@ -143,45 +168,46 @@ public final class Attention {
             for (int g = 0; g < group; g++) {
                 int r = (t - t0) * group + g;
                 float inv = 1f / l[r];
-                int o = t * nHead * hd + (h0 + g) * hd; // output rows are the heads alone, whatever the query stride
-                for (int i = 0; i < hd; i++) out[o + i] = acc[r * hd + i] * inv;
+                int o = t * nHead * vd + (h0 + g) * vd; // output rows are the heads alone, whatever the query stride
+                for (int i = 0; i < vd; i++) out[o + i] = acc[r * vd + i] * inv;
             }
         }
     }
 
     /**
      * One block of {@code len} positions for query row r: scores, online softmax, values. Position j of the block is
-     * row {@code base + j * stride} of kb / vb.
+     * key row {@code j * hd} of kb and value row {@code j * vStride} of vb ({@code vd} values).
      */
-    private static void block(int r, int len, int hd, boolean simd, float[] qs, float[] acc, float[] sc, float[] m,
-                              float[] l, float[] kb, float[] vb, int base, int stride) {
-        int so = r * BLOCK, qo = r * hd;
+    private static void block(int r, int len, int hd, int vd, boolean simdK, boolean simdV, float[] qs, float[] acc,
+                              float[] sc, float[] m, float[] l, float[] kb, float[] vb, int vStride) {
+        int so = r * BLOCK, qo = r * hd, ao = r * vd;
         for (int j = 0; j < len; j += 4) {
             int count = Math.min(4, len - j);
-            if (simd) scores(kb, base + j * stride, stride, count, hd, qs, qo, sc, so + j);
-            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, base + (j + c) * stride, qs, qo, hd);
+            if (simdK) scores(kb, j * hd, hd, count, hd, qs, qo, sc, so + j);
+            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, (j + c) * hd, qs, qo, hd);
         }
-        softmax(r, len, hd, acc, sc, m, l);
-        if (simd) {
-            accumulate(vb, base, stride, len, hd, sc, so, acc, qo);
+        softmax(r, len, vd, acc, sc, m, l);
+        if (simdV) {
+            accumulate(vb, 0, vStride, len, vd, sc, so, acc, ao);
         } else {
-            for (int j = 0; j < len; j++) for (int i = 0; i < hd; i++) acc[qo + i] += sc[so + j] * vb[base + j * stride + i];
+            for (int j = 0; j < len; j++) for (int i = 0; i < vd; i++) acc[ao + i] += sc[so + j] * vb[j * vStride + i];
         }
     }
 
     /**
-     * The online softmax over block scores {@code sc[r * BLOCK ..+len]}: rescales what row r accumulated when the
+     * The online softmax over block scores {@code sc[r * BLOCK ..+len]}: rescales what row r accumulated ({@code vd}
+     * values) when the
      * maximum grows, turns the scores into weights and adds them to the running sum.
      */
-    private static void softmax(int r, int len, int hd, float[] acc, float[] sc, float[] m, float[] l) {
-        int so = r * BLOCK, qo = r * hd;
+    private static void softmax(int r, int len, int vd, float[] acc, float[] sc, float[] m, float[] l) {
+        int so = r * BLOCK, ao = r * vd;
         float bm = Float.NEGATIVE_INFINITY;
         for (int j = 0; j < len; j++) bm = Math.max(bm, sc[so + j]);
         float mNew = Math.max(m[r], bm);
         if (mNew > m[r]) { // rescale what was accumulated under the old maximum
             float corr = VectorMath.exp(m[r] - mNew);
             l[r] *= corr;
-            for (int i = 0; i < hd; i++) acc[qo + i] *= corr;
+            for (int i = 0; i < vd; i++) acc[ao + i] *= corr;
             m[r] = mNew;
         }
         VectorMath.expShifted(sc, so, len, mNew);
@@ -192,19 +218,20 @@ public final class Attention {
 
     /**
      * {@link #block} over Q8_0 keys and values, read as stored: a score is the sum over the 32-value blocks of a key
-     * row of d × (q · the block's int8s); a value row adds (weight × d) × its int8s to the accumulator, block by block.
+     * row of d × (q · the block's int8s); a value row ({@code vd} values: all of a value store's row, or the first
+     * blocks of a key row) adds (weight × d) × its int8s to the accumulator, block by block.
      */
-    private static void blockQ8(KvBuffer.Q8_0 keys, KvBuffer.Q8_0 values, int kvh, int b0, int r, int len, int hd,
+    private static void blockQ8(KvBuffer.Q8_0 keys, KvBuffer.Q8_0 values, int kvh, int b0, int r, int len, int hd, int vd,
                                 float[] qs, float[] acc, float[] sc, float[] m, float[] l) {
-        int so = r * BLOCK, qo = r * hd;
+        int so = r * BLOCK, qo = r * hd, ao = r * vd;
         for (int j = 0; j < len; j++) {
             int p = b0 + j;
             sc[so + j] = dotQ8(keys.page(p), keys.offset(kvh, p), hd, qs, qo);
         }
-        softmax(r, len, hd, acc, sc, m, l);
-        for (int i = 0, blk = 0; i < hd; i += 32, blk++) {
-            FloatVector a0 = FloatVector.fromArray(F, acc, qo + i), a1 = FloatVector.fromArray(F, acc, qo + i + 8);
-            FloatVector a2 = FloatVector.fromArray(F, acc, qo + i + 16), a3 = FloatVector.fromArray(F, acc, qo + i + 24);
+        softmax(r, len, vd, acc, sc, m, l);
+        for (int i = 0, blk = 0; i < vd; i += 32, blk++) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
+            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
             for (int j = 0; j < len; j++) {
                 int p = b0 + j;
                 MemorySegment s = values.page(p);
@@ -215,10 +242,10 @@ public final class Attention {
                 a2 = int8s(s, o + 18).fma(wd, a2);
                 a3 = int8s(s, o + 26).fma(wd, a3);
             }
-            a0.intoArray(acc, qo + i);
-            a1.intoArray(acc, qo + i + 8);
-            a2.intoArray(acc, qo + i + 16);
-            a3.intoArray(acc, qo + i + 24);
+            a0.intoArray(acc, ao + i);
+            a1.intoArray(acc, ao + i + 8);
+            a2.intoArray(acc, ao + i + 16);
+            a3.intoArray(acc, ao + i + 24);
         }
     }
 
