@@ -142,7 +142,7 @@ public final class ModelBench {
             }
 
             if (depthCache != null) depthCache.close();
-            long kvBytes = cfg.blockCount() * 2 * o.kvType().bytesFor(cfg.kvDim());
+            long kvBytes = cfg.blockCount() * cfg.kvRowsPerToken() * o.kvType().bytesFor(cfg.kvDim());
             double ppRate = median(pp);
             return new Result(model.getFileName().toString(), cfg.arch().name(), cfg.isMoe(), stats.totalParams(),
                     stats.activeParams(), stats.decodeBytesPerToken(), o.pp(), ppRate,
@@ -162,7 +162,7 @@ public final class ModelBench {
         ModelWeights w = tf.weights();
         double perToken = 0;
         for (ModelWeights.Layer l : w.layers) {
-            perToken += macs(l.wq()) + macs(l.wk()) + macs(l.wv()) + macs(l.wo());
+            for (Weight m : l.attentionMatrices()) perToken += macs(m);
             if (l.dense() != null) perToken += macs(l.dense());
             MoeWeights moe = l.moe();
             if (moe != null) {
@@ -172,7 +172,9 @@ public final class ModelBench {
         }
         double attention = 0;
         for (int l = 0; l < cfg.blockCount(); l++) {
-            for (int p = 0; p < n; p++) attention += 4.0 * cfg.qDim() * (p - cfg.attentionStart(l, p) + 1);
+            // per visible position: q·k over a key row and p·v over a value row of every head
+            double perPosition = 2.0 * cfg.headCount() * (cfg.headDim() + cfg.valueDim());
+            for (int p = 0; p < n; p++) attention += perPosition * (p - cfg.attentionStart(l, p) + 1);
         }
         return 2.0 * perToken * n + 2.0 * macs(w.output) + attention;
     }

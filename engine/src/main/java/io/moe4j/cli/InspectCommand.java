@@ -52,18 +52,37 @@ final class InspectCommand implements Callable<Integer> {
             out.printf("architecture  %s%n", c.arch().name());
             out.printf("layers        %d, embedding %d, vocabulary %d, context %d%n", c.blockCount(), c.embeddingLength(),
                     tf.vocabSize(), c.contextLength());
-            out.printf("attention     %d heads, %d KV heads, head size %d, RoPE %s dims %d base %.0f scaling %s%s%s%n",
-                    c.headCount(), c.kvHeadCount(), c.headDim(), c.arch().ropeStyle(), c.ropeDim(), c.ropeBase(),
-                    c.ropeScaling(), c.ropeScalingFactor() != 1 ? " x" + c.ropeScalingFactor() + " (trained " + c.ropeOriginalContext() + ")" : "",
-                    c.slidingWindow() > 0 ? ", sliding window " + c.slidingWindow() : "");
-            if (c.isMoe()) {
-                var l0 = tf.weights().layers[0];
-                out.printf("experts       %d, %d used per token, expert FFN %d%s, gating %s, renormalised %s%n",
-                        c.expertCount(), c.expertUsedCount(), l0.moe().experts().hidden(),
-                        l0.moe().shared() != null ? ", shared expert FFN " + l0.moe().shared().hidden() : "",
-                        c.arch().gating(), c.normalizeTopK());
+            if (c.mla() != null) {
+                ModelConfig.Mla m = c.mla();
+                out.printf("attention     latent (MLA), %d heads, q rank %s, kv rank %d, query/key head %d + %d roped, value head %d, "
+                                + "RoPE %s dims %d base %.0f scaling %s%s%n",
+                        c.headCount(), m.qLoraRank() > 0 ? Integer.toString(m.qLoraRank()) : "full", m.kvLoraRank(), m.qkNope(),
+                        m.qkRope(), m.valueHeadDim(), c.arch().ropeStyle(), c.ropeDim(), c.ropeBase(), c.ropeScaling(),
+                        c.ropeScalingFactor() != 1 ? " x" + c.ropeScalingFactor() + " (trained " + c.ropeOriginalContext() + ")" : "");
             } else {
-                out.printf("feed-forward  dense, hidden %d%n", tf.weights().layers[0].dense().hidden());
+                out.printf("attention     %d heads, %d KV heads, head size %d, RoPE %s dims %d base %.0f scaling %s%s%s%n",
+                        c.headCount(), c.kvHeadCount(), c.headDim(), c.arch().ropeStyle(), c.ropeDim(), c.ropeBase(),
+                        c.ropeScaling(), c.ropeScalingFactor() != 1 ? " x" + c.ropeScalingFactor() + " (trained " + c.ropeOriginalContext() + ")" : "",
+                        c.slidingWindow() > 0 ? ", sliding window " + c.slidingWindow() : "");
+            }
+            out.printf("kv cache      %d values per token and layer (%s), %s per token with F16%n", c.kvRowsPerToken() * c.kvDim(),
+                    c.valuesInKeys() ? "one latent row, the value its first " + c.valueDim() : "keys and values",
+                    bytes((long) c.blockCount() * c.kvRowsPerToken() * io.moe4j.kernels.KvType.F16.bytesFor(c.kvDim())));
+            var layers = tf.weights().layers;
+            var firstMoe = java.util.Arrays.stream(layers).filter(l -> l.moe() != null).findFirst().orElse(null);
+            var firstDense = java.util.Arrays.stream(layers).filter(l -> l.dense() != null).findFirst().orElse(null);
+            if (firstMoe != null) {
+                var moe = firstMoe.moe();
+                String groups = c.expertGroupCount() > 1 ? " from the best " + c.expertGroupUsedCount() + " of " + c.expertGroupCount() + " groups" : "";
+                out.printf("experts       %d, %d used per token%s, expert FFN %d%s, gating %s%s, renormalised %s%s%n",
+                        c.expertCount(), c.expertUsedCount(), groups, moe.experts().hidden(),
+                        moe.shared() != null ? ", shared expert FFN " + moe.shared().hidden() + (moe.sharedGate() != null ? " (gated)" : "") : "",
+                        c.gating(), moe.selectionBias() != null ? " with a selection bias" : "", c.normalizeTopK(),
+                        c.expertWeightsScale() != 1 ? ", scale " + c.expertWeightsScale() : "");
+            }
+            if (firstDense != null) {
+                out.printf("feed-forward  dense, hidden %d%s%n", firstDense.dense().hidden(),
+                        firstMoe != null ? " (blocks 0-" + (c.leadingDenseBlocks() - 1) + "; the others route to experts)" : "");
             }
             try {
                 Tokenizer tok = Tokenizer.fromGguf(f.metadata());

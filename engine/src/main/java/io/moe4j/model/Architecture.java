@@ -15,9 +15,20 @@ import io.moe4j.kernels.Rope;
  * @param activation         the gated activation of every feed-forward block
  * @param ffnNormTensor      the per-layer tensor that normalises the FFN input
  * @param slidingWindowPeriod 0: no sliding window; p &gt; 0: layer i uses the window when i % p &lt; p - 1
+ * @param attention          how queries, keys and values are formed and cached
  */
 public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gating gating, boolean normalizeTopK,
-                           Activation activation, String ffnNormTensor, int slidingWindowPeriod) {
+                           Activation activation, String ffnNormTensor, int slidingWindowPeriod, AttentionKind attention) {
+
+    public enum AttentionKind {
+        /** q, k and v projections (attn_q, attn_k, attn_v), grouped-query attention over cached keys and values */
+        GROUPED_QUERY,
+        /**
+         * DeepSeek's multi-head latent attention in llama.cpp's absorbed form: one cached row per position, the
+         * normalised latent c followed by the roped key part; the value is c itself ({@link ModelConfig.Mla})
+         */
+        LATENT
+    }
 
     public enum QkNorm {
         NONE,
@@ -31,7 +42,9 @@ public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gat
         /** softmax over all experts, then the top k of the probabilities */
         SOFTMAX_THEN_TOP_K,
         /** top k of the logits, then softmax over those k (gpt-oss) */
-        TOP_K_THEN_SOFTMAX
+        TOP_K_THEN_SOFTMAX,
+        /** sigmoid of every logit, then the top k of those (DeepSeek-V3) */
+        SIGMOID_THEN_TOP_K
     }
 
     public enum Activation {
@@ -43,31 +56,35 @@ public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gat
     /** The common case: Llama-style blocks with NORM RoPE, softmax routing and renormalised top-k weights. */
     public static Architecture llamaLike(String name) {
         return new Architecture(name, Rope.Style.NORM, QkNorm.NONE, Gating.SOFTMAX_THEN_TOP_K, true, Activation.SWIGLU,
-                "ffn_norm", 0);
+                "ffn_norm", 0, AttentionKind.GROUPED_QUERY);
+    }
+
+    public Architecture withAttention(AttentionKind kind) {
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, kind);
     }
 
     public Architecture withRope(Rope.Style style) {
-        return new Architecture(name, style, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod);
+        return new Architecture(name, style, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention);
     }
 
     public Architecture withQkNorm(QkNorm norm) {
-        return new Architecture(name, ropeStyle, norm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod);
+        return new Architecture(name, ropeStyle, norm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention);
     }
 
     public Architecture withGating(Gating g, boolean normalize) {
-        return new Architecture(name, ropeStyle, qkNorm, g, normalize, activation, ffnNormTensor, slidingWindowPeriod);
+        return new Architecture(name, ropeStyle, qkNorm, g, normalize, activation, ffnNormTensor, slidingWindowPeriod, attention);
     }
 
     public Architecture withActivation(Activation a) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, a, ffnNormTensor, slidingWindowPeriod);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, a, ffnNormTensor, slidingWindowPeriod, attention);
     }
 
     public Architecture withFfnNormTensor(String tensor) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, tensor, slidingWindowPeriod);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, tensor, slidingWindowPeriod, attention);
     }
 
     public Architecture withSlidingWindowPeriod(int period) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, period);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, period, attention);
     }
 
     public boolean usesSlidingWindow(int layer) {

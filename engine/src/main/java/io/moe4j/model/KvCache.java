@@ -12,6 +12,8 @@ import io.moe4j.Moe4jException;
  * {@link KvStore#PAGE} positions from its {@link KvPool} as tokens are added, up to {@code capacity} (the context
  * size), and gives them back when positions are dropped ({@link #truncate}) or the cache is closed. Sliding-window
  * layers give back the pages that fall wholly out of the window, so they hold about the window whatever the length.
+ * With latent attention ({@link ModelConfig#valuesInKeys}) a layer stores one row per position and no values: the
+ * value is the first part of the row.
  */
 public final class KvCache implements AutoCloseable {
     final KvStore[] keys;
@@ -30,6 +32,12 @@ public final class KvCache implements AutoCloseable {
     /** A cache with pages from {@code pool}, which belongs to the backend that runs the model. */
     public KvCache(ModelConfig cfg, int capacity, KvType type, KvPool pool) {
         if (capacity <= 0) throw new IllegalArgumentException("context size must be positive, got " + capacity);
+        if (type == KvType.Q8_0 && cfg.valuesInKeys() && (cfg.headDim() % 32 != 0 || cfg.valueDim() % 32 != 0)) {
+            throw new Moe4jException("a Q8_0 KV cache needs rows of whole blocks of 32 values (ggml's blocks); this model's "
+                    + "latent attention caches rows of " + cfg.headDim() + " values whose first " + cfg.valueDim()
+                    + " are the value (kv_lora_rank " + cfg.valueDim() + " + rope " + (cfg.headDim() - cfg.valueDim())
+                    + "): use --kv-type f16");
+        }
         if (type == KvType.Q8_0 && cfg.headDim() % 32 != 0) {
             throw new Moe4jException("a Q8_0 KV cache needs a head size that is a multiple of 32 (ggml's blocks of 32 per head); "
                     + "this model's is " + cfg.headDim() + ": use --kv-type f16");
@@ -43,7 +51,7 @@ public final class KvCache implements AutoCloseable {
         values = new KvStore[n];
         for (int i = 0; i < n; i++) {
             keys[i] = pool.newStore(type, cfg.kvHeadCount(), cfg.headDim());
-            values[i] = pool.newStore(type, cfg.kvHeadCount(), cfg.headDim());
+            values[i] = cfg.valuesInKeys() ? null : pool.newStore(type, cfg.kvHeadCount(), cfg.headDim());
         }
     }
 
@@ -71,7 +79,7 @@ public final class KvCache implements AutoCloseable {
     public void reserve(int n) {
         int upTo = length + n;
         for (int l = 0; l < keys.length; l++) {
-            if (!keys[l].reserve(length, upTo) || !values[l].reserve(length, upTo)) {
+            if (!keys[l].reserve(length, upTo) || values[l] != null && !values[l].reserve(length, upTo)) {
                 long missing = 0;
                 for (int j = l; j < keys.length; j++) missing += missingBytes(keys[j], upTo) + missingBytes(values[j], upTo);
                 KvPool.Stats s = pool.stats();
@@ -81,6 +89,7 @@ public final class KvCache implements AutoCloseable {
     }
 
     private long missingBytes(KvStore b, int upTo) {
+        if (b == null) return 0;
         long pageBytes = KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim());
         long need = (long) (upTo - Math.min(upTo, b.firstStored()) + KvStore.PAGE - 1) / KvStore.PAGE * pageBytes;
         return Math.max(0, need - b.bytes());
@@ -101,7 +110,7 @@ public final class KvCache implements AutoCloseable {
         }
         for (int l = 0; l < keys.length; l++) {
             keys[l].shareFrom(src.keys[l], n);
-            values[l].shareFrom(src.values[l], n);
+            if (values[l] != null) values[l].shareFrom(src.values[l], n);
         }
         length = 0;
         advance(n);
@@ -127,7 +136,7 @@ public final class KvCache implements AutoCloseable {
         }
         for (int l = 0; l < keys.length; l++) {
             keys[l].truncate(newLength);
-            values[l].truncate(newLength);
+            if (values[l] != null) values[l].truncate(newLength);
         }
         length = newLength;
     }
@@ -137,7 +146,7 @@ public final class KvCache implements AutoCloseable {
     public void close() {
         for (int l = 0; l < keys.length; l++) {
             keys[l].close();
-            values[l].close();
+            if (values[l] != null) values[l].close();
         }
         length = 0;
     }
@@ -167,7 +176,8 @@ public final class KvCache implements AutoCloseable {
                 }
                 backend.write(kt, 0, k, 0, m * width);
                 backend.write(vt, 0, v, 0, m * width);
-                backend.appendKv(m, kt, vt, width, ks, vs, positions);
+                if (values[l] == null) backend.appendKeys(m, kt, width, ks, positions);
+                else backend.appendKv(m, kt, vt, width, ks, vs, positions);
             }
         }
         advance(n);
@@ -180,7 +190,7 @@ public final class KvCache implements AutoCloseable {
             int start = cfg.attentionStart(l, length);
             if (start > 0) {
                 keys[l].releaseBefore(start);
-                values[l].releaseBefore(start);
+                if (values[l] != null) values[l].releaseBefore(start);
             }
         }
     }
@@ -188,7 +198,7 @@ public final class KvCache implements AutoCloseable {
     /** Bytes of the pages held by keys and values of all layers. */
     public long bytes() {
         long b = 0;
-        for (int i = 0; i < keys.length; i++) b += keys[i].bytes() + values[i].bytes();
+        for (int i = 0; i < keys.length; i++) b += keys[i].bytes() + (values[i] != null ? values[i].bytes() : 0);
         return b;
     }
 }

@@ -23,6 +23,10 @@ import java.util.Arrays;
  */
 public final class ModelWeights {
 
+    /**
+     * One block. Grouped-query attention has wq, wk, wv (and optional biases and norms); latent attention has
+     * {@code latent} instead (wq, wk, wv null). Either kind has wo. A block has either {@code dense} or {@code moe}.
+     */
     public record Layer(
             Tensor attnNorm,
             Weight wq, Weight wk, Weight wv, Weight wo,
@@ -31,7 +35,29 @@ public final class ModelWeights {
             Tensor sinks,
             Tensor ffnNorm,
             FeedForwardWeights dense,
-            MoeWeights moe) {
+            MoeWeights moe,
+            LatentAttention latent) {
+
+        /** Every matrix of the attention (for counting work and bytes). */
+        public java.util.List<Weight> attentionMatrices() {
+            java.util.List<Weight> all = new java.util.ArrayList<>();
+            for (Weight m : latent != null
+                    ? new Weight[]{latent.qA(), latent.qB(), latent.kvA(), latent.kB(), latent.vB(), wo}
+                    : new Weight[]{wq, wk, wv, wo}) {
+                if (m != null) all.add(m);
+            }
+            return all;
+        }
+    }
+
+    /**
+     * The tensors of DeepSeek's latent attention ({@link ModelConfig.Mla}): {@code qA} (attn_q_a) and its norm, or
+     * both null when q_lora_rank is 0 and {@code qB} is the plain attn_q; {@code qB} gives per head
+     * [q_nope | q_pe]; {@code kvA} (attn_kv_a_mqa) gives [c | k_pe], c normalised by {@code kvANorm};
+     * {@code kB} (attn_k_b) stacks per head a kv_lora_rank × qk_nope matrix, {@code vB} (attn_v_b) per head a
+     * v_head × kv_lora_rank one (llama.cpp's split of kv_b_proj, k_b already transposed).
+     */
+    public record LatentAttention(Weight qA, Tensor qANorm, Weight qB, Weight kvA, Tensor kvANorm, Weight kB, Weight vB) {
     }
 
     public final Weight tokenEmbedding;
@@ -80,7 +106,7 @@ public final class ModelWeights {
             }
             FeedForwardWeights dense = null;
             MoeWeights moe = null;
-            if (cfg.isMoe()) {
+            if (cfg.isMoeLayer(i)) {
                 Weight router = l.matrix(b + "ffn_gate_inp.weight", nEmbd, cfg.expertCount());
                 Tensor routerBias = l.optionalVector(b + "ffn_gate_inp.bias", cfg.expertCount());
                 FeedForwardWeights experts = l.experts(b, "_exps", nEmbd, cfg.expertCount()), shared = null;
@@ -89,12 +115,23 @@ public final class ModelWeights {
                     shared = l.experts(b, "_shexp", nEmbd, 1);
                     sharedGate = l.optionalVector(b + "ffn_gate_inp_shexp.weight", nEmbd);
                 }
-                moe = new MoeWeights(router, routerBias, experts, shared, sharedGate);
+                Tensor selectionBias = l.optionalVector(b + "exp_probs_b.bias", cfg.expertCount());
+                moe = new MoeWeights(router, routerBias, experts, shared, sharedGate, selectionBias);
             } else {
                 dense = l.experts(b, "", nEmbd, 1);
             }
+            Tensor attnNorm = l.vector(b + "attn_norm.weight", nEmbd);
+            if (cfg.mla() != null) {
+                ModelConfig.Mla m = cfg.mla();
+                LatentAttention latent = l.latent(b, nEmbd, cfg.headCount(), m);
+                layers[i] = new Layer(attnNorm, null, null, null,
+                        l.matrix(b + "attn_output.weight", cfg.headCount() * m.valueHeadDim(), nEmbd),
+                        null, null, null, l.optionalVector(b + "attn_output.bias", nEmbd), null, null, null,
+                        l.vector(b + arch.ffnNormTensor() + ".weight", nEmbd), dense, moe, latent);
+                continue;
+            }
             layers[i] = new Layer(
-                    l.vector(b + "attn_norm.weight", nEmbd),
+                    attnNorm,
                     l.matrix(b + "attn_q.weight", nEmbd, q),
                     l.matrix(b + "attn_k.weight", nEmbd, kv),
                     l.matrix(b + "attn_v.weight", nEmbd, kv),
@@ -106,7 +143,7 @@ public final class ModelWeights {
                     qNorm, kNorm,
                     l.optionalVector(b + "attn_sinks.weight", cfg.headCount()),
                     l.vector(b + arch.ffnNormTensor() + ".weight", nEmbd),
-                    dense, moe);
+                    dense, moe, null);
         }
         this.loadReport = l.finish();
     }
@@ -168,6 +205,38 @@ public final class ModelWeights {
         /** A matrix that is multiplied. */
         Weight matrix(String name, int cols, int rows) {
             return matrix(shaped(name, cols, rows), rows, cols, rows);
+        }
+
+        /**
+         * {@code count} matrices of {@code rows} × {@code cols} stacked in one 3-D tensor (GGUF dims
+         * {@code [cols, rows, count]}), cut by the backend at multiples of {@code rows}.
+         */
+        Weight stack(String name, int cols, int rows, int count) {
+            return matrix(shaped(name, cols, rows, count), rows * count, cols, rows);
+        }
+
+        /** The latent attention of the block with prefix {@code b}, as llama.cpp's current conversion writes it. */
+        LatentAttention latent(String b, int nEmbd, int heads, ModelConfig.Mla m) {
+            if (file.tensor(b + "attn_kv_b.weight") != null && file.tensor(b + "attn_k_b.weight") == null) {
+                throw new ModelFormatException(file.path() + ": tensor '" + b + "attn_kv_b.weight' is the unsplit kv_b_proj of an "
+                        + "older conversion, which moe4j does not run (its latent attention needs attn_k_b and attn_v_b): "
+                        + "convert the model again with a current convert_hf_to_gguf.py");
+            }
+            int qOut = heads * m.queryHead();
+            Weight qA = null, qB;
+            Tensor qANorm = null;
+            if (m.qLoraRank() > 0) {
+                qA = matrix(b + "attn_q_a.weight", nEmbd, m.qLoraRank());
+                qANorm = vector(b + "attn_q_a_norm.weight", m.qLoraRank());
+                qB = matrix(b + "attn_q_b.weight", m.qLoraRank(), qOut);
+            } else {
+                qB = matrix(b + "attn_q.weight", nEmbd, qOut);
+            }
+            return new LatentAttention(qA, qANorm, qB,
+                    matrix(b + "attn_kv_a_mqa.weight", nEmbd, m.keyRow()),
+                    vector(b + "attn_kv_a_norm.weight", m.kvLoraRank()),
+                    stack(b + "attn_k_b.weight", m.qkNope(), m.kvLoraRank(), heads),
+                    stack(b + "attn_v_b.weight", m.kvLoraRank(), m.valueHeadDim(), heads));
         }
 
         /** A matrix of which only rows are read (the embedding table). */

@@ -40,10 +40,11 @@ public final class Transformer {
             case SWIGLU -> Activation.SWIGLU;
             case SWIGLU_CLAMPED -> Activation.SWIGLU_CLAMPED;
         };
-        this.routing = !cfg.isMoe() ? null : new Routing(switch (cfg.arch().gating()) {
+        this.routing = !cfg.isMoe() ? null : new Routing(switch (cfg.gating()) {
             case SOFTMAX_THEN_TOP_K -> Routing.Gating.SOFTMAX_THEN_TOP_K;
             case TOP_K_THEN_SOFTMAX -> Routing.Gating.TOP_K_THEN_SOFTMAX;
-        }, cfg.expertUsedCount(), cfg.normalizeTopK(), cfg.expertWeightsScale());
+            case SIGMOID_THEN_TOP_K -> Routing.Gating.SIGMOID_THEN_TOP_K;
+        }, cfg.expertUsedCount(), cfg.normalizeTopK(), cfg.expertWeightsScale(), cfg.expertGroupCount(), cfg.expertGroupUsedCount());
         this.buffers = ThreadLocal.withInitial(() -> new Work(backend));
     }
 
@@ -129,7 +130,8 @@ public final class Transformer {
         for (int l = 0; l < cfg.blockCount(); l++) {
             ModelWeights.Layer lw = w.layers[l];
             ops.rmsNorm(a.x, 0, n, dim, lw.attnNorm(), cfg.rmsEps(), a.xb, 0);
-            attention(l, lw, a, n);
+            if (lw.latent() != null) latentAttention(l, lw, a, n);
+            else attention(l, lw, a, n);
             ops.rmsNorm(a.x, 0, n, dim, lw.ffnNorm(), cfg.rmsEps(), a.xb, 0);
             if (lw.moe() != null) {
                 ops.moe(l, lw.moe(), routing, activation, a.xb, n, a.x, counts, trace);
@@ -195,10 +197,49 @@ public final class Transformer {
             a.first[t] = cfg.attentionStart(l, a.positions[t]);
         }
         ops.appendKv(n, a.k, a.v, kvDim, a.keys, a.values, a.positions);
-        float scale = (float) (1.0 / Math.sqrt(hd));
         ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
-                scale, lw.sinks(), a.att);
+                cfg.attentionScale(), lw.sinks(), a.att);
         ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
+        ops.addBias(a.o, n, dim, lw.bo());
+        ops.add(a.x, 0, a.o, 0, n * dim);
+    }
+
+    /**
+     * DeepSeek's multi-head latent attention in llama.cpp's absorbed form. Per token: q = q_b(norm(q_a(x))) holds
+     * per head [q_nope | q_pe]; the row kv_a_mqa(x) = [c | k_pe] becomes [norm(c) | rope(k_pe)], the one cached row
+     * of the position. Head h's query is [k_b[h]·q_nope | rope(q_pe)], so that its dot with a row is the original
+     * q_nope·k_nope + q_pe·k_pe without ever expanding c into per-head keys; the value of a row is its c, and head
+     * h's output v_b[h]·(softmax·c) is the original value mix. Then attn_output.
+     */
+    private void latentAttention(int l, ModelWeights.Layer lw, Work a, int n) {
+        ModelWeights.LatentAttention m = lw.latent();
+        ModelConfig.Mla mla = cfg.mla();
+        int heads = cfg.headCount(), dim = cfg.embeddingLength(), lora = mla.kvLoraRank(), nope = mla.qkNope();
+        int rot = mla.qkRope(), row = mla.keyRow(), qHead = mla.queryHead(), vHead = mla.valueHeadDim();
+        if (m.qA() != null) {
+            ops.matmul(new Backend.Product(m.qA(), a.xb, 0, n, a.qLow, 0), new Backend.Product(m.kvA(), a.xb, 0, n, a.k, 0));
+            ops.rmsNorm(a.qLow, 0, n, mla.qLoraRank(), m.qANorm(), cfg.rmsEps(), a.qLow, 0);
+            ops.matmul(m.qB(), a.qLow, 0, n, a.qHeads, 0);
+        } else {
+            ops.matmul(new Backend.Product(m.qB(), a.xb, 0, n, a.qHeads, 0), new Backend.Product(m.kvA(), a.xb, 0, n, a.k, 0));
+        }
+        // c is normalised apart (the norm works on whole rows) and put back into its row
+        ops.copyRows(a.k, 0, row, a.latent, 0, lora, n, lora);
+        ops.rmsNorm(a.latent, 0, n, lora, m.kvANorm(), cfg.rmsEps(), a.latent, 0);
+        ops.copyRows(a.latent, 0, lora, a.k, 0, row, n, lora);
+        ops.rope(rope, a.qHeads, nope, n, heads * qHead, heads, qHead, a.cos, a.sin);
+        ops.rope(rope, a.k, lora, n, row, 1, rot, a.cos, a.sin);
+        // the absorbed query heads, rows of `row` values like the cached ones
+        ops.matmulHeads(m.kB(), heads, a.qHeads, 0, heads * qHead, qHead, n, a.q, 0, heads * row, row);
+        ops.copyRows(a.qHeads, nope, qHead, a.q, lora, row, n * heads, rot);
+        for (int t = 0; t < n; t++) {
+            a.keys[t] = a.caches[t].keys[l];
+            a.first[t] = cfg.attentionStart(l, a.positions[t]);
+        }
+        ops.appendKeys(n, a.k, row, a.keys, a.positions);
+        ops.latentAttention(n, a.q, heads * row, heads, row, lora, a.keys, a.first, a.positions, cfg.attentionScale(), a.att);
+        ops.matmulHeads(m.vB(), heads, a.att, 0, heads * lora, lora, n, a.qHeads, 0, heads * vHead, vHead);
+        ops.matmul(lw.wo(), a.qHeads, 0, n, a.o, 0);
         ops.addBias(a.o, n, dim, lw.bo());
         ops.add(a.x, 0, a.o, 0, n * dim);
     }
@@ -230,6 +271,8 @@ public final class Transformer {
         private final Backend ops;
         int capacity = -1;
         Tensor x, xb, q, k, v, att, o, cos, sin, logits;
+        /** Latent attention only: the low-rank query, the projected query heads (then the value heads), c. */
+        Tensor qLow, qHeads, latent;
         int[] tokens, positions, first;
         KvCache[] caches;
         KvStore[] keys, values;
@@ -248,6 +291,12 @@ public final class Transformer {
             att = ops.allocate((long) n * cfg.qDim());
             k = ops.allocate((long) n * cfg.kvDim());
             v = ops.allocate((long) n * cfg.kvDim());
+            ModelConfig.Mla mla = cfg.mla();
+            if (mla != null) {
+                qLow = ops.allocate((long) n * Math.max(1, mla.qLoraRank()));
+                qHeads = ops.allocate((long) n * cfg.headCount() * Math.max(mla.queryHead(), mla.valueHeadDim()));
+                latent = ops.allocate((long) n * mla.kvLoraRank());
+            }
             cos = ops.allocate((long) n * half);
             sin = ops.allocate((long) n * half);
             tokens = new int[n];

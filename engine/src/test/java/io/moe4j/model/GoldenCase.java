@@ -13,15 +13,23 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** One case of ../shared/golden/manifest.json with its files, as the acceptance rules of the golden README use it. */
+/**
+ * One case of ../shared/golden/manifest.json or manifest-deepseek2.json (the DeepSeek cases, same format) with its
+ * files, as the acceptance rules of the golden README use it.
+ */
 public record GoldenCase(String id, JsonNode json, Path golden) {
+
+    /** The manifests whose cases the golden tests run. */
+    static final List<String> MANIFESTS = List.of("manifest.json", "manifest-deepseek2.json");
 
     public static List<GoldenCase> all() {
         Path golden = SharedData.golden();
         try {
-            JsonNode manifest = new ObjectMapper().readTree(golden.resolve("manifest.json").toFile());
             List<GoldenCase> cases = new ArrayList<>();
-            for (JsonNode c : manifest.get("cases")) cases.add(new GoldenCase(c.get("id").asText(), c, golden));
+            for (String file : MANIFESTS) {
+                JsonNode manifest = new ObjectMapper().readTree(golden.resolve(file).toFile());
+                for (JsonNode c : manifest.get("cases")) cases.add(new GoldenCase(c.get("id").asText(), c, golden));
+            }
             return cases;
         } catch (IOException e) {
             throw new UncheckedIOException(e);
@@ -81,6 +89,18 @@ public record GoldenCase(String id, JsonNode json, Path golden) {
         int[] r = new int[arr.size()];
         for (int i = 0; i < r.length; i++) r[i] = arr.get(i).asInt();
         return r;
+    }
+
+    /** The little-endian int32 file named by {@code field}. */
+    public int[] ints(String field) {
+        try {
+            byte[] b = Files.readAllBytes(golden.resolve(json.get(field).asText()));
+            int[] r = new int[b.length / 4];
+            ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).asIntBuffer().get(r);
+            return r;
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
     }
 
     public static float[] readFloats(Path p) {

@@ -23,8 +23,47 @@ class GoldenRoutingAndGreedyTest {
         return GoldenCase.all();
     }
 
+    static List<GoldenCase> topKCases() {
+        return moeCases().stream().filter(c -> !c.json().hasNonNull("router_selected_file")).toList();
+    }
+
+    static List<GoldenCase> selectionFileCases() {
+        return moeCases().stream().filter(c -> c.json().hasNonNull("router_selected_file")).toList();
+    }
+
+    /**
+     * Rule 3 for the deepseek2 cases, whose selection (sigmoid gate, selection bias, expert groups) is not the top k
+     * of the logits: at every token of every layer in {@code router_layers} (the MoE blocks; the dense leading
+     * blocks route nothing) the selected experts, as a set, are those llama.cpp selected.
+     */
     @ParameterizedTest(name = "{0}")
-    @MethodSource("moeCases")
+    @MethodSource("selectionFileCases")
+    void selectedExpertsAreTheOnesLlamaCppSelected(GoldenCase c) {
+        try (GgufFile f = GgufFile.open(c.modelPath())) {
+            Transformer tf = Transformer.of(f);
+            ModelConfig cfg = tf.config();
+            int[] tokens = c.promptTokens();
+            int[] layers = GoldenCase.ints(c.json().get("router_layers"));
+            int k = cfg.expertUsedCount();
+            int[] llama = c.ints("router_selected_file");
+            assertEquals((long) layers.length * tokens.length * k, llama.length, "selection file size");
+            int[] checked = {0};
+            KvCache cache = new KvCache(cfg, tokens.length, KvType.F32);
+            tf.forward(tokens, tokens.length, cache, false, (layer, token, logits, off, selected, weights) -> {
+                int li = Arrays.binarySearch(layers, layer);
+                assertTrue(li >= 0, c.id() + ": layer " + layer + " routed, but llama.cpp routes only " + Arrays.toString(layers));
+                int[] expected = Arrays.copyOfRange(llama, (li * tokens.length + token) * k, (li * tokens.length + token + 1) * k);
+                Arrays.sort(expected);
+                assertArrayEquals(expected, selected, c.id() + " layer " + layer + " token " + token + ": experts "
+                        + Arrays.toString(selected) + ", llama.cpp chose " + Arrays.toString(expected));
+                checked[0]++;
+            });
+            assertEquals(layers.length * tokens.length, checked[0], "every token of every MoE layer was routed");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("topKCases")
     void selectedExpertsAreTheTopKOfLlamaCppsRouterLogits(GoldenCase c) {
         try (GgufFile f = GgufFile.open(c.modelPath())) {
             Transformer tf = Transformer.of(f);

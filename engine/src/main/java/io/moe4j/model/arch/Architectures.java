@@ -11,7 +11,7 @@ public final class Architectures {
     private static final Map<String, Architecture> BY_NAME = new LinkedHashMap<>();
 
     static {
-        for (Architecture a : new Architecture[]{Llama.SPEC, Qwen2.SPEC, Qwen3.DENSE, Qwen3.MOE, Qwen2Moe.SPEC, Olmoe.SPEC, GptOss.SPEC}) {
+        for (Architecture a : new Architecture[]{Llama.SPEC, Qwen2.SPEC, Qwen3.DENSE, Qwen3.MOE, Qwen2Moe.SPEC, Olmoe.SPEC, GptOss.SPEC, DeepSeek2.SPEC}) {
             BY_NAME.put(a.name(), a);
         }
     }

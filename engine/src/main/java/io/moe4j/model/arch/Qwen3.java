@@ -11,7 +11,8 @@ public final class Qwen3 {
 
     /** llama.cpp always renormalises the top-k weights of qwen3moe (norm_topk_prob is not in the GGUF). */
     public static final Architecture MOE = new Architecture("qwen3moe", DENSE.ropeStyle(), DENSE.qkNorm(), DENSE.gating(),
-            true, DENSE.activation(), DENSE.ffnNormTensor(), 0);
+            true, DENSE.activation(), DENSE.ffnNormTensor(), 0,
+            DENSE.attention());
 
     private Qwen3() {
     }

@@ -1,0 +1,20 @@
+package io.moe4j.model.arch;
+
+import io.moe4j.model.Architecture;
+
+/**
+ * DeepSeek-V2/V3 (llama.cpp's {@code deepseek2}): multi-head latent attention (low-rank q and kv projections, one
+ * cached latent row per position, RoPE on a separate part of each head, NORM pairs), the first
+ * {@code leading_dense_block_count} blocks dense, the others routed experts plus ungated shared experts. The gating
+ * function comes from {@code expert_gating_func} (V3: sigmoid, with the {@code exp_probs_b} selection bias and expert
+ * groups); files without it are V2, whose gating is softmax. Top-k weights are renormalised only when
+ * {@code expert_weights_norm} says so.
+ */
+public final class DeepSeek2 {
+    public static final Architecture SPEC = Architecture.llamaLike("deepseek2")
+            .withAttention(Architecture.AttentionKind.LATENT)
+            .withGating(Architecture.Gating.SOFTMAX_THEN_TOP_K, false);
+
+    private DeepSeek2() {
+    }
+}
