@@ -93,6 +93,18 @@ class CliTest {
     }
 
     @Test
+    void inspectDescribesDeepSeeksLatentAttentionAndBlockKinds() {
+        Path model = SharedData.golden().resolve("models/deepseek2-q8_0.gguf");
+        Main.Captured r = run("inspect", "--no-tensors", model.toString());
+        assertEquals(0, r.exit(), r.err());
+        for (String s : new String[]{"deepseek2", "latent (MLA), 4 heads, q rank 64, kv rank 64", "80 values per token and layer",
+                "best 2 of 4 groups", "SIGMOID_THEN_TOP_K with a selection bias", "shared expert FFN 64", "scale 2.5",
+                "dense, hidden 256 (blocks 0-0", "active per token", "decode reads"}) {
+            assertTrue(r.out().contains(s), "inspect output lacks '" + s + "':\n" + r.out());
+        }
+    }
+
+    @Test
     void badInputGivesAClearErrorNotAStackTrace(@TempDir Path tmp) throws IOException {
         Path junk = tmp.resolve("junk.gguf");
         Files.write(junk, new byte[]{'N', 'O', 'P', 'E', 0, 0, 0, 0});

@@ -15,7 +15,7 @@ class BatchInvarianceTest {
 
     @Test
     void logitsDoNotDependOnWhatElseIsInTheBatch() {
-        for (String id : new String[]{"qwen2moe-q8_0", "gpt_oss-mxfp4_moe", "llama_moe-q4_k_m"}) {
+        for (String id : new String[]{"qwen2moe-q8_0", "gpt_oss-mxfp4_moe", "llama_moe-q4_k_m", "deepseek2-q8_0"}) {
             GoldenCase c = GoldenCase.byId(id);
             try (GgufFile f = GgufFile.open(c.modelPath())) {
                 Transformer tf = Transformer.of(f);
