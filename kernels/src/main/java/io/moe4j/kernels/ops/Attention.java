@@ -15,8 +15,9 @@ import jdk.incubator.vector.VectorSpecies;
  * Causal grouped-query attention over the KV cache, flash-attention style: keys are visited in blocks of
  * {@link #BLOCK} positions with an online softmax (a running maximum and sum, the output rescaled when the maximum
  * grows), so no score array as long as the context is needed. Each block of K and V rows of one KV head is read
- * (and, for an F16 cache, converted) once and then used by every query head of the group and by up to
- * {@link #TOKENS} query tokens of the same sequence (prefill). A sliding window starts the visit at the window's
+ * (and, for an F16 cache, converted) once per task and then used by the task's query heads of the group (all of
+ * them, unless there are fewer tasks than threads and the group is split) and by up to {@link #TOKENS} query tokens
+ * of the same sequence (prefill). Latent attention (DeepSeek) reads its values from the key rows. A sliding window starts the visit at the window's
  * first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in the softmax that
  * has no value.
  *
@@ -68,12 +69,19 @@ public final class Attention {
             if (groups == 0 || t - g0 >= TOKENS || keys[t] != keys[g0] || first[t] != first[g0]) groupStart[groups++] = t;
         }
         groupStart[groups] = n;
-        int nGroups = groups, tasks = nGroups * nKvHead;
+        // The query heads of a KV head are split into parts when there are fewer (token group, KV head) tasks than
+        // threads: latent attention has one KV head for all query heads (128 in DeepSeek-V3). Each (token, head) row
+        // is computed on its own in a fixed order, so the split does not change any result.
+        int nGroups = groups, perKv = nHead / nKvHead, units = nGroups * nKvHead;
+        int parts = Math.max(1, Math.min(perKv, (Parallel.threads() + units - 1) / units));
+        int headsPerPart = (perKv + parts - 1) / parts, nParts = (perKv + headsPerPart - 1) / headsPerPart;
+        int tasks = units * nParts;
         Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
-                int g = i / nKvHead, kvh = i % nKvHead, t0 = groupStart[g];
-                attendGroup(t0, groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, valueDim, kvh, (KvBuffer) keys[t0],
+                int part = i % nParts, u = i / nParts, g = u / nKvHead, kvh = u % nKvHead, t0 = groupStart[g];
+                int g0 = part * headsPerPart, gn = Math.min(headsPerPart, perKv - g0);
+                attendGroup(t0, groupStart[g + 1], q, qStride, nHead, nKvHead, headDim, valueDim, kvh, g0, gn, (KvBuffer) keys[t0],
                         values == null ? null : (KvBuffer) values[t0], first[t0], last, scale, sinks, out, s);
             }
         });
@@ -87,7 +95,7 @@ public final class Attention {
         float[] qt = java.util.Arrays.copyOfRange(q, qOff, qOff + nHead * headDim);
         float[] o = new float[nHead * headDim];
         for (int kvh = 0; kvh < nKvHead; kvh++) {
-            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, headDim, kvh, keys, values, first, lastOf, scale, sinks, o, s);
+            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, headDim, kvh, 0, nHead / nKvHead, keys, values, first, lastOf, scale, sinks, o, s);
         }
         System.arraycopy(o, 0, out, outOff, o.length);
     }
@@ -116,9 +124,9 @@ public final class Attention {
      * {@code values} null: the values are the first {@code vd} values of each key row.
      */
     private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int vd, int kvh,
-                                    KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
+                                    int g0, int gn, KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
                                     float[] out, Scratch s) {
-        int group = nHead / nKvHead, h0 = kvh * group, rows = (t1 - t0) * group;
+        int h0 = kvh * (nHead / nKvHead) + g0, rows = (t1 - t0) * gn;
         boolean inKeys = values == null;
         if (keys.headDim() != hd || !inKeys && values.headDim() != vd) {
             throw new IllegalArgumentException("cache heads of " + keys.headDim() + " and " + (inKeys ? keys : values).headDim()
@@ -129,11 +137,11 @@ public final class Attention {
         float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = inKeys ? s.k : s.v;
         int vStride = inKeys ? hd : vd; // floats between the value rows of consecutive positions in vb
         int maxLast = first - 1;
-        // Row r = (token t0 + r / group, head h0 + r % group): its scaled query, accumulator and softmax state.
+        // Row r = (token t0 + r / gn, head h0 + r % gn): its scaled query, accumulator and softmax state.
         for (int t = t0; t < t1; t++) {
             maxLast = Math.max(maxLast, last[t]);
-            for (int g = 0; g < group; g++) {
-                int r = (t - t0) * group + g;
+            for (int g = 0; g < gn; g++) {
+                int r = (t - t0) * gn + g;
                 for (int i = 0; i < hd; i++) qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
                 for (int i = 0; i < vd; i++) acc[r * vd + i] = 0f;
                 // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
@@ -157,16 +165,16 @@ public final class Attention {
             for (int t = t0; t < t1; t++) {
                 int len = Math.min(blockLen, last[t] + 1 - b0);
                 if (len <= 0) continue;
-                for (int g = 0; g < group; g++) {
-                    int r = (t - t0) * group + g;
+                for (int g = 0; g < gn; g++) {
+                    int r = (t - t0) * gn + g;
                     if (q8) blockQ8((KvBuffer.Q8_0) keys, (KvBuffer.Q8_0) vals, kvh, b0, r, len, hd, vd, qs, acc, sc, m, l);
                     else block(r, len, hd, vd, simdK, simdV, qs, acc, sc, m, l, kb, vb, vStride);
                 }
             }
         }
         for (int t = t0; t < t1; t++) {
-            for (int g = 0; g < group; g++) {
-                int r = (t - t0) * group + g;
+            for (int g = 0; g < gn; g++) {
+                int r = (t - t0) * gn + g;
                 float inv = 1f / l[r];
                 int o = t * nHead * vd + (h0 + g) * vd; // output rows are the heads alone, whatever the query stride
                 for (int i = 0; i < vd; i++) out[o + i] = acc[r * vd + i] * inv;
