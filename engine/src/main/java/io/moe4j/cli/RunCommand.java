@@ -35,8 +35,8 @@ final class RunCommand implements Callable<Integer> {
             description = "Stop when the text contains TEXT, which is not printed; repeat the option for several stop strings.")
     List<String> stop = List.of();
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "The context size in tokens, prompt and answer together (default: the model's, at most "
-                    + Model.DEFAULT_CONTEXT_CAP + ").")
+            description = "The context size in tokens, prompt and answer together (default: the model's own context, "
+                    + "or what fits in the KV budget if less).")
     int ctx;
     @Mixin
     KvTypeOption kvType;
@@ -44,6 +44,10 @@ final class RunCommand implements Callable<Integer> {
     ThreadsOption threads;
     @Mixin
     KvBudgetOption kvBudget;
+    @Mixin
+    RopeOption rope;
+    @Mixin
+    BatchOption batchOption;
     @Spec
     CommandSpec spec;
 
@@ -52,13 +56,17 @@ final class RunCommand implements Callable<Integer> {
         SamplingFlags.check(maxNewTokens >= -1, "-n must be -1 (no limit) or 0 or more, got " + maxNewTokens);
         SamplingFlags.check(ctx >= 0, "--ctx must be 0 (the model's) or more, got " + ctx);
         SamplingOptions samplingOptions = sampling.options();
+        batchOption.check();
+        io.moe4j.model.RopeOverrides ropeOverrides = rope.overrides();
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         Path path = model.resolve(err);
-        try (Model m = device.load(path, err)) {
+        try (Model m = device.load(path, err, ropeOverrides)) {
             kvBudget.apply(m);
-            int context = ctx > 0 ? ctx : m.defaultContextSize();
+            batchOption.apply(m);
+            int context = ctx > 0 ? ctx : m.defaultContextSize(kvType.type());
+            err.println("moe4j: " + ContextInfo.describe(m, context, ctx, kvType.type()));
             int promptTokens = m.tokenize(prompt).length;
             if (promptTokens > context) {
                 throw new IllegalArgumentException("the prompt is " + promptTokens + " tokens, more than the context of "

@@ -12,17 +12,25 @@ import java.util.Arrays;
  * KV pages back to their pool (a session that is dropped without closing gives them back once unreachable).
  */
 public final class Session implements AutoCloseable {
-    /** Prompts are evaluated in batches of at most this many tokens, to bound activation memory. */
+    /** By default prompts are evaluated in batches of at most this many tokens, to bound activation memory. */
     public static final int PREFILL_BATCH = 512;
 
     private final Transformer transformer;
     private final KvCache cache;
+    private final int prefillBatch;
     private int[] tokens = new int[64];
     private RoutingObserver observer;
 
     public Session(Transformer transformer, KvCache cache) {
+        this(transformer, cache, PREFILL_BATCH);
+    }
+
+    /** A session that evaluates prompts in batches of at most {@code prefillBatch} tokens. */
+    public Session(Transformer transformer, KvCache cache, int prefillBatch) {
+        if (prefillBatch < 1) throw new IllegalArgumentException("the prefill batch must be at least 1 token, got " + prefillBatch);
         this.transformer = transformer;
         this.cache = cache;
+        this.prefillBatch = prefillBatch;
     }
 
     public void setRoutingObserver(RoutingObserver observer) {
@@ -33,8 +41,8 @@ public final class Session implements AutoCloseable {
     public float[] feed(int[] input) {
         if (input.length == 0) throw new IllegalArgumentException("nothing to feed");
         float[] logits = null;
-        for (int from = 0; from < input.length; from += PREFILL_BATCH) {
-            int n = Math.min(PREFILL_BATCH, input.length - from);
+        for (int from = 0; from < input.length; from += prefillBatch) {
+            int n = Math.min(prefillBatch, input.length - from);
             int[] chunk = Arrays.copyOfRange(input, from, from + n);
             int start = cache.length();
             logits = transformer.forward(chunk, n, cache, false, observer);

@@ -116,6 +116,15 @@ public final class KvCache implements AutoCloseable {
         return n;
     }
 
+    /**
+     * Whether {@link #truncate} can always come back to the current length after more tokens: no layer gives back
+     * positions that leave a sliding window.
+     */
+    public boolean rewindable() {
+        for (int l = 0; l < keys.length; l++) if (cfg.arch().usesSlidingWindow(l)) return false;
+        return true;
+    }
+
     /** Forgets positions from {@code newLength} on (to reuse a shared prefix, or to start over with 0). */
     public void truncate(int newLength) {
         if (newLength < 0 || newLength > length) {
@@ -144,13 +153,15 @@ public final class KvCache implements AutoCloseable {
 
     /**
      * For benchmarks: appends {@code n} positions of random keys and values (as if {@code n} tokens had been
-     * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt.
+     * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt. Pages
+     * are taken a page at a time and a sliding-window layer gives back what falls out of its window as it goes (so
+     * filling 128k positions of a windowed layer holds its window, not 128k positions); positions out of the final
+     * window are not written at all.
      */
     public void appendRandom(Backend backend, int n, long seed) {
         if (length + n > capacity) throw new ContextOverflowException(length, n, capacity);
-        reserve(n);
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
-        int width = keys[0].width(), chunk = Math.min(n, KvStore.PAGE);
+        int width = keys[0].width(), chunk = Math.min(n, KvStore.PAGE), end = length + n;
         float[] k = new float[chunk * width], v = new float[chunk * width];
         Tensor kt = backend.allocate(k.length), vt = backend.allocate(v.length);
         int[] positions = new int[chunk];
@@ -158,16 +169,28 @@ public final class KvCache implements AutoCloseable {
         for (int l = 0; l < keys.length; l++) {
             java.util.Arrays.fill(ks, keys[l]);
             java.util.Arrays.fill(vs, values[l]);
-            for (int p = length; p < length + n; p += chunk) {
-                int m = Math.min(chunk, length + n - p);
-                for (int j = 0; j < m; j++) {
-                    positions[j] = p + j;
-                    for (int i = 0; i < width; i++) k[j * width + i] = (float) r.nextGaussian();
-                    for (int i = 0; i < width; i++) v[j * width + i] = (float) r.nextGaussian();
+            int visible = cfg.attentionStart(l, end); // the first position the next token attends to
+            for (int p = length; p < end; p += chunk) {
+                int m = Math.min(chunk, end - p);
+                if (!keys[l].reserve(p, p + m) || !values[l].reserve(p, p + m)) {
+                    KvPool.Stats s = pool.stats();
+                    throw new KvBudgetExceededException(s.budget(), s.bytesInUse(), bytesFor(cfg, type, end) - bytes(), end - p);
                 }
-                backend.write(kt, 0, k, 0, m * width);
-                backend.write(vt, 0, v, 0, m * width);
-                backend.appendKv(m, kt, vt, width, ks, vs, positions);
+                if (p + m > visible) {
+                    for (int j = 0; j < m; j++) {
+                        positions[j] = p + j;
+                        for (int i = 0; i < width; i++) k[j * width + i] = (float) r.nextGaussian();
+                        for (int i = 0; i < width; i++) v[j * width + i] = (float) r.nextGaussian();
+                    }
+                    backend.write(kt, 0, k, 0, m * width);
+                    backend.write(vt, 0, v, 0, m * width);
+                    backend.appendKv(m, kt, vt, width, ks, vs, positions);
+                }
+                int start = cfg.attentionStart(l, p + m);
+                if (start > 0) {
+                    keys[l].releaseBefore(start);
+                    values[l].releaseBefore(start);
+                }
             }
         }
         advance(n);
@@ -183,6 +206,32 @@ public final class KvCache implements AutoCloseable {
                 values[l].releaseBefore(start);
             }
         }
+    }
+
+    /**
+     * The most bytes a cache of {@code capacity} positions of {@code type} takes: keys and values of every layer,
+     * in whole pages; a sliding-window layer holds its window (which may straddle one more page), not the context.
+     */
+    public static long bytesFor(ModelConfig cfg, KvType type, int capacity) {
+        long pageBytes = KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim()), pages = 0;
+        for (int l = 0; l < cfg.blockCount(); l++) {
+            boolean windowed = cfg.arch().usesSlidingWindow(l) && cfg.slidingWindow() < capacity;
+            int held = windowed ? cfg.slidingWindow() : capacity;
+            pages += (held + KvStore.PAGE - 1) / KvStore.PAGE + (windowed ? 1 : 0);
+        }
+        return 2 * pages * pageBytes;
+    }
+
+    /** The longest context, at most {@code limit} positions, whose cache ({@link #bytesFor}) fits in {@code bytes}. */
+    public static int contextWithin(ModelConfig cfg, KvType type, long bytes, int limit) {
+        if (bytesFor(cfg, type, limit) <= bytes) return limit;
+        int lo = 0, hi = limit; // bytesFor(lo) fits, bytesFor(hi) does not
+        while (hi - lo > 1) {
+            int mid = (lo + hi) >>> 1;
+            if (bytesFor(cfg, type, mid) <= bytes) lo = mid;
+            else hi = mid;
+        }
+        return lo;
     }
 
     /** Bytes of the pages held by keys and values of all layers. */

@@ -28,7 +28,10 @@ public record ModelConfig(
         boolean normalizeTopK,
         float expertWeightsScale,
         int contextLength,
-        int slidingWindow) {
+        int slidingWindow,
+        double yarnExtFactor,
+        double yarnBetaFast,
+        double yarnBetaSlow) {
 
     public static ModelConfig from(GgufMetadata md, Architecture arch) {
         String p = arch.name() + ".";
@@ -72,6 +75,9 @@ public record ModelConfig(
         int ctx = md.getInt(p + "context_length", 2048);
         int origCtx = md.getInt(p + "rope.scaling.original_context_length", ctx);
         double attnFactor = md.has(p + "rope.scaling.attn_factor") ? md.getDouble(p + "rope.scaling.attn_factor") : 1.0;
+        // llama.cpp's defaults; files converted from Hugging Face configs that set them carry their own.
+        double betaFast = md.has(p + "rope.scaling.yarn_beta_fast") ? md.getDouble(p + "rope.scaling.yarn_beta_fast") : 32.0;
+        double betaSlow = md.has(p + "rope.scaling.yarn_beta_slow") ? md.getDouble(p + "rope.scaling.yarn_beta_slow") : 1.0;
         float eps = md.getFloat(p + "attention.layer_norm_rms_epsilon", 1e-5f);
         int nExpert = md.getInt(p + "expert_count", 0);
         int nUsed = md.getInt(p + "expert_used_count", 0);
@@ -85,7 +91,7 @@ public record ModelConfig(
             throw new ModelFormatException(src + ": " + arch.name() + " needs " + p + "attention.sliding_window");
         }
         return new ModelConfig(arch, nEmbd, nLayer, nHead, nKv, headDim, valueDim, ropeDim, base, scaling, factor, origCtx,
-                attnFactor, eps, nExpert, nUsed, norm, scale, ctx, window);
+                attnFactor, eps, nExpert, nUsed, norm, scale, ctx, window, 1.0, betaFast, betaSlow);
     }
 
     private static int positive(GgufMetadata md, String key, int v) {
@@ -108,7 +114,25 @@ public record ModelConfig(
     /** RoPE for this model; {@code freqFactors} is the optional rope_freqs tensor (Llama 3.1 style), or null. */
     public Rope rope(float[] freqFactors) {
         return new Rope(arch.ropeStyle(), ropeDim, ropeBase, ropeScaling, ropeScalingFactor, ropeOriginalContext,
-                32.0, 1.0, ropeAttnFactor, freqFactors);
+                yarnExtFactor, yarnBetaFast, yarnBetaSlow, ropeAttnFactor, freqFactors);
+    }
+
+    /**
+     * The context the model is made for: its {@code context_length}, or, where RoPE scaling extends a shorter
+     * trained context by a factor, that factor times the trained context if it is longer.
+     */
+    public int modelContext() {
+        if (ropeScaling == Rope.Scaling.NONE) return contextLength;
+        long extended = Math.round(ropeScalingFactor * ropeOriginalContext);
+        return (int) Math.min(1 << 24, Math.max(contextLength, extended));
+    }
+
+    /** This configuration with other RoPE parameters (the command line's overrides). */
+    public ModelConfig withRope(double base, Rope.Scaling scaling, double factor, int originalContext, double attnFactor,
+                                double extFactor, double betaFast, double betaSlow) {
+        return new ModelConfig(arch, embeddingLength, blockCount, headCount, kvHeadCount, headDim, valueDim, ropeDim, base,
+                scaling, factor, originalContext, attnFactor, rmsEps, expertCount, expertUsedCount, normalizeTopK,
+                expertWeightsScale, contextLength, slidingWindow, extFactor, betaFast, betaSlow);
     }
 
     /** First key position visible from {@code pos} in {@code layer}. */

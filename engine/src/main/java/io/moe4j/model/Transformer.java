@@ -54,9 +54,14 @@ public final class Transformer {
 
     /** {@link #of(io.moe4j.gguf.GgufFile)} on {@code backend}, telling {@code progress} how far loading the weights has come. */
     public static Transformer of(io.moe4j.gguf.GgufFile file, Backend backend, LoadProgress progress) {
+        return of(file, backend, progress, RopeOverrides.NONE);
+    }
+
+    /** {@link #of(io.moe4j.gguf.GgufFile, Backend, LoadProgress)} with RoPE parameters other than the file's. */
+    public static Transformer of(io.moe4j.gguf.GgufFile file, Backend backend, LoadProgress progress, RopeOverrides rope) {
         var md = file.metadata();
         Architecture arch = io.moe4j.model.arch.Architectures.byName(md.getString("general.architecture"), md.source());
-        ModelConfig cfg = ModelConfig.from(md, arch);
+        ModelConfig cfg = rope.apply(ModelConfig.from(md, arch));
         return new Transformer(cfg, new ModelWeights(file, cfg, backend, progress), backend);
     }
 
@@ -196,8 +201,10 @@ public final class Transformer {
         }
         ops.appendKv(n, a.k, a.v, kvDim, a.keys, a.values, a.positions);
         float scale = (float) (1.0 / Math.sqrt(hd));
+        long t0 = Profile.now();
         ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
                 scale, lw.sinks(), a.att);
+        if (t0 != 0) Profile.attentionNanos += Profile.now() - t0;
         ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
         ops.addBias(a.o, n, dim, lw.bo());
         ops.add(a.x, 0, a.o, 0, n * dim);

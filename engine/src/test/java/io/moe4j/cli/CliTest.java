@@ -129,13 +129,33 @@ class CliTest {
         String[][] cases = {
                 {"-n", "-5", "-n must be -1"}, {"--temp", "-1", "--temp must be"}, {"--top-p", "0", "--top-p must be"},
                 {"--top-k", "-1", "--top-k must be"}, {"--min-p", "2", "--min-p must be"}, {"--repeat-penalty", "0", "--repeat-penalty must be"},
-                {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"}};
+                {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"},
+                {"--batch", "0", "--batch must be"}, {"--rope-scale", "0", "--rope-scale must be"},
+                {"--yarn-ext-factor", "2", "--yarn-ext-factor must be"}, {"--yarn-orig-ctx", "0", "--yarn-orig-ctx must be"}};
         for (String[] c : cases) {
             Main.Captured r = run("run", c[0], c[1]);
             assertEquals(1, r.exit(), String.join(" ", c));
             assertTrue(r.err().startsWith("error: " + c[2]), c[0] + " " + c[1] + ": " + r.err());
             assertEquals("", r.out(), "nothing generated for " + c[0] + " " + c[1]);
         }
+    }
+
+    @Test
+    void anUnknownRopeScalingTypeIsAUsageErrorThatListsTheTypes() {
+        Main.Captured r = run("run", "--rope-scaling", "cubic");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().startsWith("error: Invalid value for option '--rope-scaling': --rope-scaling takes none, linear or yarn, got 'cubic'"), r.err());
+        assertEquals("", r.out());
+    }
+
+    @Test
+    void runSaysWhichContextItUsesAndHowMuchKvMemoryItMayTake() {
+        Main.Captured r = run("run", "-p", "Once upon a time", "-n", "2", "--batch", "3");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().lines().anyMatch(l -> l.matches("moe4j: context 2048 tokens \\(the model's own\\), KV cache F16 up to [0-9.]+ MiB per sequence, budget .*")), r.err());
+        Main.Captured small = run("run", "-p", "Once upon a time", "-n", "2", "--kv-budget", "1m", "--kv-type", "f32");
+        assertEquals(0, small.exit(), small.err());
+        assertTrue(small.err().lines().anyMatch(l -> l.matches("moe4j: context \\d+ tokens \\(what fits in the KV budget; the model's own is 2048\\), KV cache F32 up to 1.0 MiB per sequence, budget 1.0 MiB")), small.err());
     }
 
     @Test

@@ -16,10 +16,20 @@ import java.util.List;
 /** One case of ../shared/golden/manifest.json with its files, as the acceptance rules of the golden README use it. */
 public record GoldenCase(String id, JsonNode json, Path golden) {
 
+    /** The cases of manifest.json. */
     public static List<GoldenCase> all() {
+        return of("manifest.json");
+    }
+
+    /** The long-context cases of manifest-long.json (16,384 tokens, YaRN; logits at a few positions). */
+    public static List<GoldenCase> longContext() {
+        return of("manifest-long.json");
+    }
+
+    private static List<GoldenCase> of(String manifestFile) {
         Path golden = SharedData.golden();
         try {
-            JsonNode manifest = new ObjectMapper().readTree(golden.resolve("manifest.json").toFile());
+            JsonNode manifest = new ObjectMapper().readTree(golden.resolve(manifestFile).toFile());
             List<GoldenCase> cases = new ArrayList<>();
             for (JsonNode c : manifest.get("cases")) cases.add(new GoldenCase(c.get("id").asText(), c, golden));
             return cases;

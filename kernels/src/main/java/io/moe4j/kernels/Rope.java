@@ -29,6 +29,16 @@ public final class Rope {
      */
     public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx,
                 double betaFast, double betaSlow, double attnFactor, float[] freqFactors) {
+        this(style, nRot, base, scaling, factor, originalCtx, 1.0, betaFast, betaSlow, attnFactor, freqFactors);
+    }
+
+    /**
+     * @param extFactor YaRN's extrapolation mix (llama.cpp's {@code yarn_ext_factor}): the ramp between interpolated
+     *                  and extrapolated frequencies is multiplied by it; 0 leaves plain interpolation without the
+     *                  magnitude correction, 1 (the default) is YaRN as published
+     */
+    public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx, double extFactor,
+                double betaFast, double betaSlow, double attnFactor, float[] freqFactors) {
         if (nRot <= 0 || nRot % 2 != 0) throw new IllegalArgumentException("rope dimension must be even and positive: " + nRot);
         if (freqFactors != null && freqFactors.length != nRot / 2) {
             throw new IllegalArgumentException(freqFactors.length + " rope frequency factors for " + nRot / 2 + " pairs");
@@ -51,12 +61,12 @@ public final class Rope {
                 case LINEAR -> interp;
                 case YARN -> {
                     double y = (i - lo) / Math.max(0.001, hi - lo);
-                    double ramp = 1.0 - Math.min(1.0, Math.max(0.0, y));
+                    double ramp = (1.0 - Math.min(1.0, Math.max(0.0, y))) * extFactor;
                     yield interp * (1 - ramp) + extrap * ramp;
                 }
             };
         }
-        this.mscale = (float) (scaling == Scaling.YARN ? attnFactor * (1.0 + 0.1 * Math.log(factor)) : attnFactor);
+        this.mscale = (float) (scaling == Scaling.YARN && extFactor != 0 ? attnFactor * (1.0 + 0.1 * Math.log(factor)) : attnFactor);
     }
 
     private static double yarnCorrDim(int nRot, int originalCtx, double beta, double base) {
