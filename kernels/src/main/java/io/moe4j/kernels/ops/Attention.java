@@ -28,9 +28,11 @@ import jdk.incubator.vector.VectorSpecies;
  * (the first factor 0 while the running state is empty); the result is O/L. The spans are what lets one decode
  * token, whose few KV heads alone would keep only a few cores busy, spread its context over all of them: when a
  * call has few (token group, KV head) tasks for the threads, a task is one span of one group and KV head, the
- * partial states go to scratch of the call, and the merge follows once all are done. When there are many tasks
- * (prefill), a (group, KV head) task walks its spans itself and merges each as it finishes, so no partial state is
- * kept beyond the one span in progress.
+ * partial states go to scratch (at most {@link #MAX_PARTIAL_FLOATS} floats, held by the calling thread), and the
+ * merge follows once all are done. When there are many tasks (prefill), a (group, KV head) task walks its spans
+ * itself and merges each as it finishes, so no partial state is kept beyond the span in progress. A span of 512
+ * positions is 16 blocks: its merge (one pass over each row's outputs) is small next to its work, and a context
+ * of 32,768 positions still gives 64 tasks per KV head.
  *
  * <p><b>Determinism.</b> Both schedules run the same floating-point operations in the same order: span boundaries
  * depend only on the token's own {@code first} (never on the batch, the thread count or the task layout), blocks
@@ -109,8 +111,8 @@ public final class Attention {
 
     /**
      * The span-parallel schedule: one task per (group, KV head, span), each leaving its span's partial state (per
-     * query row: maximum, sum, {@code hd} outputs) in the call's scratch; then, per (group, KV head), the partial
-     * states merged in span order. Returns false (and does nothing) when the ranges are no longer than a span, so
+     * query row: maximum, sum, {@code hd} outputs) in scratch held by the calling thread; then, on the calling
+     * thread, per (group, KV head), the partial states merged in span order. Returns false (and does nothing) when the ranges are no longer than a span, so
      * there is nothing to split, or when the partial states would take more than {@link #MAX_PARTIAL_FLOATS}.
      */
     private static boolean attendSpans(int nGroups, int[] groupStart, float[] q, int qStride, int nHead, int nKvHead, int hd,
@@ -142,8 +144,7 @@ public final class Attention {
                 prepare(t0, t1, q, qStride, nHead, nKvHead, hd, kvh, k, v, scale, s);
                 spanState(t0, t1, group, hd, kvh, k, v, first[t0] + span * SPAN, last, s);
                 // The state of (g, kvh, span): rows maxima, rows sums, rows * hd outputs.
-                long base = partialStart[g] + (long) (kvh * spanCount[g] + span) * rows * (hd + 2);
-                int o = (int) base;
+                int o = (int) (partialStart[g] + (long) (kvh * spanCount[g] + span) * rows * (hd + 2));
                 System.arraycopy(s.m, 0, p, o, rows);
                 System.arraycopy(s.l, 0, p, o + rows, rows);
                 System.arraycopy(s.acc, 0, p, o + 2 * rows, rows * hd);
