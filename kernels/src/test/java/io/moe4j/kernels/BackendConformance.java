@@ -681,10 +681,13 @@ public abstract class BackendConformance {
      * the denominator only), and its tolerance. A float computation's weight of position j is off relative to the
      * others by its score's error, at most (hd + 3)·u·scale·Σ|q·k| (the scaled query, the dot product), and by the
      * exp evaluations: the rounded argument s - m and the polynomial, (|s - m| + 3)·u each, and an online softmax's
-     * rescales, which chain at most (2·max|s| + 4 per block of 32)·u; the value sum and the softmax sum then add
-     * γ(len + 2) of Σp·|v| and of 1, and the final division 2u. The first-order total, times 2 for second-order
-     * terms, is the bound: it is about 10⁻⁴ at 600 positions, while a missing or extra position moves the result by
-     * its weight, about 1/len ≫ that.
+     * rescales, which chain at most (2·max|s| + 4 per block of 32)·u. A backend may also split the range into parts
+     * and merge their partial softmaxes (flash-decoding): a part's weights are rescaled once to the merged maximum
+     * and then by every later merge, factors whose arguments again telescope to at most 2·max|s| each, with two
+     * roundings per merge besides the exp's 3; with at most one merge per block of 32 that adds
+     * (4·max|s| + 6 per block)·u. The value sum and the softmax sum then add γ(len + 2) of Σp·|v| and of 1, and the
+     * final division 2u. The first-order total, times 2 for second-order terms, is the bound: it is about 10⁻⁴ at
+     * 600 positions, while a missing or extra position moves the result by its weight, about 1/len ≫ that.
      */
     static Approx[] attentionReference(float[] q, int qOff, int nHead, int nKv, int hd, Sequence s, int first, int last,
                                        float scale, float[] sinks) {
@@ -710,7 +713,7 @@ public abstract class BackendConformance {
             double z = sinks != null ? Math.exp(sinks[h] - max) : 0;
             for (int j = 0; j < len; j++) z += p[j] = Math.exp(sc[j] - max);
             for (int j = 0; j < len; j++) p[j] /= z;
-            double eta = (hd + 3) * U * maxDot + (4 * maxAbs + 4 * (len / 32 + 1) + 3) * U;
+            double eta = (hd + 3) * U * maxDot + (8 * maxAbs + 10 * (len / 32 + 1) + 3) * U;
             for (int i = 0; i < hd; i++) {
                 double o = 0, a = 0;
                 for (int j = 0; j < len; j++) {
@@ -801,6 +804,157 @@ public abstract class BackendConformance {
             attendAndCheck(seqOf.toArray(new Sequence[0]), first, last, q, qStride, nHead, (float) (1 / Math.sqrt(hd)), sinks, what);
             for (Sequence s : seqs) s.close();
             assertEquals(0, pool.stats().pagesInUse(), what + ": pages left after closing every store");
+        }
+    }
+
+    /** Head shapes (query heads, KV heads, head size) of the long-range attention checks: GQA groups, odd head sizes. */
+    static final int[][] LONG_SHAPES = {{4, 2, 32}, {6, 3, 40}, {8, 2, 64}, {2, 1, 12}};
+
+    /** Sequences of 1,300 and 2,600 positions of {@code type} with {@code nKv} heads of {@code hd}, filled by prefill-sized appends. */
+    Sequence[] longSequences(KvPool pool, KvType type, int nKv, int hd, Random r) {
+        Sequence[] seqs = {new Sequence(pool, type, nKv, hd), new Sequence(pool, type, nKv, hd)};
+        fill(seqs, new int[]{1300, 2600}, 512, r);
+        return seqs;
+    }
+
+    /**
+     * Attention over ranges of several thousand positions, which a backend may split into parts and merge
+     * (flash-decoding): per sequence of 1,300 and 2,600 positions, its last three positions (a prefill's tokens that
+     * share their blocks), a window of 1,100 positions (parts anchored away from position 0) and the middle, in one
+     * call, with and without sinks; against the reference, and each token alone against the batch.
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionOverLongRangesMatchesTheReference(KvType type) {
+        Backend b = backend();
+        Random r = new Random(17 + type.ordinal());
+        for (int si = 0; si < LONG_SHAPES.length; si++) {
+            int nHead = LONG_SHAPES[si][0], nKv = LONG_SHAPES[si][1], hd = LONG_SHAPES[si][2];
+            if (type == KvType.Q8_0 && hd % 32 != 0) continue; // Q8_0 blocks are 32 values of one head
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+            List<Sequence> seqOf = new ArrayList<>();
+            List<int[]> spans = new ArrayList<>();
+            for (Sequence s : seqs) {
+                int len = s.length();
+                for (int last = len - 3; last < len; last++) {
+                    seqOf.add(s);
+                    spans.add(new int[]{0, last});
+                }
+                seqOf.add(s);
+                spans.add(new int[]{len - 1100, len - 1});
+                seqOf.add(s);
+                spans.add(new int[]{0, len / 2});
+            }
+            for (boolean withSinks : new boolean[]{false, true}) {
+                String what = type + " " + nHead + "/" + nKv + " heads of " + hd + (withSinks ? " with sinks" : "") + ", long ranges";
+                float[] q = gauss(r, seqOf.size() * nHead * hd, 1);
+                float[] sinks = withSinks ? gauss(r, nHead, 2) : null;
+                attendAndCheck(seqOf.toArray(new Sequence[0]), spans.stream().mapToInt(x -> x[0]).toArray(),
+                        spans.stream().mapToInt(x -> x[1]).toArray(), q, nHead * hd, nHead, (float) (1 / Math.sqrt(hd)), sinks, what);
+            }
+            for (Sequence s : seqs) s.close();
+        }
+    }
+
+    /**
+     * At depth, a token's result alone is bit-identical to its result inside a prefill batch of 64 tokens of the
+     * same sequence that end at different positions (with a decode token of another sequence and windowed tokens in
+     * the same call), with and without sinks. Run with 2 threads: on the CPU backend that splits a lone token's
+     * range across the threads but runs the batch per token group and head, so the two schedules are compared.
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionAtDepthIsTheSameAloneAndInAPrefillBatch(KvType type) {
+        Backend b = backend();
+        Random r = new Random(27 + type.ordinal());
+        int nHead = 8, nKv = 2, hd = 64;
+        int before = Threads.count();
+        Threads.set(2);
+        try {
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+            List<Sequence> seqOf = new ArrayList<>();
+            List<int[]> spans = new ArrayList<>();
+            for (int last = 2600 - 64; last < 2600; last++) { // a prefill chunk at depth
+                seqOf.add(seqs[1]);
+                spans.add(new int[]{0, last});
+            }
+            seqOf.add(seqs[0]); // a decode token of another sequence
+            spans.add(new int[]{0, 1299});
+            for (int last = 2000; last < 2600; last += 150) { // windowed tokens: each its own start
+                seqOf.add(seqs[1]);
+                spans.add(new int[]{last - 1023, last});
+            }
+            for (boolean withSinks : new boolean[]{false, true}) {
+                float[] q = gauss(r, seqOf.size() * nHead * hd, 1);
+                attendAndCheck(seqOf.toArray(new Sequence[0]), spans.stream().mapToInt(x -> x[0]).toArray(),
+                        spans.stream().mapToInt(x -> x[1]).toArray(), q, nHead * hd, nHead, 0.125f,
+                        withSinks ? gauss(r, nHead, 2) : null, type + (withSinks ? " with sinks" : "") + ", prefill batch at depth");
+            }
+            for (Sequence s : seqs) s.close();
+        } finally {
+            Threads.set(before);
+        }
+    }
+
+    /**
+     * Attention at depth gives the same bits with 1, 2 and 3 worker threads: a lone decode token (with and without
+     * sinks, and a window), and a call of 12 prefill tokens beside a decode token of another sequence. (On the CPU
+     * backend, 1 thread runs every call per token group and KV head, 2 threads split the lone tokens' ranges across
+     * the threads, and 3 threads the batch's too.)
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionIsTheSameWithAnyThreadCount(KvType type) {
+        Backend b = backend();
+        Random r = new Random(37 + type.ordinal());
+        int nHead = 6, nKv = 3, hd = type == KvType.Q8_0 ? 32 : 40;
+        int before = Threads.count();
+        KvPool pool = b.kvPool(64L << 20);
+        Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+        float scale = (float) (1 / Math.sqrt(hd));
+        float[] sinks = gauss(r, nHead, 2);
+        int[][] firstLast = {{0, 2599}, {0, 2599}, {1500, 2599}, {0, 1299}};
+        float[][] sinksOf = {null, sinks, sinks, null};
+        Sequence[] seqOfCall = {seqs[1], seqs[1], seqs[1], seqs[0]};
+        float[] q1 = gauss(r, firstLast.length * nHead * hd, 1);
+        // the batch: 12 tokens of the longer sequence ending at 2588 .. 2599, a decode token of the shorter one
+        int nb = 13;
+        Sequence[] batchOf = new Sequence[nb];
+        int[] bFirst = new int[nb], bLast = new int[nb];
+        for (int t = 0; t < nb - 1; t++) {
+            batchOf[t] = seqs[1];
+            bLast[t] = 2600 - (nb - 1) + t;
+        }
+        batchOf[nb - 1] = seqs[0];
+        bLast[nb - 1] = 1299;
+        float[] qb = gauss(r, nb * nHead * hd, 1);
+        float[][] want = null;
+        try {
+            for (int threads : new int[]{1, 2, 3}) {
+                Threads.set(threads);
+                float[][] got = new float[firstLast.length + 1][];
+                for (int c = 0; c < firstLast.length; c++) {
+                    got[c] = attendAndCheck(new Sequence[]{seqOfCall[c]}, new int[]{firstLast[c][0]}, new int[]{firstLast[c][1]},
+                            Arrays.copyOfRange(q1, c * nHead * hd, (c + 1) * nHead * hd), nHead * hd, nHead, scale, sinksOf[c],
+                            type + " call " + c + " on " + threads + " threads");
+                }
+                got[firstLast.length] = attendAndCheck(batchOf, bFirst, bLast, qb, nHead * hd, nHead, scale, sinks,
+                        type + " batch on " + threads + " threads");
+                if (want == null) {
+                    want = got;
+                } else {
+                    for (int c = 0; c < got.length; c++) {
+                        int cc = c;
+                        assertSameBits(want[c], 0, got[c], 0, nHead * hd * (c < firstLast.length ? 1 : nb),
+                                () -> type + " call " + cc + ": " + threads + " threads vs 1");
+                    }
+                }
+            }
+        } finally {
+            Threads.set(before);
+            for (Sequence s : seqs) s.close();
         }
     }
 

@@ -20,15 +20,41 @@ import jdk.incubator.vector.VectorSpecies;
  * first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in the softmax that
  * has no value.
  *
- * <p>Blocks start at the token's first visible position and every operation on a (token, head) pair runs in a fixed
- * order, whichever tokens share its blocks, so a token's result depends only on its query and its cache, never on
- * the batch or the thread split.
+ * <p><b>Spans (flash-decoding).</b> A token's visible range {@code [first, last]} is cut into spans of {@link #SPAN}
+ * positions starting at {@code first}. Each span's blocks run the online softmax from a fresh state (maximum -inf,
+ * sum 0, output 0), and the spans' partial states are then merged into a running state, in ascending span order,
+ * that starts at the sink (maximum = the sink's logit, sum 1, output 0) or empty: with the partial (m, l, o),
+ * {@code M' = max(M, m)}, {@code L' = L·exp(M - M') + l·exp(m - M')}, {@code O' = O·exp(M - M') + o·exp(m - M')}
+ * (the first factor 0 while the running state is empty); the result is O/L. The spans are what lets one decode
+ * token, whose few KV heads alone would keep only a few cores busy, spread its context over all of them: when a
+ * call has few (token group, KV head) tasks for the threads, a task is one span of one group and KV head, the
+ * partial states go to scratch (at most {@link #MAX_PARTIAL_FLOATS} floats, held by the calling thread), and the
+ * merge follows once all are done. When there are many tasks (prefill), a (group, KV head) task walks its spans
+ * itself and merges each as it finishes, so no partial state is kept beyond the span in progress. A span of 512
+ * positions is 16 blocks: its merge (one pass over each row's outputs) is small next to its work, and a context
+ * of 32,768 positions still gives 64 tasks per KV head.
+ *
+ * <p><b>Determinism.</b> Both schedules run the same floating-point operations in the same order: span boundaries
+ * depend only on the token's own {@code first} (never on the batch, the thread count or the task layout), blocks
+ * start at the span's start, each span starts fresh, and the merge is one method applied in span order. A token's
+ * result therefore depends only on its query and its cache: it is bit-identical alone and in any batch, with any
+ * thread count, whichever schedule a call picks. (Merging in the order the spans finish would make the result
+ * depend on the threads' timing, which is why the decode schedule keeps the partial states and merges them after.)
  */
 public final class Attention {
     /** Positions per block of the online softmax. */
     public static final int BLOCK = 32;
+    /** Positions per span: the unit a token's range is split into, a multiple of {@link #BLOCK}. */
+    public static final int SPAN = 512;
     /** Query tokens of one sequence that share each block of K and V rows. */
     static final int TOKENS = 8;
+    /**
+     * The span-parallel schedule is used while a call has fewer (group, KV head) tasks than this many per thread;
+     * with more, the threads are busy without splitting.
+     */
+    private static final int FEW_TASKS_PER_THREAD = 4;
+    /** The most floats of partial states the span-parallel schedule keeps (16 MiB); a call that would need more runs per (group, KV head). */
+    private static final long MAX_PARTIAL_FLOATS = 4L << 20;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
     private Attention() {
@@ -41,6 +67,7 @@ public final class Attention {
      */
     public static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
                               KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
+        if (n <= 0) return;
         // Groups of consecutive tokens that read the same blocks: same cache, same first position.
         int[] groupStart = new int[n + 1];
         int groups = 0;
@@ -49,8 +76,12 @@ public final class Attention {
             if (groups == 0 || t - g0 >= TOKENS || keys[t] != keys[g0] || first[t] != first[g0]) groupStart[groups++] = t;
         }
         groupStart[groups] = n;
-        int nGroups = groups, tasks = nGroups * nKvHead;
-        Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
+        int nGroups = groups, tasks = nGroups * nKvHead, threads = Parallel.threads();
+        if (threads > 1 && tasks < FEW_TASKS_PER_THREAD * threads
+                && attendSpans(nGroups, groupStart, q, qStride, nHead, nKvHead, headDim, keys, values, first, last, scale, sinks, out)) {
+            return;
+        }
+        Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * threads))), (worker, from, to) -> {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
                 int g = i / nKvHead, kvh = i % nKvHead;
@@ -60,7 +91,7 @@ public final class Attention {
         });
     }
 
-    /** Single token, all heads: the one-token form of {@link #attend} (same arithmetic). */
+    /** Single token, all heads: the one-token form of {@link #attend} (same arithmetic), on the calling thread. */
     public static void attend(float[] q, int qOff, int nHead, int nKvHead, int headDim, KvBuffer keys, KvBuffer values,
                               int first, int last, float scale, float[] sinks, float[] out, int outOff) {
         Scratch s = SCRATCH.get();
@@ -73,18 +104,96 @@ public final class Attention {
         System.arraycopy(o, 0, out, outOff, o.length);
     }
 
+    /** Spans of a range that starts at {@code first} and ends at {@code last} (0 when it is empty). */
+    static int spans(int first, int last) {
+        return last < first ? 0 : (last - first) / SPAN + 1;
+    }
+
+    /**
+     * The span-parallel schedule: one task per (group, KV head, span), each leaving its span's partial state (per
+     * query row: maximum, sum, {@code hd} outputs) in scratch held by the calling thread; then, on the calling
+     * thread, per (group, KV head), the partial states merged in span order. Returns false (and does nothing) when the ranges are no longer than a span, so
+     * there is nothing to split, or when the partial states would take more than {@link #MAX_PARTIAL_FLOATS}.
+     */
+    private static boolean attendSpans(int nGroups, int[] groupStart, float[] q, int qStride, int nHead, int nKvHead, int hd,
+                                       KvStore[] keys, KvStore[] values, int[] first, int[] last, float scale, float[] sinks,
+                                       float[] out) {
+        int group = nHead / nKvHead;
+        // Per group: its spans, and where its (KV head, span) partial states start; a state is rows * (hd + 2) floats.
+        int[] spanCount = new int[nGroups];
+        int[] taskStart = new int[nGroups + 1];
+        long[] partialStart = new long[nGroups + 1];
+        for (int g = 0; g < nGroups; g++) {
+            int t0 = groupStart[g], t1 = groupStart[g + 1], maxLast = first[t0] - 1;
+            for (int t = t0; t < t1; t++) maxLast = Math.max(maxLast, last[t]);
+            spanCount[g] = spans(first[t0], maxLast);
+            taskStart[g + 1] = taskStart[g] + nKvHead * spanCount[g];
+            partialStart[g + 1] = partialStart[g] + (long) nKvHead * spanCount[g] * (t1 - t0) * group * (hd + 2);
+        }
+        int spanTasks = taskStart[nGroups];
+        if (spanTasks <= nGroups * nKvHead || partialStart[nGroups] > MAX_PARTIAL_FLOATS) return false;
+        float[] partials = PARTIALS.get();
+        if (partials.length < partialStart[nGroups]) PARTIALS.set(partials = new float[(int) partialStart[nGroups]]);
+        float[] p = partials;
+        Parallel.dynamic(spanTasks, 1, (worker, from, to) -> {
+            Scratch s = SCRATCH.get();
+            for (int i = from; i < to; i++) {
+                int g = groupOf(taskStart, i), j = i - taskStart[g], kvh = j / spanCount[g], span = j % spanCount[g];
+                int t0 = groupStart[g], t1 = groupStart[g + 1], rows = (t1 - t0) * group;
+                KvBuffer k = (KvBuffer) keys[t0], v = (KvBuffer) values[t0];
+                prepare(t0, t1, q, qStride, nHead, nKvHead, hd, kvh, k, v, scale, s);
+                spanState(t0, t1, group, hd, kvh, k, v, first[t0] + span * SPAN, last, s);
+                // The state of (g, kvh, span): rows maxima, rows sums, rows * hd outputs.
+                int o = (int) (partialStart[g] + (long) (kvh * spanCount[g] + span) * rows * (hd + 2));
+                System.arraycopy(s.m, 0, p, o, rows);
+                System.arraycopy(s.l, 0, p, o + rows, rows);
+                System.arraycopy(s.acc, 0, p, o + 2 * rows, rows * hd);
+            }
+        });
+        Scratch s = SCRATCH.get();
+        for (int g = 0; g < nGroups; g++) {
+            int t0 = groupStart[g], t1 = groupStart[g + 1], rows = (t1 - t0) * group;
+            s.ensure(rows, hd);
+            for (int kvh = 0; kvh < nKvHead; kvh++) {
+                start(t0, t1, nHead, nKvHead, hd, kvh, sinks, s);
+                for (int span = 0; span < spanCount[g]; span++) {
+                    int o = (int) (partialStart[g] + (long) (kvh * spanCount[g] + span) * rows * (hd + 2));
+                    merge(t0, t1, group, hd, first[t0] + span * SPAN, last, p, o, p, o + rows, p, o + 2 * rows, s);
+                }
+                finish(t0, t1, nHead, nKvHead, hd, kvh, out, s);
+            }
+        }
+        return true;
+    }
+
+    /** The group whose tasks include task i: the last g with taskStart[g] <= i. */
+    private static int groupOf(int[] taskStart, int i) {
+        int lo = 0, hi = taskStart.length - 2;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) >>> 1;
+            if (taskStart[mid] <= i) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
+    }
+
     private static final class Scratch {
         float[] q = new float[0], acc = new float[0], scores = new float[0], m = new float[0], l = new float[0];
         float[] k = new float[0], v = new float[0];
+        /** The running (merged) state of each row: maximum, sum, outputs. */
+        float[] runM = new float[0], runL = new float[0], runO = new float[0];
 
         void ensure(int rows, int headDim) {
             if (q.length < rows * headDim) {
                 q = new float[rows * headDim];
                 acc = new float[rows * headDim];
+                runO = new float[rows * headDim];
             }
             if (m.length < rows) {
                 m = new float[rows];
                 l = new float[rows];
+                runM = new float[rows];
+                runL = new float[rows];
                 scores = new float[rows * BLOCK];
             }
             if (k.length < BLOCK * headDim) {
@@ -95,36 +204,75 @@ public final class Attention {
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** The partial states of the span-parallel schedule, owned by the thread that makes the call. */
+    private static final ThreadLocal<float[]> PARTIALS = ThreadLocal.withInitial(() -> new float[0]);
 
-    /** KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first}. */
+    /** KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first}: span by span. */
     private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int kvh,
                                     KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
                                     float[] out, Scratch s) {
-        int group = nHead / nKvHead, h0 = kvh * group, rows = (t1 - t0) * group;
-        if (keys.headDim() != hd || values.headDim() != hd) throw new IllegalArgumentException("cache heads of " + keys.headDim() + ", not " + hd);
-        s.ensure(rows, hd);
-        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = s.v;
+        int group = nHead / nKvHead;
+        prepare(t0, t1, q, qStride, nHead, nKvHead, hd, kvh, keys, values, scale, s);
+        start(t0, t1, nHead, nKvHead, hd, kvh, sinks, s);
         int maxLast = first - 1;
-        // Row r = (token t0 + r / group, head h0 + r % group): its scaled query, accumulator and softmax state.
+        for (int t = t0; t < t1; t++) maxLast = Math.max(maxLast, last[t]);
+        for (int span = 0, n = spans(first, maxLast); span < n; span++) {
+            int s0 = first + span * SPAN;
+            spanState(t0, t1, group, hd, kvh, keys, values, s0, last, s);
+            merge(t0, t1, group, hd, s0, last, s.m, 0, s.l, 0, s.acc, 0, s);
+        }
+        finish(t0, t1, nHead, nKvHead, hd, kvh, out, s);
+    }
+
+    /** Checks the cache's head size and puts the scaled queries of KV head kvh's rows into {@code s.q}. */
+    private static void prepare(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int kvh,
+                                KvBuffer keys, KvBuffer values, float scale, Scratch s) {
+        if (keys.headDim() != hd || values.headDim() != hd) throw new IllegalArgumentException("cache heads of " + keys.headDim() + ", not " + hd);
+        int group = nHead / nKvHead, h0 = kvh * group;
+        s.ensure((t1 - t0) * group, hd);
+        // Row r = (token t0 + r / group, head h0 + r % group).
         for (int t = t0; t < t1; t++) {
-            maxLast = Math.max(maxLast, last[t]);
             for (int g = 0; g < group; g++) {
                 int r = (t - t0) * group + g;
-                for (int i = 0; i < hd; i++) {
-                    qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
-                    acc[r * hd + i] = 0f;
-                }
-                // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
-                m[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
-                l[r] = sinks != null ? 1f : 0f;
+                for (int i = 0; i < hd; i++) s.q[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
             }
         }
+    }
+
+    /** The running state of every row before the first span: the sink's, or empty. */
+    private static void start(int t0, int t1, int nHead, int nKvHead, int hd, int kvh, float[] sinks, Scratch s) {
+        int group = nHead / nKvHead, h0 = kvh * group;
+        for (int t = t0; t < t1; t++) {
+            for (int g = 0; g < group; g++) {
+                int r = (t - t0) * group + g;
+                // A sink is a logit with no value: it starts the maximum and contributes exp(0) = 1 to the sum.
+                s.runM[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
+                s.runL[r] = sinks != null ? 1f : 0f;
+                java.util.Arrays.fill(s.runO, r * hd, r * hd + hd, 0f);
+            }
+        }
+    }
+
+    /**
+     * The online softmax of every row over the span that starts at {@code s0} (to the span's end or the row's token's
+     * last position), from a fresh state, into {@code s.m}, {@code s.l}, {@code s.acc}; rows whose token ends before
+     * s0 stay at the fresh state. The scaled queries are in {@code s.q}.
+     */
+    private static void spanState(int t0, int t1, int group, int hd, int kvh, KvBuffer keys, KvBuffer values, int s0,
+                                  int[] last, Scratch s) {
+        int rows = (t1 - t0) * group;
+        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = s.v;
+        java.util.Arrays.fill(m, 0, rows, Float.NEGATIVE_INFINITY);
+        java.util.Arrays.fill(l, 0, rows, 0f);
+        java.util.Arrays.fill(acc, 0, rows * hd, 0f);
+        int spanLast = s0 - 1;
+        for (int t = t0; t < t1; t++) spanLast = Math.max(spanLast, Math.min(last[t], s0 + SPAN - 1));
         boolean simd = hd % 8 == 0;
         // Float keys and values are copied (an F16 cache converted) a block at a time, once for all its readers;
         // Q8_0 blocks are read where they are.
         boolean q8 = keys instanceof KvBuffer.Q8_0;
-        for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
-            int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
+        for (int b0 = s0; b0 <= spanLast; b0 += BLOCK) {
+            int blockLen = Math.min(BLOCK, spanLast + 1 - b0);
             if (!q8) {
                 keys.toFloats(kvh, b0, blockLen, kb, 0);
                 values.toFloats(kvh, b0, blockLen, vb, 0);
@@ -139,16 +287,42 @@ public final class Attention {
                 }
             }
         }
+    }
+
+    /**
+     * Merges the partial state of the span that starts at {@code s0} into the running state of every row whose token
+     * sees that span. Row r's partial maximum is {@code pm[pmo + r]}, its sum {@code pl[plo + r]}, its outputs
+     * {@code po[poo + r * hd ..]}. The same method serves both schedules, so the merge's arithmetic is one.
+     */
+    private static void merge(int t0, int t1, int group, int hd, int s0, int[] last, float[] pm, int pmo, float[] pl, int plo,
+                              float[] po, int poo, Scratch s) {
+        float[] runM = s.runM, runL = s.runL, runO = s.runO;
         for (int t = t0; t < t1; t++) {
+            if (last[t] < s0) continue; // the span is past this token's range
             for (int g = 0; g < group; g++) {
-                int r = (t - t0) * group + g;
-                float inv = 1f / l[r];
-                int o = t * nHead * hd + (h0 + g) * hd; // output rows are the heads alone, whatever the query stride
-                for (int i = 0; i < hd; i++) out[o + i] = acc[r * hd + i] * inv;
+                int r = (t - t0) * group + g, ro = r * hd, o = poo + r * hd;
+                float mOld = runM[r], m = pm[pmo + r], mNew = Math.max(mOld, m);
+                float a = mOld == Float.NEGATIVE_INFINITY ? 0f : VectorMath.exp(mOld - mNew);
+                float b = VectorMath.exp(m - mNew);
+                runM[r] = mNew;
+                runL[r] = runL[r] * a + pl[plo + r] * b;
+                for (int i = 0; i < hd; i++) runO[ro + i] = runO[ro + i] * a + po[o + i] * b;
             }
         }
     }
 
+    /** Writes O / L of every row of KV head kvh to the output (rows are the heads alone, whatever the query stride). */
+    private static void finish(int t0, int t1, int nHead, int nKvHead, int hd, int kvh, float[] out, Scratch s) {
+        int group = nHead / nKvHead, h0 = kvh * group;
+        for (int t = t0; t < t1; t++) {
+            for (int g = 0; g < group; g++) {
+                int r = (t - t0) * group + g;
+                float inv = 1f / s.runL[r];
+                int o = t * nHead * hd + (h0 + g) * hd;
+                for (int i = 0; i < hd; i++) out[o + i] = s.runO[r * hd + i] * inv;
+            }
+        }
+    }
     /**
      * One block of {@code len} positions for query row r: scores, online softmax, values. Position j of the block is
      * row {@code base + j * stride} of kb / vb.
