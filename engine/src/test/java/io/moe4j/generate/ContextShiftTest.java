@@ -2,6 +2,9 @@ package io.moe4j.generate;
 
 import io.moe4j.Model;
 import io.moe4j.SharedData;
+import io.moe4j.chat.ChatTemplate;
+import io.moe4j.chat.Conversation;
+import io.moe4j.chat.Message;
 import io.moe4j.kernels.KvType;
 import io.moe4j.kernels.Rope;
 import io.moe4j.model.Architecture;
@@ -10,7 +13,9 @@ import io.moe4j.model.ModelConfig;
 import io.moe4j.model.Transformer;
 import org.junit.jupiter.api.Test;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -208,6 +213,126 @@ class ContextShiftTest {
                 int[] kept = shifted(first, 255, 10);
                 assertArrayEquals(kept, s.tokens());
                 assertArrayEquals(fresh.feed(concat(kept, all[275])), s.feed(all[275]));
+            }
+        }
+    }
+
+    // ---- generation --------------------------------------------------------------------------------------------
+
+    /**
+     * Greedy on stories260K in a context of 32: without context shift, 28 tokens and CONTEXT_FULL; with it, the same
+     * 28 tokens and on to the 100 asked for, each full context shifted by (32 - 3) / 2 = 14 (the BOS token and
+     * --keep 2 kept); the session then holds the kept prefix and the latest tokens of its history.
+     */
+    @Test
+    void generationWithContextShiftGoesOnPastTheContext() {
+        try (Model m = Model.load(SharedData.models().resolve("stories260K.gguf"))) {
+            Generator g = new Generator(m.tokenizer());
+            int[] prompt = m.tokenize("Once upon a time");
+            assertEquals(m.tokenizer().bos(), prompt[0]);
+            GenerateOptions options = GenerateOptions.greedy(100).withKvType(KvType.F32);
+            GenerationResult full;
+            try (Session s = m.newSession(32, KvType.F32)) {
+                full = g.generate(s, prompt, options, null, null);
+            }
+            assertEquals(StopReason.CONTEXT_FULL, full.stopReason());
+            assertEquals(32 - prompt.length + 1, full.tokenIds().length);
+            try (Session s = m.newSession(32, KvType.F32)) {
+                GenerationResult r = g.generate(s, prompt, options.withContextShift(true).withKeep(2), null, null);
+                assertEquals(StopReason.MAX_TOKENS, r.stopReason());
+                assertEquals(100, r.tokenIds().length);
+                assertArrayEquals(full.tokenIds(), Arrays.copyOf(r.tokenIds(), full.tokenIds().length),
+                        "the same tokens until the context is full");
+                int length = prompt.length;
+                for (int fed = 0; fed < 99; fed++) { // the 100th token is not fed
+                    if (length == 32) length -= 14;
+                    length++;
+                }
+                assertEquals(length, s.length());
+                int[] history = s.history(), held = s.tokens();
+                assertArrayEquals(concat(prompt, Arrays.copyOf(r.tokenIds(), 99)), history);
+                assertArrayEquals(Arrays.copyOf(prompt, 3), Arrays.copyOf(held, 3), "BOS and --keep 2");
+                assertArrayEquals(Arrays.copyOfRange(history, history.length - (length - 3), history.length),
+                        Arrays.copyOfRange(held, 3, length), "the latest tokens");
+            }
+        }
+    }
+
+    /**
+     * A prompt that does not fit after what the session holds is an error, or with context shift makes a shift
+     * first; one that does not fit after the kept tokens alone stays an error, and so does a keep of the context.
+     */
+    @Test
+    void aPromptThatDoesNotFitIsMadeRoomForOrRefused() {
+        try (Model m = Model.load(SharedData.models().resolve("stories260K.gguf"))) {
+            Generator g = new Generator(m.tokenizer());
+            int[] prompt = m.tokenize("Once upon a time");
+            int[] more = Arrays.copyOf(m.tokenizer().encode(" there was a little girl who liked to play in the park with "
+                    + "her friends every day after school, and one day she found a dog", false, true), 25);
+            GenerateOptions shift = GenerateOptions.greedy(5).withContextShift(true).withKeep(2);
+            try (Session s = m.newSession(32, KvType.F32)) {
+                g.generate(s, prompt, GenerateOptions.greedy(10), null, null);
+                assertEquals(prompt.length + 9, s.length());
+                int[] before = s.tokens();
+                var e = org.junit.jupiter.api.Assertions.assertThrows(io.moe4j.model.ContextOverflowException.class,
+                        () -> g.generate(s, more, GenerateOptions.greedy(5), null, null));
+                assertTrue(e.getMessage().contains("context size of 32"), e.getMessage());
+                assertArrayEquals(before, s.tokens(), "nothing changed");
+                org.junit.jupiter.api.Assertions.assertThrows(io.moe4j.model.ContextOverflowException.class,
+                        () -> g.generate(s, Arrays.copyOf(more, 30), shift, null, null), "3 kept + 30 > 32");
+                var k = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                        () -> g.generate(s, more, shift.withKeep(32), null, null));
+                assertTrue(k.getMessage().contains("keep 32 must be less than the context size 32"), k.getMessage());
+                assertArrayEquals(before, s.tokens(), "nothing changed");
+
+                // 14 held + 25 > 32: drop max((14 - 3) / 2, 14 + 25 - 32) = 7 after the BOS token and 2 more
+                int[][] afterPrompt = new int[1][];
+                GenerationResult r = g.generate(s, more, shift, t -> {
+                    if (afterPrompt[0] == null) afterPrompt[0] = s.tokens();
+                }, null);
+                assertEquals(5, r.tokenIds().length);
+                int[] held = afterPrompt[0];
+                assertEquals(32, held.length);
+                assertArrayEquals(Arrays.copyOf(before, 3), Arrays.copyOf(held, 3));
+                assertArrayEquals(Arrays.copyOfRange(before, 10, 14), Arrays.copyOfRange(held, 3, 7));
+                assertArrayEquals(more, Arrays.copyOfRange(held, 7, 32));
+            }
+            var o = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> GenerateOptions.greedy(5).withContextSize(16).withKeep(16));
+            assertTrue(o.getMessage().contains("keep 16 must be less than the context size 16"), o.getMessage());
+        }
+    }
+
+    /**
+     * A chat in a context of 96 with context shift: answers longer than the context, and later turns whose whole
+     * rendering no longer fits, go on; each turn evaluates only what is new since the previous one.
+     */
+    @Test
+    void aConversationWithContextShiftGoesOnTurnAfterTurn() {
+        try (Model m = Model.load(SharedData.models().resolve("stories260K.gguf"))) {
+            ChatTemplate template = ChatTemplate.of(m, null);
+            GenerateOptions options = GenerateOptions.greedy(150).withContextShift(true).withKeep(4);
+            try (Conversation chat = new Conversation(m, template, "You tell stories.", 96, KvType.F16)) {
+                int generated = 0, previous = 0;
+                for (String turn : List.of("Once upon a time", "Go on", "And then?")) {
+                    List<Message> next = new ArrayList<>(chat.messages());
+                    next.add(Message.user(turn));
+                    int rendered = template.tokenize(template.render(next, true)).length;
+                    Conversation.Reply reply = chat.reply(turn, options, null, null);
+                    assertTrue(reply.result().stopReason() == StopReason.MAX_TOKENS
+                            || reply.result().stopReason() == StopReason.END_OF_GENERATION, turn + ": " + reply.result().stopReason());
+                    assertTrue(chat.cachedTokens() <= 96);
+                    if (previous > 0) {
+                        assertTrue(rendered > 96, turn + ": the conversation is " + rendered + " tokens, more than the context");
+                        assertTrue(reply.reusedTokens() > 0, turn + ": the shifted conversation is reused");
+                        // at least the previous turn's prompt is in the session's history
+                        assertTrue(reply.result().timings().promptTokens() <= rendered - previous, turn + ": "
+                                + reply.result().timings().promptTokens() + " tokens evaluated of " + rendered);
+                    }
+                    previous = rendered;
+                    generated += reply.result().tokenIds().length;
+                }
+                assertTrue(generated > 96, generated + " tokens in a context of 96");
             }
         }
     }
