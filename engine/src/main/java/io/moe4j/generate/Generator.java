@@ -35,7 +35,7 @@ public final class Generator {
         }
         long t0 = System.nanoTime();
         if (session.length() + prompt.length > session.capacity()) {
-            int keep = options.contextShift() ? kept(session, options) : session.length();
+            int keep = options.contextShift() ? kept(session, options, session.length()) : session.length();
             if (keep + prompt.length > session.capacity()) {
                 throw new ContextOverflowException(session.length(), prompt.length, session.capacity());
             }
@@ -79,7 +79,7 @@ public final class Generator {
                 reason = StopReason.CONTEXT_FULL;
             } else {
                 if (session.length() >= session.capacity()) {
-                    int keep = kept(session, options);
+                    int keep = kept(session, options, session.length() - 1);
                     session.shift(keep, Math.max(1, (session.length() - keep) / 2));
                 }
                 logits = session.feed(next);
@@ -97,12 +97,12 @@ public final class Generator {
 
     /**
      * The tokens at the start of {@code session} that a context shift keeps: {@code options.keep()}, and the BOS
-     * token before them when the session starts with one (as llama.cpp adds it to {@code --keep}); at most all
-     * but one of the tokens held, so that a shift drops at least one.
+     * token before them when the session starts with one (as llama.cpp adds it to {@code --keep}); at most
+     * {@code most} (during generation all but one of the tokens held, so that a shift drops at least one).
      */
-    private int kept(Session session, GenerateOptions options) {
+    private int kept(Session session, GenerateOptions options, int most) {
         int length = session.length();
         boolean bos = length > 0 && tokenizer.bos() >= 0 && session.tokenBuffer()[0] == tokenizer.bos();
-        return Math.max(0, Math.min(options.keep() + (bos ? 1 : 0), length - 1));
+        return Math.max(0, Math.min(options.keep() + (bos ? 1 : 0), most));
     }
 }
