@@ -217,6 +217,28 @@ class ContextShiftTest {
         }
     }
 
+    /** The history keeps the tokens a shift dropped; rewinding it keeps the held tokens that came from the part kept. */
+    @Test
+    void aSessionsHistoryMapsToTheTokensItHolds() {
+        try (Model m = Model.load(SharedData.models().resolve("stories260K.gguf")); Session s = m.newSession(64, KvType.F32)) {
+            int[] fed = randomTokens(20, m.tokenizer().vocabSize(), 6);
+            s.feed(fed);
+            s.shift(3, 7);
+            assertArrayEquals(fed, s.history());
+            assertArrayEquals(shifted(fed, 3, 7), s.tokens());
+            assertEquals(15, s.rewindHistory(15));
+            assertArrayEquals(Arrays.copyOf(fed, 15), s.history());
+            assertArrayEquals(shifted(Arrays.copyOf(fed, 15), 3, 7), s.tokens(), "the kept 3 and the survivors up to 15");
+            assertEquals(5, s.rewindHistory(5), "inside the gap: its tokens stay dropped");
+            assertArrayEquals(Arrays.copyOf(fed, 3), s.tokens());
+            s.feed(42);
+            assertArrayEquals(concat(Arrays.copyOf(fed, 5), 42), s.history());
+            assertArrayEquals(concat(Arrays.copyOf(fed, 3), 42), s.tokens());
+            s.rewind(2);
+            assertArrayEquals(Arrays.copyOf(fed, 2), s.history());
+        }
+    }
+
     // ---- generation --------------------------------------------------------------------------------------------
 
     /**
