@@ -4,6 +4,7 @@ import io.moe4j.Model;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
+import io.moe4j.generate.StopReason;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -27,7 +28,8 @@ final class RunCommand implements Callable<Integer> {
     String prompt;
     @Option(names = {"-n", "--n-predict", "--max-new-tokens"}, paramLabel = "N", defaultValue = "128",
             description = "Generate at most N new tokens, the prompt not counted, as llama.cpp's -n and OpenAI's max_tokens "
-                    + "count; -1 goes on until the model ends the text or the context is full (default: ${DEFAULT-VALUE}).")
+                    + "count; -1 goes on until the model ends the text or the context is full (with --context-shift: until the model "
+                    + "ends the text) (default: ${DEFAULT-VALUE}).")
     int maxNewTokens;
     @Mixin
     SamplingFlags sampling;
@@ -38,6 +40,8 @@ final class RunCommand implements Callable<Integer> {
             description = "The context size in tokens, prompt and answer together (default: the model's own context, "
                     + "or what fits in the KV budget if less).")
     int ctx;
+    @Mixin
+    ContextShiftOption contextShift;
     @Mixin
     KvTypeOption kvType;
     @Mixin
@@ -55,6 +59,7 @@ final class RunCommand implements Callable<Integer> {
     public Integer call() {
         SamplingFlags.check(maxNewTokens >= -1, "-n must be -1 (no limit) or 0 or more, got " + maxNewTokens);
         SamplingFlags.check(ctx >= 0, "--ctx must be 0 (the model's) or more, got " + ctx);
+        contextShift.check();
         SamplingOptions samplingOptions = sampling.options();
         batchOption.check();
         io.moe4j.model.RopeOverrides ropeOverrides = rope.overrides();
@@ -73,7 +78,7 @@ final class RunCommand implements Callable<Integer> {
                         + context + " tokens; give a larger --ctx or a shorter prompt");
             }
             int maxTokens = maxNewTokens < 0 ? Integer.MAX_VALUE : maxNewTokens;
-            GenerateOptions options = new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType.type());
+            GenerateOptions options = contextShift.apply(new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType.type()), context);
             out.print(prompt);
             out.flush();
             GenerationResult r = m.generate(prompt, options, token -> {
@@ -84,7 +89,9 @@ final class RunCommand implements Callable<Integer> {
             out.flush();
             err.printf("%nprompt: %d tokens, %.2f tokens/s | decode: %d tokens, %.2f tokens/s | stop: %s%n",
                     r.timings().promptTokens(), r.timings().promptTokensPerSecond(), r.timings().generatedTokens(),
-                    r.timings().decodeTokensPerSecond(), r.stopReason().name().toLowerCase());
+                    r.timings().decodeTokensPerSecond(), r.stopReason() == StopReason.CONTEXT_FULL
+                            ? "length (the context of " + context + " tokens is full; --context-shift goes on)"
+                            : r.stopReason().name().toLowerCase());
         }
         return 0;
     }

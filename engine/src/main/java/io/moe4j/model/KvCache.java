@@ -4,6 +4,7 @@ import io.moe4j.kernels.Backend;
 import io.moe4j.kernels.KvPool;
 import io.moe4j.kernels.KvStore;
 import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.Rope;
 import io.moe4j.kernels.Tensor;
 import io.moe4j.Moe4jException;
 
@@ -139,6 +140,39 @@ public final class KvCache implements AutoCloseable {
             values[l].truncate(newLength);
         }
         length = newLength;
+    }
+
+    /**
+     * A context shift: forgets positions {@code [keep, keep + discard)}, moves the later ones down by {@code discard}
+     * ({@link Backend#shiftKv}: keys rotated by {@code rope} to their new positions, values as they are) and
+     * shortens the cache by {@code discard}, as if the tokens kept had been evaluated at their new positions; the
+     * sliding-window layers then give back what falls out of the next token's window.
+     *
+     * <p>False, with nothing changed, when a sliding-window layer would lack positions that the next token attends
+     * to: kept positions it gave back because they had fallen out of its window, when the gap brings them back into
+     * it (the tokens kept must then be evaluated again; it takes a kept prefix near the end of the context).
+     *
+     * @throws KvBudgetExceededException when the pool has no room for the pages a sliding-window layer moves into
+     */
+    public boolean shift(Backend backend, Rope rope, int keep, int discard) {
+        if (keep < 0 || discard < 0 || keep + discard > length) {
+            throw new IllegalArgumentException("cannot drop " + discard + " positions after " + keep + " of a cache of " + length);
+        }
+        if (discard == 0) return true;
+        int newLength = length - discard;
+        for (int l = 0; l < keys.length; l++) {
+            // what a store holds after the shift (Backend.shiftKv)
+            int first = keys[l].firstStored(), after = first <= keep ? first : Math.max(keep, first - discard);
+            if (newLength > 0 && after > cfg.attentionStart(l, newLength)) return false;
+        }
+        if (!backend.shiftKv(rope, keys, values, keep, discard, length)) {
+            KvPool.Stats s = pool.stats();
+            throw new KvBudgetExceededException(s.budget(), s.bytesInUse(), KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim()),
+                    "to shift its context (at least a page to move a sliding window's positions into)");
+        }
+        length = newLength;
+        advance(0);
+        return true;
     }
 
     /** Gives every page back to the pool; the cache is empty afterwards (and may be filled again). */

@@ -75,6 +75,14 @@ public final class Transformer {
         return cfg.isMoe() ? ops.expertCounts(cfg.blockCount(), cfg.expertCount()) : null;
     }
 
+    /**
+     * A context shift of {@code cache} ({@link KvCache#shift}) with this model's rotary embedding, which every layer
+     * applies alike; false when the cache cannot be shifted and its tokens must be evaluated again.
+     */
+    public boolean shift(KvCache cache, int keep, int discard) {
+        return cache.shift(ops, rope, keep, discard);
+    }
+
     public ModelConfig config() {
         return cfg;
     }

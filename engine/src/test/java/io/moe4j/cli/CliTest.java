@@ -13,8 +13,11 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The CLI end to end, in-process: what a user types and what they see. */
@@ -164,6 +167,49 @@ class CliTest {
         assertEquals(1, r.exit());
         assertEquals("", r.out(), "the prompt must not be echoed before the error");
         assertTrue(r.err().lines().anyMatch(l -> l.startsWith("error: the prompt is ") && l.contains("context of 4 tokens")), r.err());
+    }
+
+    @Test
+    void aFullContextStopsWithReasonLengthOrWithContextShiftGoesOn() {
+        String model = SharedData.models().resolve("stories260K.gguf").toString();
+        Main.Captured full = run("run", "-m", model, "-p", "Once upon a time", "-n", "60", "--temp", "0", "-c", "24");
+        assertEquals(0, full.exit(), full.err());
+        assertTrue(full.err().contains("decode: 20 tokens") && full.err().contains("stop: length (the context of 24 tokens is full"),
+                full.err());
+        Main.Captured shifted = run("run", "-m", model, "-p", "Once upon a time", "-n", "60", "--temp", "0", "-c", "24",
+                "--context-shift", "--keep", "2");
+        assertEquals(0, shifted.exit(), shifted.err());
+        assertTrue(shifted.err().contains("decode: 60 tokens") && shifted.err().contains("stop: max_tokens"), shifted.err());
+        assertTrue(shifted.out().startsWith(full.out().stripTrailing()), "the same text until the context is full:\n"
+                + full.out() + "\n" + shifted.out());
+
+        ChatCommandTest.Result chat = ChatCommandTest.chat("Once upon a time\nGo on\n", "-m", model, "-c", "64", "-n", "100",
+                "--temp", "0", "--context-shift");
+        assertEquals(0, chat.exit(), chat.err());
+        assertEquals(2, ChatCommandTest.stats(chat.err()).size(), chat.err());
+        assertFalse(chat.err().contains("is full"), chat.err());
+        ChatCommandTest.Result cut = ChatCommandTest.chat("Once upon a time\n", "-m", model, "-c", "64", "-n", "100", "--temp", "0");
+        assertTrue(cut.err().contains("tokens is full (stop: length)"), cut.err());
+
+        String[][] cases = {
+                {"--keep -1", "--keep must be 0 or more, got -1"},
+                {"--keep 3", "--keep 3 has no effect without --context-shift"},
+                {"--context-shift --keep 24 -c 24", "--keep 24 must be less than the context size of 24 tokens (-c/--ctx)"}};
+        for (String[] c : cases) {
+            for (String command : new String[]{"run", "chat"}) {
+                List<String> args = new ArrayList<>(List.of(command, "-m", model));
+                args.addAll(List.of(c[0].split(" ")));
+                Main.Captured r = command.equals("run") ? run(args.toArray(String[]::new)) : chatWithoutInput(args);
+                assertEquals(1, r.exit(), command + " " + c[0] + ": " + r.err());
+                assertTrue(r.err().startsWith("error: " + c[1]) || r.err().contains("\nerror: " + c[1]), command + " " + c[0] + ": " + r.err());
+                assertEquals("", r.out(), command + " " + c[0]);
+            }
+        }
+    }
+
+    private static Main.Captured chatWithoutInput(List<String> args) {
+        ChatCommandTest.Result r = ChatCommandTest.chat("", args.subList(1, args.size()).toArray(String[]::new));
+        return new Main.Captured(r.exit(), r.out(), r.err());
     }
 
     @Test

@@ -83,6 +83,21 @@ public final class Rope {
         }
     }
 
+    /**
+     * The rotation that moves a vector rotated for position p to position {@code p + delta}: {@code nRot/2} cosines
+     * and sines of {@code delta · freq}, without the magnitude correction. The rotation of a position is linear in
+     * it, so the angle difference is all there is to add; the vector already carries YaRN's magnitude from
+     * {@link #angles} (a context shift that scaled it again would grow the key by the factor at every shift).
+     */
+    public void shiftAngles(int delta, float[] cos, float[] sin, int off) {
+        int half = nRot / 2;
+        for (int i = 0; i < half; i++) {
+            double theta = delta * freq[i];
+            cos[off + i] = (float) Math.cos(theta);
+            sin[off + i] = (float) Math.sin(theta);
+        }
+    }
+
     /** Rotates {@code nHeads} heads of {@code headDim} floats at {@code off} by the angles at {@code cos/sin[csOff..]}. */
     public void apply(float[] x, int off, int nHeads, int headDim, float[] cos, float[] sin, int csOff) {
         int half = nRot / 2;

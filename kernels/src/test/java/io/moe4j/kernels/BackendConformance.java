@@ -1091,6 +1091,264 @@ public abstract class BackendConformance {
         assertTrue(s.bytesInUse() + s.bytesFree() <= s.budget(), "pages in use and kept for reuse within the budget: " + s);
     }
 
+    // ---- context shift -----------------------------------------------------------------------------------------
+
+    /** A {@link Backend#shiftKv} case: the KV type and the rotation of the keys (null: a layer without RoPE). */
+    record ShiftCase(KvType type, RopeCase rope) {
+        @Override
+        public String toString() {
+            return type + " " + (rope == null ? "no rope" : rope.toString());
+        }
+    }
+
+    static Stream<ShiftCase> shiftCases() {
+        float[] llama3 = new float[16];
+        Random r = new Random(9);
+        for (int i = 0; i < llama3.length; i++) llama3[i] = (float) (1 + 7 * r.nextDouble());
+        RopeCase[] ropes = {
+                new RopeCase(Rope.Style.NORM, 64, 64, 10000, Rope.Scaling.NONE, 1, 0, 32, 1, 1, null),
+                new RopeCase(Rope.Style.NEOX, 64, 64, 150000, Rope.Scaling.YARN, 32, 4096, 32, 1, 1, null),
+                new RopeCase(Rope.Style.NORM, 64, 32, 500000, Rope.Scaling.YARN, 8, 8192, 32, 1, 1.25, llama3),
+                new RopeCase(Rope.Style.NEOX, 64, 24, 1e6, Rope.Scaling.LINEAR, 4, 0, 32, 1, 1, null),
+                null};
+        List<ShiftCase> cases = new ArrayList<>();
+        for (KvType t : KvType.values()) for (RopeCase c : ropes) cases.add(new ShiftCase(t, c));
+        return cases.stream();
+    }
+
+    /**
+     * The rows of {@code s} at {@code positions} as the backend holds them, through the interface: attention of a
+     * zero query over the one position (every weight is 1, so the output is the value row), with the store as its
+     * own keys and values.
+     */
+    float[] probe(KvStore s, int nKv, int hd, int[] positions) {
+        Backend b = backend();
+        int n = positions.length, width = nKv * hd;
+        KvStore[] stores = new KvStore[n];
+        Arrays.fill(stores, s);
+        Tensor out = b.allocate((long) n * width);
+        b.attention(n, b.allocate((long) n * width), width, nKv, nKv, hd, stores, stores, positions, positions, 1f, null, out);
+        return read(out);
+    }
+
+    static int[] range(int from, int to) {
+        int[] p = new int[Math.max(0, to - from)];
+        for (int i = 0; i < p.length; i++) p[i] = from + i;
+        return p;
+    }
+
+    /**
+     * What a shift by {@code delta} positions makes of a stored key row, in double, and the most a correct backend
+     * may be off by: the rotation of the first nRot dimensions of each head (angles of delta · freq, no magnitude)
+     * within 8u·(|x0| + |x1|) as for {@link Backend#rope}, then the type's rounding on write: half an f16 ulp, or for
+     * Q8_0, per block that holds a rotated value, half a step d = max|x| / 127 plus the f16 rounding of d times 127
+     * (the later blocks move as stored, exactly).
+     */
+    static Approx[] shiftedKey(ShiftCase c, float[] stored, int nKv, int hd, int delta) {
+        Approx[] out = new Approx[stored.length];
+        double[] want = new double[stored.length], err = new double[stored.length];
+        for (int i = 0; i < stored.length; i++) want[i] = stored[i];
+        boolean[] rotated = new boolean[stored.length];
+        if (c.rope() != null) {
+            int half = c.rope().nRot() / 2;
+            for (int h = 0; h < nKv; h++) {
+                int base = h * hd;
+                for (int i = 0; i < half; i++) {
+                    int i0 = c.rope().style() == Rope.Style.NORM ? base + 2 * i : base + i;
+                    int i1 = c.rope().style() == Rope.Style.NORM ? i0 + 1 : i0 + half;
+                    double theta = delta * c.rope().freq(i), co = Math.cos(theta), si = Math.sin(theta);
+                    double x0 = stored[i0], x1 = stored[i1];
+                    want[i0] = x0 * co - x1 * si;
+                    want[i1] = x0 * si + x1 * co;
+                    err[i0] = err[i1] = 8 * U * (Math.abs(x0) + Math.abs(x1));
+                    rotated[i0] = rotated[i1] = true;
+                }
+            }
+        }
+        for (int h = 0; h < nKv; h++) {
+            for (int b0 = h * hd; b0 < (h + 1) * hd; b0 += 32) {
+                double amax = 0;
+                boolean any = false;
+                for (int i = b0; i < Math.min(b0 + 32, (h + 1) * hd); i++) {
+                    amax = Math.max(amax, Math.abs(want[i]) + err[i]);
+                    any |= rotated[i];
+                }
+                for (int i = b0; i < Math.min(b0 + 32, (h + 1) * hd); i++) {
+                    double e = err[i] + 4 * U * Math.abs(want[i]); // and the probe's own rounding
+                    if (rotated[i] || c.type() == KvType.Q8_0 && any) {
+                        e += switch (c.type()) {
+                            case F32 -> 0;
+                            case F16 -> 0x1p-11 * (Math.abs(want[i]) + err[i]) + 0x1p-25;
+                            case Q8_0 -> (0.5 + 127 * 0x1p-11) * amax / 127 * (1 + 1e-6);
+                        };
+                    }
+                    out[i] = new Approx(want[i], e);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Checks every position of {@code [from, to)} of a shifted sequence's keys and values against what it held before. */
+    void assertShifted(ShiftCase c, Sequence s, List<float[]> oldK, List<float[]> oldV, int from, int to, int keep,
+                       int discard, String what) {
+        int[] positions = range(from, to);
+        if (positions.length == 0) return;
+        float[] k = probe(s.keys, s.nKv, s.hd, positions), v = probe(s.values, s.nKv, s.hd, positions);
+        int w = s.width;
+        for (int j = 0; j < positions.length; j++) {
+            int p = positions[j], src = p < keep ? p : p + discard;
+            Approx[] wantK = p < keep ? shiftedKey(new ShiftCase(c.type(), null), oldK.get(src), s.nKv, s.hd, 0)
+                    : shiftedKey(c, oldK.get(src), s.nKv, s.hd, -discard);
+            float[] wantV = oldV.get(src);
+            for (int i = 0; i < w; i++) {
+                int ii = i;
+                assertWithin(wantK[i], k[j * w + i], () -> what + ": key " + p + " (was " + src + ") element " + ii);
+                assertWithin(new Approx(wantV[i], 4 * U * Math.abs(wantV[i])), v[j * w + i],
+                        () -> what + ": value " + p + " (was " + src + ") element " + ii);
+            }
+            s.k.set(p, Arrays.copyOfRange(k, j * w, (j + 1) * w));
+            s.v.set(p, Arrays.copyOfRange(v, j * w, (j + 1) * w));
+        }
+    }
+
+    /** The shift of one sequence's stores in a call of its own. */
+    boolean shift(ShiftCase c, Sequence s, int keep, int discard, int length) {
+        return backend().shiftKv(c.rope() == null ? null : c.rope().rope(), new KvStore[]{s.keys}, new KvStore[]{s.values},
+                keep, discard, length);
+    }
+
+    /**
+     * {@link Backend#shiftKv} on two layers at once and on single stores, against the double-precision rotation of
+     * what the stores held: gaps of every size on both sides of the 256-position pages (a run crossing a source and
+     * a destination page boundary at different offsets), nothing left to move, no gap; keys rotated by the angle
+     * difference only (YaRN's magnitude, 1.35 for a factor of 32, is not applied again), in either style, over a
+     * partial rotary dimension, Q8_0 blocks quantized again; values bit for bit. Pages past the new length are given
+     * back; a sliding window's store moves what it holds and takes pages again below its first position; a store
+     * sharing pages copies them and leaves the other as it was; a pool without room leaves every store as it was.
+     * After a shift the stores take new positions and attend as before.
+     */
+    @ParameterizedTest
+    @MethodSource("shiftCases")
+    public void kvShiftMovesAndRotatesAsTheReference(ShiftCase c) {
+        Backend b = backend();
+        Random r = new Random(10 + c.type().ordinal() * 7 + (c.rope() == null ? 0 : c.rope().nRot()));
+        int nKv = 2, hd = 64, nHead = 4, length = 600;
+        long page = KvPool.pageBytes(c.type(), nKv, hd);
+        float scale = (float) (1 / Math.sqrt(hd));
+        Rope rope = c.rope() == null ? null : c.rope().rope();
+        int[][] gaps = {{0, 300}, {5, 297}, {250, 10}, {256, 256}, {599, 1}, {100, 500}, {3, 0}};
+        for (int[] gap : gaps) {
+            int keep = gap[0], discard = gap[1];
+            String what = c + ", keep " + keep + " discard " + discard;
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] layers = {new Sequence(pool, c.type(), nKv, hd), new Sequence(pool, c.type(), nKv, hd)};
+            fill(layers, new int[]{length, length}, 173, r);
+            List<List<float[]>> oldK = new ArrayList<>(), oldV = new ArrayList<>();
+            for (Sequence s : layers) {
+                oldK.add(new ArrayList<>(s.k));
+                oldV.add(new ArrayList<>(s.v));
+            }
+            assertTrue(b.shiftKv(rope, new KvStore[]{layers[0].keys, layers[1].keys}, new KvStore[]{layers[0].values, layers[1].values},
+                    keep, discard, length), what);
+            int newLength = length - discard, pages = (newLength + KvStore.PAGE - 1) / KvStore.PAGE;
+            for (int l = 0; l < 2; l++) {
+                Sequence s = layers[l];
+                assertEquals(0, s.keys.firstStored(), what);
+                assertPages(s, pages, pages, page);
+                assertShifted(c, s, oldK.get(l), oldV.get(l), 0, newLength, keep, discard, what + ", layer " + l);
+                while (s.k.size() > newLength) {
+                    s.k.removeLast();
+                    s.v.removeLast();
+                }
+            }
+            assertStats(pool, 4 * pages, 0, page);
+            // the shifted stores take the next position and attend over it and what they hold
+            fill(layers, new int[]{newLength + 1, newLength + 1}, 1, r);
+            float[] q = gauss(r, nHead * hd, 1);
+            for (Sequence s : layers) {
+                attendAndCheck(new Sequence[]{s}, new int[]{0}, new int[]{newLength}, q, nHead * hd, nHead, scale, null, what + " after the shift");
+            }
+            for (Sequence s : layers) s.close();
+        }
+
+        // Sliding windows: the store holds [f, length) and moves what it holds.
+        int[][] windows = { // first stored, keep, discard, first stored after, pages held after
+                {512, 4, 300, 212, 2}, {256, 280, 100, 256, 1}, {256, 100, 200, 100, 2}, {512, 4, 596, 4, 0}};
+        for (int[] wc : windows) {
+            int f = wc[0], keep = wc[1], discard = wc[2], newFirst = wc[3], newLength = length - discard;
+            String what = c + ", window from " + f + ", keep " + keep + " discard " + discard;
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence s = new Sequence(pool, c.type(), nKv, hd);
+            fill(new Sequence[]{s}, new int[]{length}, 256, r);
+            s.keys.releaseBefore(f);
+            s.values.releaseBefore(f);
+            assertEquals(f, s.keys.firstStored());
+            List<float[]> oldK = new ArrayList<>(s.k), oldV = new ArrayList<>(s.v);
+            assertTrue(shift(c, s, keep, discard, length), what);
+            assertEquals(newFirst, s.keys.firstStored(), what);
+            assertEquals(newFirst, s.values.firstStored(), what);
+            assertPages(s, wc[4], wc[4], page);
+            assertStats(pool, 2 * wc[4], 0, page);
+            assertShifted(c, s, oldK, oldV, newFirst, newLength, keep, discard, what);
+            while (s.k.size() > newLength) {
+                s.k.removeLast();
+                s.v.removeLast();
+            }
+            fill(new Sequence[]{s}, new int[]{newLength + 1}, 1, r);
+            attendAndCheck(new Sequence[]{s}, new int[]{newFirst}, new int[]{newLength}, gauss(r, nHead * hd, 1), nHead * hd, nHead,
+                    scale, null, what + " after the shift");
+            s.close();
+            assertStats(pool, 0, 0, page);
+        }
+
+        // Shared pages are copied before they are written: the other store keeps what it held.
+        {
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence src = new Sequence(pool, c.type(), nKv, hd), dst = new Sequence(pool, c.type(), nKv, hd);
+            fill(new Sequence[]{src}, new int[]{length}, 300, r);
+            dst.keys.shareFrom(src.keys, length);
+            dst.values.shareFrom(src.values, length);
+            dst.k.addAll(src.k);
+            dst.v.addAll(src.v);
+            assertStats(pool, 6, 6, page);
+            assertTrue(shift(c, dst, 10, 100, length));
+            // dst wrote into pages 0 and 1 (its own copies now) and dropped page 2, which stays src's: 3 + 2 pages each
+            assertStats(pool, 10, 0, page);
+            assertShifted(new ShiftCase(c.type(), null), src, src.k, src.v, 0, length, length, 0, c + ", the store that shared its pages");
+            assertShifted(c, dst, src.k, src.v, 0, length - 100, 10, 100, c + ", the store that shifted shared pages");
+            src.close();
+            dst.close();
+            assertStats(pool, 0, 0, page);
+        }
+
+        // No room for the pages of a move below the window: nothing changes, in any store of the call.
+        {
+            KvPool pool = b.kvPool(3 * page);
+            Sequence s = new Sequence(pool, c.type(), nKv, hd);
+            for (int upTo : new int[]{256, 512, 600}) { // a window's store of 600 positions from 512 on, never over 2 pages
+                fill(new Sequence[]{s}, new int[]{upTo}, 256, r);
+                if (upTo % KvStore.PAGE == 0) {
+                    s.keys.releaseBefore(upTo);
+                    s.values.releaseBefore(upTo);
+                }
+            }
+            assertEquals(512, s.keys.firstStored());
+            assertStats(pool, 2, 0, page);
+            List<float[]> oldK = new ArrayList<>(s.k), oldV = new ArrayList<>(s.v);
+            // [512, 600) would move to [312, 400), in page 1, given back: the keys take the one page left, the
+            // values find none, and the keys give theirs back
+            assertFalse(shift(c, s, 4, 200, length), c + ": a shift without pages for it");
+            assertEquals(512, s.keys.firstStored());
+            assertEquals(512, s.values.firstStored());
+            assertPages(s, 1, 1, page);
+            assertStats(pool, 2, 0, page);
+            assertShifted(new ShiftCase(c.type(), null), s, oldK, oldV, 512, length, length, 0, c + " after a refused shift");
+            s.close();
+            assertStats(pool, 0, 0, page);
+        }
+    }
+
     // ---- feed-forward networks ---------------------------------------------------------------------------------
 
     /** The decoded weights of a stack of gated networks (biases null where absent), as the reference reads them. */
