@@ -33,6 +33,16 @@ public record ModelConfig(
         double yarnBetaFast,
         double yarnBetaSlow) {
 
+    /** A configuration with llama.cpp's YaRN defaults (extrapolation mix 1, beta fast 32, beta slow 1). */
+    public ModelConfig(Architecture arch, int embeddingLength, int blockCount, int headCount, int kvHeadCount, int headDim,
+                       int valueDim, int ropeDim, double ropeBase, Rope.Scaling ropeScaling, double ropeScalingFactor,
+                       int ropeOriginalContext, double ropeAttnFactor, float rmsEps, int expertCount, int expertUsedCount,
+                       boolean normalizeTopK, float expertWeightsScale, int contextLength, int slidingWindow) {
+        this(arch, embeddingLength, blockCount, headCount, kvHeadCount, headDim, valueDim, ropeDim, ropeBase, ropeScaling,
+                ropeScalingFactor, ropeOriginalContext, ropeAttnFactor, rmsEps, expertCount, expertUsedCount, normalizeTopK,
+                expertWeightsScale, contextLength, slidingWindow, 1.0, 32.0, 1.0);
+    }
+
     public static ModelConfig from(GgufMetadata md, Architecture arch) {
         String p = arch.name() + ".";
         String src = md.source();

@@ -19,7 +19,7 @@ class KvCacheTest {
     /** A configuration of {@code arch} with the attention shape given (the rest does not touch the cache). */
     static ModelConfig shape(String arch, int layers, int heads, int kvHeads, int headDim, int window) {
         return new ModelConfig(Architectures.byName(arch, "test"), heads * headDim, layers, heads, kvHeads, headDim, headDim,
-                headDim, 10000, Rope.Scaling.NONE, 1, 0, 1, 1e-5f, 8, 2, false, 1, 131072, window, 1, 32, 1);
+                headDim, 10000, Rope.Scaling.NONE, 1, 0, 1, 1e-5f, 8, 2, false, 1, 131072, window);
     }
 
     @Test
