@@ -8,10 +8,12 @@ import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.kernels.Backend;
 import io.moe4j.kernels.KvPool;
+import io.moe4j.kernels.KvStore;
 import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelConfig;
 import io.moe4j.model.LoadProgress;
+import io.moe4j.model.RopeOverrides;
 import io.moe4j.model.Transformer;
 import io.moe4j.tokenizer.Tokenizer;
 
@@ -29,20 +31,18 @@ import java.util.function.Consumer;
  * A model can serve many sessions at once; each session (sequence) is used by one thread at a time.
  */
 public final class Model implements AutoCloseable {
-    /** Without an explicit context size, generation uses the model's context capped at this many tokens. */
-    public static final int DEFAULT_CONTEXT_CAP = 4096;
-
     private final GgufFile file;
     private final Transformer transformer;
     private final Tokenizer tokenizer;
     /** Left beside the weights and the KV pool by the default KV budget: heap, activations, the system. */
     static final long KV_MARGIN = 2L << 30;
     private volatile KvPool kvPool;
+    private volatile int prefillBatch;
 
-    private Model(GgufFile file, Backend backend, LoadProgress progress) {
+    private Model(GgufFile file, Backend backend, LoadOptions options) {
         this.file = file;
         try {
-            this.transformer = Transformer.of(file, backend, progress);
+            this.transformer = Transformer.of(file, backend, options.progress(), options.rope());
             this.tokenizer = Tokenizer.fromGguf(file.metadata());
         } catch (RuntimeException e) {
             file.close();
@@ -56,23 +56,33 @@ public final class Model implements AutoCloseable {
      * @param device   where it runs: {@code cpu} (the default) or another of {@link Backend#DEVICES}
      * @param progress told how far loading the weights has come (a large model takes seconds: its matrices are
      *                 prepared in the backend's layout); {@link LoadProgress#lines} prints it
+     * @param rope     RoPE parameters that replace the file's ({@link RopeOverrides#NONE}: the file's)
      */
-    public record LoadOptions(String device, LoadProgress progress) {
+    public record LoadOptions(String device, LoadProgress progress, RopeOverrides rope) {
         public LoadOptions {
             if (device == null) device = "cpu";
             if (progress == null) progress = LoadProgress.NONE;
+            if (rope == null) rope = RopeOverrides.NONE;
+        }
+
+        public LoadOptions(String device, LoadProgress progress) {
+            this(device, progress, RopeOverrides.NONE);
         }
 
         public static LoadOptions defaults() {
-            return new LoadOptions("cpu", LoadProgress.NONE);
+            return new LoadOptions("cpu", LoadProgress.NONE, RopeOverrides.NONE);
         }
 
         public LoadOptions withDevice(String device) {
-            return new LoadOptions(device, progress);
+            return new LoadOptions(device, progress, rope);
         }
 
         public LoadOptions withProgress(LoadProgress progress) {
-            return new LoadOptions(device, progress);
+            return new LoadOptions(device, progress, rope);
+        }
+
+        public LoadOptions withRope(RopeOverrides rope) {
+            return new LoadOptions(device, progress, rope);
         }
     }
 
@@ -98,7 +108,7 @@ public final class Model implements AutoCloseable {
         } catch (IllegalArgumentException e) {
             throw new Moe4jException(e.getMessage(), e);
         }
-        return new Model(GgufFile.open(path), backend, options.progress());
+        return new Model(GgufFile.open(path), backend, options);
     }
 
     /** The kernels need the Vector API module; without it moe4j refuses to run rather than fall back to slow code. */
@@ -138,9 +148,25 @@ public final class Model implements AutoCloseable {
         return tokenizer;
     }
 
-    /** The context size used when the caller does not choose one. */
+    /**
+     * The context size used when the caller does not choose one: the model's own ({@link ModelConfig#modelContext}),
+     * or, when one sequence's cache of that length would not fit in the KV budget ({@link #kvPool()}), the longest
+     * that does (rounded down to whole pages). Memory for long contexts is only taken as a sequence grows.
+     */
+    public int defaultContextSize(KvType type) {
+        int model = config().modelContext();
+        int fits = KvCache.contextWithin(config(), type, kvPool().stats().budget(), model);
+        return fits >= model ? model : Math.max(1, fits / KvStore.PAGE * KvStore.PAGE);
+    }
+
+    /** {@link #defaultContextSize(KvType)} for the default F16 cache. */
     public int defaultContextSize() {
-        return Math.min(config().contextLength(), DEFAULT_CONTEXT_CAP);
+        return defaultContextSize(KvType.F16);
+    }
+
+    /** The most memory one sequence's KV cache of {@code contextSize} positions of {@code type} takes. */
+    public long kvBytes(int contextSize, KvType type) {
+        return KvCache.bytesFor(config(), type, contextSize);
     }
 
     /**
@@ -148,8 +174,27 @@ public final class Model implements AutoCloseable {
      * {@link #kvPool()} as it grows; {@link Session#close()} gives them back (an unreachable session does too).
      */
     public Session newSession(int contextSize, KvType kvType) {
-        int ctx = contextSize > 0 ? contextSize : defaultContextSize();
-        return new Session(transformer, new KvCache(config(), ctx, kvType, kvPool()));
+        int ctx = contextSize > 0 ? contextSize : defaultContextSize(kvType);
+        return new Session(transformer, new KvCache(config(), ctx, kvType, kvPool()),
+                prefillBatch > 0 ? prefillBatch : Session.PREFILL_BATCH);
+    }
+
+    /**
+     * Sets how many prompt tokens one forward pass evaluates ({@code --batch}): activation memory grows with it,
+     * not with the prompt; larger batches read each weight for more tokens at once.
+     */
+    public void setPrefillBatch(int tokens) {
+        if (tokens < 1) throw new IllegalArgumentException("the prefill batch must be at least 1 token, got " + tokens);
+        prefillBatch = tokens;
+    }
+
+    /**
+     * The prefill batch set by {@link #setPrefillBatch}, or 0 when none was: sessions then use
+     * {@link Session#PREFILL_BATCH} and the server its own default, which is smaller so that running streams wait
+     * less for a new prompt's chunk.
+     */
+    public int prefillBatch() {
+        return prefillBatch;
     }
 
     /** The pool of KV pages of this model's sessions (budget: {@link #setKvBudget}, else {@link #defaultKvBudget}). */

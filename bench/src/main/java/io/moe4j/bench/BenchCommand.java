@@ -16,6 +16,7 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -43,6 +44,12 @@ public final class BenchCommand implements Callable<Integer> {
     int probeMib;
     @Option(names = "--json", paramLabel = "FILE", description = "Also write the figures to FILE as flat JSON.")
     Path json;
+    @Option(names = "--ctx-sweep", paramLabel = "DEPTHS",
+            description = "Instead of the figures above, measure at each context depth (e.g. 1k,8k,32k,128k; k = 1024): "
+                    + "decode tokens/s, prefill tokens/s of -p tokens on top of the context, KV bytes per token, "
+                    + "attention's share of decode time and the roofline of weight plus KV bytes read per token. The "
+                    + "cache is filled with random keys and values, not by evaluating a prompt.")
+    String ctxSweep;
     @Mixin
     ThreadsOption threads;
     @Spec
@@ -55,6 +62,7 @@ public final class BenchCommand implements Callable<Integer> {
         PrintWriter err = spec.commandLine().getErr();
         int t = Threads.count();
         err.printf("machine: %s, %d threads (%s)%n", Machine.cpuName(), t, Machine.cpuFlagsSummary());
+        if (ctxSweep != null) return sweep(out, err, t);
         ModelBench.Result r = ModelBench.run(model, new ModelBench.Options(pp, tg, depth, reps, kvType.type(), (long) probeMib << 20), s -> {
             err.println(s);
             err.flush();
@@ -68,6 +76,35 @@ public final class BenchCommand implements Callable<Integer> {
         m.put("java", System.getProperty("java.version"));
         printTable(out, m);
         if (json != null) writeJson(json, m);
+        return 0;
+    }
+
+    private int sweep(PrintWriter out, PrintWriter err, int threads) {
+        int[] depths = ContextSweep.parseDepths(ctxSweep);
+        if (tg < 1 || reps < 1 || pp < 0) throw new IllegalArgumentException("--ctx-sweep needs -n and -r of at least 1 and -p of 0 or more");
+        List<ContextSweep.Row> rows = ContextSweep.run(model, new ContextSweep.Options(depths, pp, tg, reps, kvType.type(),
+                (long) probeMib << 20), s -> {
+            err.println(s);
+            err.flush();
+        });
+        out.printf("%s, %s KV cache, %s (%s), %d threads; decode of %d tokens and prefill of %d tokens at each depth%n",
+                model.getFileName(), kvType.type(), Machine.cpuName(), java.time.LocalDate.now(), threads, tg, pp);
+        ContextSweep.print(out, rows);
+        out.printf("peak RSS %.2f GB%n", Machine.peakRssBytes() / 1e9);
+        out.flush();
+        if (json != null) {
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("model", model.getFileName().toString());
+            m.put("kv_type", kvType.type().name());
+            m.put("machine", Machine.cpuName());
+            m.put("date", java.time.LocalDate.now().toString());
+            m.put("threads", threads);
+            m.put("decode_tokens", tg);
+            m.put("prefill_tokens", pp);
+            m.put("peak_rss_bytes", Machine.peakRssBytes());
+            m.put("depths", ContextSweep.json(rows));
+            writeJson(json, m);
+        }
         return 0;
     }
 

@@ -48,9 +48,26 @@ public final class ModelBench {
     private ModelBench() {
     }
 
-    public static Result run(Path model, Options o, Consumer<String> log) {
+    /** A model file opened and loaded for measuring; closing it unmaps the file. */
+    record Loaded(GgufFile file, Transformer tf, ModelStats stats, long loadNanos) implements AutoCloseable {
+        ModelConfig cfg() {
+            return tf.config();
+        }
+
+        @Override
+        public void close() {
+            file.close();
+        }
+    }
+
+    /**
+     * Opens {@code model} with its weights paged in (the first tokens must not measure the disk) and the kernels
+     * compiled for batches and single tokens of {@code kvType} caches.
+     */
+    static Loaded load(Path model, KvType kvType, Consumer<String> log) {
         long t0 = System.nanoTime();
-        try (GgufFile f = GgufFile.open(model)) {
+        GgufFile f = GgufFile.open(model);
+        try {
             // Weights into memory first, so that the first tokens do not measure the disk; before the model is built,
             // which releases the file pages of the matrices it copies into an interleaved layout. Not with a layout
             // cache: the matrices then come from its file, and the model file's pages would only inflate the peak RSS
@@ -67,20 +84,33 @@ public final class ModelBench {
             // that could not be opened, of which the backend warned): every matrix is a view of the file, paged in
             // now as it would have been without a cache; no file pages were released, so none is read twice.
             if (layoutCache && report.fromCache() == 0 && report.prepared() == 0) f.mapping().load();
-            ModelConfig cfg = tf.config();
-            ModelStats stats = ModelStats.of(f, cfg);
+            ModelStats stats = ModelStats.of(f, tf.config());
             long loadNanos = System.nanoTime() - t0;
             log.accept(String.format("loaded %s (%.2f GB) in %.1f s%s", model.getFileName(), f.fileSize() / 1e9, loadNanos / 1e9,
                     report.cacheFile() == null ? "" : String.format("; %d matrices mapped from the layout cache %s, %d prepared",
                             report.fromCache(), report.cacheFile(), report.prepared())));
-            SplittableRandom rnd = new SplittableRandom(1234);
-            int vocab = tf.vocabSize();
-
             // Warm-up: compile the kernels for batches and single tokens.
-            Session warm = new Session(tf, new KvCache(cfg, 64, o.kvType(), tf.backend().defaultKvPool()));
+            SplittableRandom rnd = new SplittableRandom(4321);
+            int vocab = tf.vocabSize();
+            Session warm = new Session(tf, new KvCache(tf.config(), 64, kvType, tf.backend().defaultKvPool()));
             warm.feed(randomTokens(rnd, vocab, 16));
             for (int i = 0; i < 32; i++) warm.feed(rnd.nextInt(vocab));
             warm.close(); // its KV pages go back to the pool for the runs
+            return new Loaded(f, tf, stats, loadNanos);
+        } catch (RuntimeException e) {
+            f.close();
+            throw e;
+        }
+    }
+
+    public static Result run(Path model, Options o, Consumer<String> log) {
+        try (Loaded m = load(model, o.kvType(), log)) {
+            Transformer tf = m.tf();
+            ModelConfig cfg = tf.config();
+            ModelStats stats = m.stats();
+            long loadNanos = m.loadNanos();
+            SplittableRandom rnd = new SplittableRandom(1234);
+            int vocab = tf.vocabSize();
 
             double[] pp = new double[o.reps()], ppPeak = new double[o.reps()];
             double ppFlops = prefillFlops(cfg, stats, tf, o.pp());
@@ -132,8 +162,11 @@ public final class ModelBench {
             // push weight pages out of the page cache); each run decodes after the same depth positions.
             KvCache depthCache = o.tg() > 0 && o.depth() > 0 ? new KvCache(cfg, o.depth() + o.tg() + 1, o.kvType(), tf.backend().defaultKvPool()) : null;
             if (depthCache != null) depthCache.appendRandom(tf.backend(), o.depth(), 99);
+            // Sliding-window layers give back what leaves their window, so such a cache cannot be cut back to the
+            // depth: its runs follow one another, each a little deeper.
+            boolean rewind = depthCache != null && depthCache.rewindable();
             for (int r = 0; r < o.reps() && depthCache != null; r++) {
-                depthCache.truncate(o.depth());
+                if (rewind) depthCache.truncate(o.depth());
                 Session s = new Session(tf, depthCache);
                 long a = System.nanoTime();
                 for (int i = 0; i < o.tg(); i++) s.feed(rnd.nextInt(vocab));

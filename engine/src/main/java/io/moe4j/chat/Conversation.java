@@ -7,6 +7,7 @@ import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.Generator;
 import io.moe4j.generate.Session;
 import io.moe4j.kernels.KvType;
+import io.moe4j.model.ContextOverflowException;
 import io.moe4j.Moe4jException;
 
 import java.util.ArrayList;
@@ -68,7 +69,9 @@ public final class Conversation implements AutoCloseable {
      * Adds the user's message and generates the answer, streaming it to {@code onToken} (may be null) and stopping
      * early when {@code cancelled} (may be null) turns true. The answer joins the conversation as far as it got,
      * cancelled or cut by the context included. {@code options}' stop strings are joined by the template's;
-     * its context size and KV type are the conversation's, not the options'.
+     * its context size and KV type are the conversation's, not the options'. With
+     * {@link GenerateOptions#contextShift}, a full context drops the oldest tokens after the kept ones instead
+     * (during the answer, or before this message is evaluated), and the conversation goes on over what is left.
      *
      * @throws ContextFullException when the conversation with this message leaves no room for an answer in the
      *                              context; the conversation is left as it was
@@ -79,20 +82,28 @@ public final class Conversation implements AutoCloseable {
         List<Message> next = new ArrayList<>(messages);
         next.add(Message.user(userMessage));
         int[] tokens = template.tokenize(template.render(next, true));
-        if (tokens.length >= session.capacity()) {
+        if (!options.contextShift() && tokens.length >= session.capacity()) {
             throw new ContextFullException(tokens.length, session.capacity());
         }
-        // Generation needs at least one token evaluated for the logits of the next.
-        int keep = Math.min(commonPrefix(tokens, session.tokens()), tokens.length - 1);
-        session.rewind(keep);
-        int[] rest = Arrays.copyOfRange(tokens, keep, tokens.length);
+        // The session's history is the conversation as rendered so far, those tokens a context shift dropped
+        // included: the new part starts where the rendering departs from it. Generation needs at least one token
+        // evaluated for the logits of the next.
+        int from = session.rewindHistory(Math.min(commonPrefix(tokens, session.history()), tokens.length - 1));
+        int reused = session.length();
+        int[] rest = Arrays.copyOfRange(tokens, from, tokens.length);
         List<String> stops = new ArrayList<>(options.stop());
         stops.addAll(template.stopStrings());
-        GenerationResult result = generator.generate(session, rest, options.withStop(stops), onToken, cancelled);
+        GenerationResult result;
+        try {
+            result = generator.generate(session, rest, options.withStop(stops), onToken, cancelled);
+        } catch (ContextOverflowException e) {
+            // with context shift: the new part does not fit even after the tokens kept alone
+            throw new ContextFullException(rest.length, session.capacity(), options.keep());
+        }
         next.add(Message.assistant(result.text()));
         messages.clear();
         messages.addAll(next);
-        return new Reply(result, keep);
+        return new Reply(result, reused);
     }
 
     /** Forgets every turn; the system prompt stays (its tokens stay cached, too). */
@@ -130,6 +141,12 @@ public final class Conversation implements AutoCloseable {
         public ContextFullException(int tokens, int capacity) {
             super("the conversation with this message is " + tokens + " tokens, the context holds " + capacity
                     + ": no room is left for an answer");
+        }
+
+        /** With context shift: the {@code newTokens} of the next turn do not fit after the {@code keep} tokens kept. */
+        public ContextFullException(int newTokens, int capacity, int keep) {
+            super("this message adds " + newTokens + " tokens to the conversation, more than the context of " + capacity
+                    + " holds after the " + keep + " kept ones (--keep)");
         }
     }
 

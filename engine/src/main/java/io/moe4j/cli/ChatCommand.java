@@ -38,15 +38,22 @@ final class ChatCommand implements Callable<Integer> {
     @Mixin
     ChatTemplateOption chatTemplate;
     @Option(names = {"-n", "--max-new-tokens"}, paramLabel = "N", defaultValue = "512",
-            description = "The most tokens one answer may have; it ends sooner at the model's end of turn or when the context is full. Default: ${DEFAULT-VALUE}.")
+            description = "The most tokens one answer may have; it ends sooner at the model's end of turn or when the context is full "
+                    + "(unless --context-shift). Default: ${DEFAULT-VALUE}.")
     int maxNewTokens;
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "The context size in tokens, shared by the whole conversation. Default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ".")
+            description = "The context size in tokens, shared by the whole conversation. Default: the model's own context, or what fits in the KV budget if less.")
     int ctx;
+    @Mixin
+    ContextShiftOption contextShift;
     @Mixin
     KvTypeOption kvType;
     @Mixin
     KvBudgetOption kvBudget;
+    @Mixin
+    RopeOption rope;
+    @Mixin
+    BatchOption batchOption;
     @Mixin
     SamplingFlags sampling;
     @Mixin
@@ -58,13 +65,17 @@ final class ChatCommand implements Callable<Integer> {
     public Integer call() {
         if (maxNewTokens < 1) throw new IllegalArgumentException("-n/--max-new-tokens must be at least 1, got " + maxNewTokens);
         if (ctx < 0) throw new IllegalArgumentException("-c/--ctx must be 0 (the model's) or more, got " + ctx);
+        contextShift.check();
         GenerateOptions options = new GenerateOptions(maxNewTokens, sampling.options(), List.of(), ctx, kvType.type());
         String templateSource = chatTemplate.source();
+        batchOption.check();
+        io.moe4j.model.RopeOverrides ropeOverrides = rope.overrides();
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         Path path = model.resolve(err);
-        try (Model m = device.load(path, err)) {
+        try (Model m = device.load(path, err, ropeOverrides)) {
             kvBudget.apply(m);
+            batchOption.apply(m);
             ChatTemplate template;
             try {
                 template = ChatTemplate.of(m, templateSource);
@@ -73,12 +84,13 @@ final class ChatCommand implements Callable<Integer> {
                         + " is not a template moe4j can read: " + e.getMessage());
             }
             try (Conversation conversation = new Conversation(m, template, system, ctx, kvType.type())) {
+                GenerateOptions turn = contextShift.apply(options, conversation.contextSize());
                 err.println("moe4j: chatting with " + m.name() + " in " + (chatTemplate.file != null ? "the template of " + chatTemplate.file
                         : template.isFallback() ? "ChatML (the model has no chat template)" : "its own chat template")
-                        + ", context " + conversation.contextSize() + " tokens");
+                        + "; " + ContextInfo.describe(m, conversation.contextSize(), ctx, kvType.type()));
                 Console console = System.console();
                 boolean terminal = console != null && console.isTerminal();
-                return new ChatLoop(conversation, options, System.in, spec.commandLine().getOut(), err, terminal).run();
+                return new ChatLoop(conversation, turn, System.in, spec.commandLine().getOut(), err, terminal).run();
             }
         }
     }

@@ -148,7 +148,8 @@ final class ChatLoop {
         switch (r.stopReason()) {
             case CANCELLED -> err.println("[stopped: the answer stays in the conversation as far as it got]");
             case CONTEXT_FULL -> err.println("[the context of " + conversation.contextSize()
-                    + " tokens is full, the answer stops here; /reset starts a new conversation]");
+                    + " tokens is full (stop: length), the answer stops here; /reset starts a new conversation, "
+                    + "--context-shift drops the oldest tokens instead]");
             case MAX_TOKENS -> err.println("[the answer reached the limit of " + options.maxTokens() + " tokens (-n)]");
             default -> {
             }

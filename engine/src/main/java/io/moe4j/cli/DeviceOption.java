@@ -2,6 +2,7 @@ package io.moe4j.cli;
 
 import io.moe4j.Model;
 import io.moe4j.kernels.Backend;
+import io.moe4j.model.RopeOverrides;
 import picocli.CommandLine.Option;
 
 import java.io.PrintWriter;
@@ -20,7 +21,12 @@ public final class DeviceOption {
 
     /** Loads {@code path} on this device, printing the loading progress to {@code err}. */
     public Model load(Path path, PrintWriter err) {
+        return load(path, err, RopeOverrides.NONE);
+    }
+
+    /** {@link #load(Path, PrintWriter)} with RoPE parameters other than the file's. */
+    public Model load(Path path, PrintWriter err, RopeOverrides rope) {
         backend();
-        return Model.load(path, new Model.LoadOptions(device, ConsoleLoadProgress.of(err, path)));
+        return Model.load(path, new Model.LoadOptions(device, ConsoleLoadProgress.of(err, path), rope));
     }
 }

@@ -25,6 +25,8 @@ import java.util.concurrent.Callable;
         description = "Measure how well a model predicts a text: perplexity, cross-entropy and bits per byte; "
                 + "with --compare, how far a second model (e.g. a quantized file) drifts from the first.")
 final class EvalCommand implements Callable<Integer> {
+    /** Windows longer than this cost more (attention grows with the window) than they change the figures. */
+    static final int DEFAULT_WINDOW_CAP = 4096;
     @Mixin
     ModelOption model;
     @Mixin
@@ -34,7 +36,7 @@ final class EvalCommand implements Callable<Integer> {
     Path file;
     @Option(names = {"-c", "--ctx"}, paramLabel = "N",
             description = "The number of tokens per window (default: 512 with --llama-compatible, as llama-perplexity, "
-                    + "else the model's context, at most 4096).")
+                    + "else the model's context, at most " + DEFAULT_WINDOW_CAP + ").")
     Integer ctx;
     @Option(names = "--stride", paramLabel = "S",
             description = "The number of tokens each window advances by; each token is scored once, with at least "
@@ -78,7 +80,7 @@ final class EvalCommand implements Callable<Integer> {
             if (other != null && !sameVocabulary(m, other)) {
                 throw new Moe4jException(compare + " has another vocabulary than " + path + ": KL divergence needs the same tokens");
             }
-            int n = ctx != null ? ctx : llamaCompatible ? 512 : m.defaultContextSize();
+            int n = ctx != null ? ctx : llamaCompatible ? 512 : Math.min(m.defaultContextSize(), DEFAULT_WINDOW_CAP);
             int s = stride != null ? stride : n / 2;
             if (n > m.config().contextLength()) {
                 err.println("moe4j: warning: --ctx " + n + " is longer than the model's context of " + m.config().contextLength());

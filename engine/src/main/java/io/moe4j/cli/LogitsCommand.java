@@ -35,6 +35,8 @@ final class LogitsCommand implements Callable<Integer> {
             description = "The element type of the KV cache, f32, f16 or q8_0 (default: ${DEFAULT-VALUE}).")
     KvType kvType;
     @Mixin
+    RopeOption rope;
+    @Mixin
     ThreadsOption threads;
     @Spec
     CommandSpec spec;
@@ -44,7 +46,7 @@ final class LogitsCommand implements Callable<Integer> {
         threads.apply();
         Path model = modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
-            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
+            Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE, rope.overrides());
             int vocab = tf.vocabSize();
             for (int id : tokens) {
                 if (id < 0 || id >= vocab) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary (0.." + (vocab - 1) + ")");

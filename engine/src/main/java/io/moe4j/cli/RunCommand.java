@@ -4,6 +4,7 @@ import io.moe4j.Model;
 import io.moe4j.generate.GenerateOptions;
 import io.moe4j.generate.GenerationResult;
 import io.moe4j.generate.SamplingOptions;
+import io.moe4j.generate.StopReason;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -27,7 +28,8 @@ final class RunCommand implements Callable<Integer> {
     String prompt;
     @Option(names = {"-n", "--n-predict", "--max-new-tokens"}, paramLabel = "N", defaultValue = "128",
             description = "Generate at most N new tokens, the prompt not counted, as llama.cpp's -n and OpenAI's max_tokens "
-                    + "count; -1 goes on until the model ends the text or the context is full (default: ${DEFAULT-VALUE}).")
+                    + "count; -1 goes on until the model ends the text or the context is full (with --context-shift: until the model "
+                    + "ends the text) (default: ${DEFAULT-VALUE}).")
     int maxNewTokens;
     @Mixin
     SamplingFlags sampling;
@@ -35,15 +37,21 @@ final class RunCommand implements Callable<Integer> {
             description = "Stop when the text contains TEXT, which is not printed; repeat the option for several stop strings.")
     List<String> stop = List.of();
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "The context size in tokens, prompt and answer together (default: the model's, at most "
-                    + Model.DEFAULT_CONTEXT_CAP + ").")
+            description = "The context size in tokens, prompt and answer together (default: the model's own context, "
+                    + "or what fits in the KV budget if less).")
     int ctx;
+    @Mixin
+    ContextShiftOption contextShift;
     @Mixin
     KvTypeOption kvType;
     @Mixin
     ThreadsOption threads;
     @Mixin
     KvBudgetOption kvBudget;
+    @Mixin
+    RopeOption rope;
+    @Mixin
+    BatchOption batchOption;
     @Spec
     CommandSpec spec;
 
@@ -51,21 +59,26 @@ final class RunCommand implements Callable<Integer> {
     public Integer call() {
         SamplingFlags.check(maxNewTokens >= -1, "-n must be -1 (no limit) or 0 or more, got " + maxNewTokens);
         SamplingFlags.check(ctx >= 0, "--ctx must be 0 (the model's) or more, got " + ctx);
+        contextShift.check();
         SamplingOptions samplingOptions = sampling.options();
+        batchOption.check();
+        io.moe4j.model.RopeOverrides ropeOverrides = rope.overrides();
         threads.apply();
         PrintWriter err = spec.commandLine().getErr();
         PrintWriter out = spec.commandLine().getOut();
         Path path = model.resolve(err);
-        try (Model m = device.load(path, err)) {
+        try (Model m = device.load(path, err, ropeOverrides)) {
             kvBudget.apply(m);
-            int context = ctx > 0 ? ctx : m.defaultContextSize();
+            batchOption.apply(m);
+            int context = ctx > 0 ? ctx : m.defaultContextSize(kvType.type());
+            err.println("moe4j: " + ContextInfo.describe(m, context, ctx, kvType.type()));
             int promptTokens = m.tokenize(prompt).length;
             if (promptTokens > context) {
                 throw new IllegalArgumentException("the prompt is " + promptTokens + " tokens, more than the context of "
                         + context + " tokens; give a larger --ctx or a shorter prompt");
             }
             int maxTokens = maxNewTokens < 0 ? Integer.MAX_VALUE : maxNewTokens;
-            GenerateOptions options = new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType.type());
+            GenerateOptions options = contextShift.apply(new GenerateOptions(maxTokens, samplingOptions, stop, context, kvType.type()), context);
             out.print(prompt);
             out.flush();
             GenerationResult r = m.generate(prompt, options, token -> {
@@ -76,7 +89,9 @@ final class RunCommand implements Callable<Integer> {
             out.flush();
             err.printf("%nprompt: %d tokens, %.2f tokens/s | decode: %d tokens, %.2f tokens/s | stop: %s%n",
                     r.timings().promptTokens(), r.timings().promptTokensPerSecond(), r.timings().generatedTokens(),
-                    r.timings().decodeTokensPerSecond(), r.stopReason().name().toLowerCase());
+                    r.timings().decodeTokensPerSecond(), r.stopReason() == StopReason.CONTEXT_FULL
+                            ? "length (the context of " + context + " tokens is full; --context-shift goes on)"
+                            : r.stopReason().name().toLowerCase());
         }
         return 0;
     }

@@ -34,7 +34,7 @@ final class ServeCommand implements Callable<Integer> {
             description = "The number of sequences decoded together, one batch per step (default: ${DEFAULT-VALUE}).")
     int parallel;
     @Option(names = {"-c", "--ctx"}, paramLabel = "N", defaultValue = "0",
-            description = "The context size of each sequence in tokens (default: the model's, at most " + Model.DEFAULT_CONTEXT_CAP + ").")
+            description = "The context size of each sequence in tokens (default: the model's own context, or what fits in the KV budget if less).")
     int ctx;
     @Option(names = "--queue", paramLabel = "N", defaultValue = "64",
             description = "How many requests may wait for a free sequence; beyond that they get 429 (default: ${DEFAULT-VALUE}).")
@@ -72,6 +72,10 @@ final class ServeCommand implements Callable<Integer> {
     ThreadsOption threads;
     @Mixin
     KvBudgetOption kvBudget;
+    @Mixin
+    RopeOption rope;
+    @Mixin
+    BatchOption batchOption;
     @Spec
     CommandSpec spec;
 
@@ -115,9 +119,14 @@ final class ServeCommand implements Callable<Integer> {
                 .withQueueCapacity(queue).withApiKey(key == null || key.isBlank() ? null : key).withModelId(alias)
                 .withKvType(kvType.type()).withPromptCache(!noPromptCache).withChatTemplate(chatTemplate.source());
         Path modelPath = model.resolve(err);
+        io.moe4j.model.RopeOverrides ropeOverrides = rope.overrides();
+        batchOption.check();
+        java.util.concurrent.atomic.AtomicReference<Model> loaded = new java.util.concurrent.atomic.AtomicReference<>();
         OpenAiServer server = listen(o, () -> {
-            Model m = device.load(modelPath, err);
+            Model m = device.load(modelPath, err, ropeOverrides);
             kvBudget.apply(m);
+            batchOption.apply(m);
+            loaded.set(m);
             return m;
         });
         if (!noRequestLog) {
@@ -137,8 +146,9 @@ final class ServeCommand implements Callable<Integer> {
             server.close();
             throw new IllegalArgumentException("cannot load the model " + modelPath + ": " + server.loadError());
         }
-        err.printf("moe4j: serving model '%s' at %s (parallel %d, context %d tokens%s)%n", server.modelId(), server.baseUrl(),
-                parallel, server.scheduler().contextSize(), key != null ? ", API key required" : "");
+        err.printf("moe4j: serving model '%s' at %s (parallel %d%s); %s%n", server.modelId(), server.baseUrl(),
+                parallel, key != null ? ", API key required" : "",
+                ContextInfo.describe(loaded.get(), server.scheduler().contextSize(), ctx, kvType.type()));
         err.flush();
         stopped.await();
         return 0;

@@ -19,14 +19,29 @@ public final class Generator {
     /**
      * Continues {@code session} after {@code prompt} tokens. {@code onToken} (may be null) sees each token as it
      * is produced; {@code cancelled} (may be null) is polled between tokens.
+     *
+     * <p>When the context is full, generation stops ({@link StopReason#CONTEXT_FULL}), or with
+     * {@link GenerateOptions#contextShift} goes on after a {@link Session#shift} that drops half the tokens after
+     * the kept ones (llama.cpp's n_discard = n_left / 2). A prompt that does not fit after the tokens the session
+     * holds is an error ({@link ContextOverflowException}), or with context shift is made room for by a shift that
+     * drops at least as many; a prompt that does not fit after the kept tokens alone stays an error.
      */
     public GenerationResult generate(Session session, int[] prompt, GenerateOptions options, Consumer<GeneratedToken> onToken,
                                      BooleanSupplier cancelled) {
         if (prompt.length == 0) throw new IllegalArgumentException("the prompt is empty (no tokens)");
-        if (session.length() + prompt.length > session.capacity()) {
-            throw new ContextOverflowException(session.length(), prompt.length, session.capacity());
+        if (options.contextShift() && options.keep() >= session.capacity()) {
+            throw new IllegalArgumentException("keep " + options.keep() + " must be less than the context size "
+                    + session.capacity());
         }
         long t0 = System.nanoTime();
+        if (session.length() + prompt.length > session.capacity()) {
+            int keep = options.contextShift() ? kept(session, options, session.length()) : session.length();
+            if (keep + prompt.length > session.capacity()) {
+                throw new ContextOverflowException(session.length(), prompt.length, session.capacity());
+            }
+            int length = session.length();
+            session.shift(keep, Math.max((length - keep) / 2, length + prompt.length - session.capacity()));
+        }
         float[] logits = session.feed(prompt);
         long t1 = System.nanoTime();
 
@@ -60,9 +75,13 @@ public final class Generator {
                 reason = StopReason.STOP_STRING;
             } else if (count >= options.maxTokens()) {
                 reason = StopReason.MAX_TOKENS;
-            } else if (session.length() >= session.capacity()) {
+            } else if (session.length() >= session.capacity() && !options.contextShift()) {
                 reason = StopReason.CONTEXT_FULL;
             } else {
+                if (session.length() >= session.capacity()) {
+                    int keep = kept(session, options, session.length() - 1);
+                    session.shift(keep, Math.max(1, (session.length() - keep) / 2));
+                }
                 logits = session.feed(next);
             }
         }
@@ -74,5 +93,16 @@ public final class Generator {
         long t2 = System.nanoTime();
         return new GenerationResult(text.toString(), Arrays.copyOf(generated, count), reason,
                 new Timings(prompt.length, t1 - t0, count, t2 - t1));
+    }
+
+    /**
+     * The tokens at the start of {@code session} that a context shift keeps: {@code options.keep()}, and the BOS
+     * token before them when the session starts with one (as llama.cpp adds it to {@code --keep}); at most
+     * {@code most} (during generation all but one of the tokens held, so that a shift drops at least one).
+     */
+    private int kept(Session session, GenerateOptions options, int most) {
+        int length = session.length();
+        boolean bos = length > 0 && tokenizer.bos() >= 0 && session.tokenBuffer()[0] == tokenizer.bos();
+        return Math.max(0, Math.min(options.keep() + (bos ? 1 : 0), most));
     }
 }

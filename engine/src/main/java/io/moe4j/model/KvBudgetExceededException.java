@@ -10,8 +10,13 @@ public class KvBudgetExceededException extends Moe4jException {
     private final long budget, inUse, requested;
 
     public KvBudgetExceededException(long budget, long inUse, long requested, int positions) {
+        this(budget, inUse, requested, "for " + positions + " more positions");
+    }
+
+    /** {@code purpose}: what the sequence needs the pages for ("for 12 more positions"). */
+    public KvBudgetExceededException(long budget, long inUse, long requested, String purpose) {
         super("the KV cache budget of " + human(budget) + " is exhausted: " + human(inUse) + " in use, and a sequence needs "
-                + human(requested) + " more for " + positions + " more positions (--kv-budget sets the budget)");
+                + human(requested) + " more " + purpose + " (--kv-budget sets the budget)");
         this.budget = budget;
         this.inUse = inUse;
         this.requested = requested;

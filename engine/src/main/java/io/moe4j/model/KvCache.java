@@ -4,6 +4,7 @@ import io.moe4j.kernels.Backend;
 import io.moe4j.kernels.KvPool;
 import io.moe4j.kernels.KvStore;
 import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.Rope;
 import io.moe4j.kernels.Tensor;
 import io.moe4j.Moe4jException;
 
@@ -125,6 +126,15 @@ public final class KvCache implements AutoCloseable {
         return n;
     }
 
+    /**
+     * Whether {@link #truncate} can always come back to the current length after more tokens: no layer gives back
+     * positions that leave a sliding window.
+     */
+    public boolean rewindable() {
+        for (int l = 0; l < keys.length; l++) if (cfg.arch().usesSlidingWindow(l)) return false;
+        return true;
+    }
+
     /** Forgets positions from {@code newLength} on (to reuse a shared prefix, or to start over with 0). */
     public void truncate(int newLength) {
         if (newLength < 0 || newLength > length) {
@@ -141,6 +151,43 @@ public final class KvCache implements AutoCloseable {
         length = newLength;
     }
 
+    /**
+     * A context shift: forgets positions {@code [keep, keep + discard)}, moves the later ones down by {@code discard}
+     * ({@link Backend#shiftKv}: keys rotated by {@code rope} to their new positions, values as they are) and
+     * shortens the cache by {@code discard}, as if the tokens kept had been evaluated at their new positions; the
+     * sliding-window layers then give back what falls out of the next token's window.
+     *
+     * <p>False, with nothing changed, when a sliding-window layer would lack positions that the next token attends
+     * to: kept positions it gave back because they had fallen out of its window, when the gap brings them back into
+     * it (the tokens kept must then be evaluated again; it takes a kept prefix near the end of the context). False
+     * too for latent attention ({@link ModelConfig#valuesInKeys}): its cached row is [c | rope(k_pe)], rotated in its
+     * last {@code qk_rope} values only, and {@link Backend#shiftKv} rotates the first dimensions of a head; the
+     * tokens kept are then evaluated again, which gives the same state.
+     *
+     * @throws KvBudgetExceededException when the pool has no room for the pages a sliding-window layer moves into
+     */
+    public boolean shift(Backend backend, Rope rope, int keep, int discard) {
+        if (keep < 0 || discard < 0 || keep + discard > length) {
+            throw new IllegalArgumentException("cannot drop " + discard + " positions after " + keep + " of a cache of " + length);
+        }
+        if (discard == 0) return true;
+        if (cfg.valuesInKeys()) return false;
+        int newLength = length - discard;
+        for (int l = 0; l < keys.length; l++) {
+            // what a store holds after the shift (Backend.shiftKv)
+            int first = keys[l].firstStored(), after = first <= keep ? first : Math.max(keep, first - discard);
+            if (newLength > 0 && after > cfg.attentionStart(l, newLength)) return false;
+        }
+        if (!backend.shiftKv(rope, keys, values, keep, discard, length)) {
+            KvPool.Stats s = pool.stats();
+            throw new KvBudgetExceededException(s.budget(), s.bytesInUse(), KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim()),
+                    "to shift its context (at least a page to move a sliding window's positions into)");
+        }
+        length = newLength;
+        advance(0);
+        return true;
+    }
+
     /** Gives every page back to the pool; the cache is empty afterwards (and may be filled again). */
     @Override
     public void close() {
@@ -153,13 +200,15 @@ public final class KvCache implements AutoCloseable {
 
     /**
      * For benchmarks: appends {@code n} positions of random keys and values (as if {@code n} tokens had been
-     * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt.
+     * evaluated), so that decoding can be measured at a given context depth without evaluating a long prompt. Pages
+     * are taken a page at a time and a sliding-window layer gives back what falls out of its window as it goes (so
+     * filling 128k positions of a windowed layer holds its window, not 128k positions); positions out of the final
+     * window are not written at all.
      */
     public void appendRandom(Backend backend, int n, long seed) {
         if (length + n > capacity) throw new ContextOverflowException(length, n, capacity);
-        reserve(n);
         java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
-        int width = keys[0].width(), chunk = Math.min(n, KvStore.PAGE);
+        int width = keys[0].width(), chunk = Math.min(n, KvStore.PAGE), end = length + n;
         float[] k = new float[chunk * width], v = new float[chunk * width];
         Tensor kt = backend.allocate(k.length), vt = backend.allocate(v.length);
         int[] positions = new int[chunk];
@@ -167,17 +216,32 @@ public final class KvCache implements AutoCloseable {
         for (int l = 0; l < keys.length; l++) {
             java.util.Arrays.fill(ks, keys[l]);
             java.util.Arrays.fill(vs, values[l]);
-            for (int p = length; p < length + n; p += chunk) {
-                int m = Math.min(chunk, length + n - p);
-                for (int j = 0; j < m; j++) {
-                    positions[j] = p + j;
-                    for (int i = 0; i < width; i++) k[j * width + i] = (float) r.nextGaussian();
-                    for (int i = 0; i < width; i++) v[j * width + i] = (float) r.nextGaussian();
+            int visible = cfg.attentionStart(l, end); // the first position the next token attends to
+            for (int p = length; p < end; p += chunk) {
+                int m = Math.min(chunk, end - p);
+                if (!keys[l].reserve(p, p + m) || values[l] != null && !values[l].reserve(p, p + m)) {
+                    KvPool.Stats s = pool.stats();
+                    throw new KvBudgetExceededException(s.budget(), s.bytesInUse(), bytesFor(cfg, type, end) - bytes(), end - p);
                 }
-                backend.write(kt, 0, k, 0, m * width);
-                backend.write(vt, 0, v, 0, m * width);
-                if (values[l] == null) backend.appendKeys(m, kt, width, ks, positions);
-                else backend.appendKv(m, kt, vt, width, ks, vs, positions);
+                if (p + m > visible) {
+                    for (int j = 0; j < m; j++) {
+                        positions[j] = p + j;
+                        for (int i = 0; i < width; i++) k[j * width + i] = (float) r.nextGaussian();
+                        for (int i = 0; i < width; i++) v[j * width + i] = (float) r.nextGaussian();
+                    }
+                    backend.write(kt, 0, k, 0, m * width);
+                    if (values[l] == null) {
+                        backend.appendKeys(m, kt, width, ks, positions);
+                    } else {
+                        backend.write(vt, 0, v, 0, m * width);
+                        backend.appendKv(m, kt, vt, width, ks, vs, positions);
+                    }
+                }
+                int start = cfg.attentionStart(l, p + m);
+                if (start > 0) {
+                    keys[l].releaseBefore(start);
+                    if (values[l] != null) values[l].releaseBefore(start);
+                }
             }
         }
         advance(n);
@@ -193,6 +257,33 @@ public final class KvCache implements AutoCloseable {
                 if (values[l] != null) values[l].releaseBefore(start);
             }
         }
+    }
+
+    /**
+     * The most bytes a cache of {@code capacity} positions of {@code type} takes: keys and values of every layer
+     * (latent attention's one store of rows), in whole pages; a sliding-window layer holds its window (which may
+     * straddle one more page), not the context.
+     */
+    public static long bytesFor(ModelConfig cfg, KvType type, int capacity) {
+        long pageBytes = KvPool.pageBytes(type, cfg.kvHeadCount(), cfg.headDim()), pages = 0;
+        for (int l = 0; l < cfg.blockCount(); l++) {
+            boolean windowed = cfg.arch().usesSlidingWindow(l) && cfg.slidingWindow() < capacity;
+            int held = windowed ? cfg.slidingWindow() : capacity;
+            pages += (held + KvStore.PAGE - 1) / KvStore.PAGE + (windowed ? 1 : 0);
+        }
+        return cfg.kvRowsPerToken() * pages * pageBytes;
+    }
+
+    /** The longest context, at most {@code limit} positions, whose cache ({@link #bytesFor}) fits in {@code bytes}. */
+    public static int contextWithin(ModelConfig cfg, KvType type, long bytes, int limit) {
+        if (bytesFor(cfg, type, limit) <= bytes) return limit;
+        int lo = 0, hi = limit; // bytesFor(lo) fits, bytesFor(hi) does not
+        while (hi - lo > 1) {
+            int mid = (lo + hi) >>> 1;
+            if (bytesFor(cfg, type, mid) <= bytes) lo = mid;
+            else hi = mid;
+        }
+        return lo;
     }
 
     /** Bytes of the pages held by keys and values of all layers. */

@@ -20,6 +20,9 @@ import io.moe4j.kernels.Rope;
  * @param mla                  the latent attention's sizes, or null for grouped-query attention
  * @param ropeYarnLogMultiplier {@code rope.scaling.yarn_log_multiplier} (0.1 × DeepSeek's mscale_all_dim): the
  *                             attention scale's YaRN correction of latent attention
+ * @param yarnExtFactor        YaRN's extrapolation mix (llama.cpp's {@code yarn_ext_factor}; 1 unless overridden)
+ * @param yarnBetaFast         YaRN's beta fast ({@code rope.scaling.yarn_beta_fast}, else 32)
+ * @param yarnBetaSlow         YaRN's beta slow ({@code rope.scaling.yarn_beta_slow}, else 1)
  */
 public record ModelConfig(
         Architecture arch,
@@ -47,7 +50,10 @@ public record ModelConfig(
         int expertGroupCount,
         int expertGroupUsedCount,
         Mla mla,
-        double ropeYarnLogMultiplier) {
+        double ropeYarnLogMultiplier,
+        double yarnExtFactor,
+        double yarnBetaFast,
+        double yarnBetaSlow) {
 
     /**
      * DeepSeek's multi-head latent attention: q = q_b(norm(q_a(x))) (or attn_q(x) when {@code qLoraRank} is 0) holds
@@ -73,14 +79,17 @@ public record ModelConfig(
         }
     }
 
-    /** A configuration without the fields of routed-expert groups, dense leading blocks and latent attention. */
+    /**
+     * A configuration without the fields of routed-expert groups, dense leading blocks and latent attention, and
+     * with llama.cpp's YaRN defaults (extrapolation mix 1, beta fast 32, beta slow 1).
+     */
     public ModelConfig(Architecture arch, int embeddingLength, int blockCount, int headCount, int kvHeadCount, int headDim,
                        int valueDim, int ropeDim, double ropeBase, Rope.Scaling ropeScaling, double ropeScalingFactor,
                        int ropeOriginalContext, double ropeAttnFactor, float rmsEps, int expertCount, int expertUsedCount,
                        boolean normalizeTopK, float expertWeightsScale, int contextLength, int slidingWindow) {
         this(arch, embeddingLength, blockCount, headCount, kvHeadCount, headDim, valueDim, ropeDim, ropeBase, ropeScaling,
                 ropeScalingFactor, ropeOriginalContext, ropeAttnFactor, rmsEps, expertCount, expertUsedCount, normalizeTopK,
-                expertWeightsScale, contextLength, slidingWindow, arch.gating(), 0, 0, 0, null, 0);
+                expertWeightsScale, contextLength, slidingWindow, arch.gating(), 0, 0, 0, null, 0, 1.0, 32.0, 1.0);
     }
 
     public static ModelConfig from(GgufMetadata md, Architecture arch) {
@@ -128,6 +137,9 @@ public record ModelConfig(
         int ctx = md.getInt(p + "context_length", 2048);
         int origCtx = md.getInt(p + "rope.scaling.original_context_length", ctx);
         double attnFactor = md.has(p + "rope.scaling.attn_factor") ? md.getDouble(p + "rope.scaling.attn_factor") : 1.0;
+        // llama.cpp's defaults; files converted from Hugging Face configs that set them carry their own.
+        double betaFast = md.has(p + "rope.scaling.yarn_beta_fast") ? md.getDouble(p + "rope.scaling.yarn_beta_fast") : 32.0;
+        double betaSlow = md.has(p + "rope.scaling.yarn_beta_slow") ? md.getDouble(p + "rope.scaling.yarn_beta_slow") : 1.0;
         float eps = md.getFloat(p + "attention.layer_norm_rms_epsilon", 1e-5f);
         int nExpert = md.getInt(p + "expert_count", 0);
         int nUsed = md.getInt(p + "expert_used_count", 0);
@@ -170,7 +182,7 @@ public record ModelConfig(
         }
         return new ModelConfig(arch, nEmbd, nLayer, nHead, nKv, headDim, valueDim, ropeDim, base, scaling, factor, origCtx,
                 attnFactor, eps, nExpert, nUsed, norm, scale, ctx, window, gating, leadingDense, groups > 1 ? groups : 0,
-                groups > 1 ? groupsUsed : 0, mla, yarnLogMul);
+                groups > 1 ? groupsUsed : 0, mla, yarnLogMul, 1.0, betaFast, betaSlow);
     }
 
     /**
@@ -250,7 +262,26 @@ public record ModelConfig(
     public Rope rope(float[] freqFactors) {
         double attn = mla != null && ropeScaling == Rope.Scaling.YARN ? 1 / (1 + 0.1 * Math.log(ropeScalingFactor)) : ropeAttnFactor;
         return new Rope(arch.ropeStyle(), ropeDim, ropeBase, ropeScaling, ropeScalingFactor, ropeOriginalContext,
-                32.0, 1.0, attn, freqFactors);
+                yarnExtFactor, yarnBetaFast, yarnBetaSlow, attn, freqFactors);
+    }
+
+    /**
+     * The context the model is made for: its {@code context_length}, or, where RoPE scaling extends a shorter
+     * trained context by a factor, that factor times the trained context if it is longer.
+     */
+    public int modelContext() {
+        if (ropeScaling == Rope.Scaling.NONE) return contextLength;
+        long extended = Math.round(ropeScalingFactor * ropeOriginalContext);
+        return (int) Math.min(1 << 24, Math.max(contextLength, extended));
+    }
+
+    /** This configuration with other RoPE parameters (the command line's overrides). */
+    public ModelConfig withRope(double base, Rope.Scaling scaling, double factor, int originalContext, double attnFactor,
+                                double extFactor, double betaFast, double betaSlow) {
+        return new ModelConfig(arch, embeddingLength, blockCount, headCount, kvHeadCount, headDim, valueDim, ropeDim, base,
+                scaling, factor, originalContext, attnFactor, rmsEps, expertCount, expertUsedCount, normalizeTopK,
+                expertWeightsScale, contextLength, slidingWindow, gating, leadingDenseBlocks, expertGroupCount, expertGroupUsedCount,
+                mla, ropeYarnLogMultiplier, extFactor, betaFast, betaSlow);
     }
 
     /** First key position visible from {@code pos} in {@code layer}. */

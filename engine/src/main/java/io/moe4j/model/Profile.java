@@ -10,6 +10,7 @@ import io.moe4j.kernels.MoeTimings;
 public final class Profile {
     private static volatile boolean enabled;
     static long forwardNanos;
+    static long attentionNanos;
 
     private Profile() {
     }
@@ -29,12 +30,18 @@ public final class Profile {
 
     public static void reset() {
         forwardNanos = 0;
+        attentionNanos = 0;
         MoeTimings.reset();
     }
 
     /** Router matrix × vector, gating and top-k. */
     public static long routerNanos() {
         return MoeTimings.routeNanos();
+    }
+
+    /** The attention operation over the KV cache (not its projections), all layers. */
+    public static long attentionNanos() {
+        return attentionNanos;
     }
 
     /** Whole forward calls. */

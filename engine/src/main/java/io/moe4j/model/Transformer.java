@@ -55,9 +55,14 @@ public final class Transformer {
 
     /** {@link #of(io.moe4j.gguf.GgufFile)} on {@code backend}, telling {@code progress} how far loading the weights has come. */
     public static Transformer of(io.moe4j.gguf.GgufFile file, Backend backend, LoadProgress progress) {
+        return of(file, backend, progress, RopeOverrides.NONE);
+    }
+
+    /** {@link #of(io.moe4j.gguf.GgufFile, Backend, LoadProgress)} with RoPE parameters other than the file's. */
+    public static Transformer of(io.moe4j.gguf.GgufFile file, Backend backend, LoadProgress progress, RopeOverrides rope) {
         var md = file.metadata();
         Architecture arch = io.moe4j.model.arch.Architectures.byName(md.getString("general.architecture"), md.source());
-        ModelConfig cfg = ModelConfig.from(md, arch);
+        ModelConfig cfg = rope.apply(ModelConfig.from(md, arch));
         return new Transformer(cfg, new ModelWeights(file, cfg, backend, progress), backend);
     }
 
@@ -69,6 +74,14 @@ public final class Transformer {
     /** Zeroed per-layer expert selection counters for {@link #forward(List, ExpertCounts, RoutingTrace)} (null for a dense model). */
     public ExpertCounts newExpertCounts() {
         return cfg.isMoe() ? ops.expertCounts(cfg.blockCount(), cfg.expertCount()) : null;
+    }
+
+    /**
+     * A context shift of {@code cache} ({@link KvCache#shift}) with this model's rotary embedding, which every layer
+     * applies alike; false when the cache cannot be shifted and its tokens must be evaluated again.
+     */
+    public boolean shift(KvCache cache, int keep, int discard) {
+        return cache.shift(ops, rope, keep, discard);
     }
 
     public ModelConfig config() {
@@ -197,8 +210,10 @@ public final class Transformer {
             a.first[t] = cfg.attentionStart(l, a.positions[t]);
         }
         ops.appendKv(n, a.k, a.v, kvDim, a.keys, a.values, a.positions);
+        long t0 = Profile.now();
         ops.attention(n, a.q, qDim, cfg.headCount(), cfg.kvHeadCount(), hd, a.keys, a.values, a.first, a.positions,
                 cfg.attentionScale(), lw.sinks(), a.att);
+        if (t0 != 0) Profile.attentionNanos += Profile.now() - t0;
         ops.matmul(lw.wo(), a.att, 0, n, a.o, 0);
         ops.addBias(a.o, n, dim, lw.bo());
         ops.add(a.x, 0, a.o, 0, n * dim);
@@ -237,7 +252,9 @@ public final class Transformer {
             a.first[t] = cfg.attentionStart(l, a.positions[t]);
         }
         ops.appendKeys(n, a.k, row, a.keys, a.positions);
+        long t0 = Profile.now();
         ops.latentAttention(n, a.q, heads * row, heads, row, lora, a.keys, a.first, a.positions, cfg.attentionScale(), a.att);
+        if (t0 != 0) Profile.attentionNanos += Profile.now() - t0;
         ops.matmulHeads(m.vB(), heads, a.att, 0, heads * lora, lora, n, a.qHeads, 0, heads * vHead, vHead);
         ops.matmul(lw.wo(), a.qHeads, 0, n, a.o, 0);
         ops.addBias(a.o, n, dim, lw.bo());

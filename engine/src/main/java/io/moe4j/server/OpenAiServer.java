@@ -127,11 +127,12 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void install(Model model) {
-        int ctx = options.contextSize() > 0 ? options.contextSize() : model.defaultContextSize();
+        int ctx = options.contextSize() > 0 ? options.contextSize() : model.defaultContextSize(options.kvType());
         String id = options.modelId() != null ? options.modelId() : defaultModelId(model);
         ChatFormat chat = ChatFormat.of(model, options.chatTemplate());
         BatchScheduler scheduler = new BatchScheduler(model.transformer(), model.tokenizer(), options.parallel(), ctx,
-                options.kvType(), options.queueCapacity(), options.promptCache(), BatchScheduler.DEFAULT_PREFILL_CHUNK, model.kvPool());
+                options.kvType(), options.queueCapacity(), options.promptCache(),
+                model.prefillBatch() > 0 ? model.prefillBatch() : BatchScheduler.DEFAULT_PREFILL_CHUNK, model.kvPool());
         engine = new Engine(model, scheduler, chat, id, ctx, System.currentTimeMillis() / 1000);
         loaded.countDown();
     }

@@ -139,7 +139,8 @@ class ChatCommandTest {
         Path model = SharedData.models().resolve("stories260K.gguf");
         Result r = chat("Once upon a time\nAnd then?\n", "-m", model.toString(), "--temp", "0", "-n", "1000", "-c", "80");
         assertEquals(0, r.exit(), r.err());
-        assertTrue(r.err().contains("[the context of 80 tokens is full, the answer stops here; /reset starts a new conversation]"), r.err());
+        assertTrue(r.err().contains("[the context of 80 tokens is full (stop: length), the answer stops here; /reset starts a new "
+                + "conversation, --context-shift drops the oldest tokens instead]"), r.err());
         assertTrue(r.err().contains("the context holds 80: no room is left for an answer; /reset starts a new conversation"), r.err());
     }
 

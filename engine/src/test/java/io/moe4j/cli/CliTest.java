@@ -13,8 +13,11 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The CLI end to end, in-process: what a user types and what they see. */
@@ -141,7 +144,9 @@ class CliTest {
         String[][] cases = {
                 {"-n", "-5", "-n must be -1"}, {"--temp", "-1", "--temp must be"}, {"--top-p", "0", "--top-p must be"},
                 {"--top-k", "-1", "--top-k must be"}, {"--min-p", "2", "--min-p must be"}, {"--repeat-penalty", "0", "--repeat-penalty must be"},
-                {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"}};
+                {"--presence-penalty", "3", "--presence-penalty must be"}, {"--ctx", "-1", "--ctx must be"}, {"--threads", "0", "--threads must be"},
+                {"--batch", "0", "--batch must be"}, {"--rope-scale", "0", "--rope-scale must be"},
+                {"--yarn-ext-factor", "2", "--yarn-ext-factor must be"}, {"--yarn-orig-ctx", "0", "--yarn-orig-ctx must be"}};
         for (String[] c : cases) {
             Main.Captured r = run("run", c[0], c[1]);
             assertEquals(1, r.exit(), String.join(" ", c));
@@ -151,11 +156,72 @@ class CliTest {
     }
 
     @Test
+    void anUnknownRopeScalingTypeIsAUsageErrorThatListsTheTypes() {
+        Main.Captured r = run("run", "--rope-scaling", "cubic");
+        assertEquals(2, r.exit());
+        assertTrue(r.err().startsWith("error: Invalid value for option '--rope-scaling': --rope-scaling takes none, linear or yarn, got 'cubic'"), r.err());
+        assertEquals("", r.out());
+    }
+
+    @Test
+    void runSaysWhichContextItUsesAndHowMuchKvMemoryItMayTake() {
+        Main.Captured r = run("run", "-p", "Once upon a time", "-n", "2", "--batch", "3");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.err().lines().anyMatch(l -> l.matches("moe4j: context 2048 tokens \\(the model's own\\), KV cache F16 up to [0-9.]+ MiB per sequence, budget .*")), r.err());
+        Main.Captured small = run("run", "-p", "Once upon a time", "-n", "2", "--kv-budget", "1m", "--kv-type", "f32");
+        assertEquals(0, small.exit(), small.err());
+        assertTrue(small.err().lines().anyMatch(l -> l.matches("moe4j: context \\d+ tokens \\(what fits in the KV budget; the model's own is 2048\\), KV cache F32 up to 1.0 MiB per sequence, budget 1.0 MiB")), small.err());
+    }
+
+    @Test
     void aPromptLongerThanTheContextIsAnErrorBeforeAnyOutput() {
         Main.Captured r = run("run", "-c", "4", "-p", "Once upon a time there was a little dog");
         assertEquals(1, r.exit());
         assertEquals("", r.out(), "the prompt must not be echoed before the error");
         assertTrue(r.err().lines().anyMatch(l -> l.startsWith("error: the prompt is ") && l.contains("context of 4 tokens")), r.err());
+    }
+
+    @Test
+    void aFullContextStopsWithReasonLengthOrWithContextShiftGoesOn() {
+        String model = SharedData.models().resolve("stories260K.gguf").toString();
+        Main.Captured full = run("run", "-m", model, "-p", "Once upon a time", "-n", "60", "--temp", "0", "-c", "24");
+        assertEquals(0, full.exit(), full.err());
+        assertTrue(full.err().contains("decode: 20 tokens") && full.err().contains("stop: length (the context of 24 tokens is full"),
+                full.err());
+        Main.Captured shifted = run("run", "-m", model, "-p", "Once upon a time", "-n", "60", "--temp", "0", "-c", "24",
+                "--context-shift", "--keep", "2");
+        assertEquals(0, shifted.exit(), shifted.err());
+        assertTrue(shifted.err().contains("decode: 60 tokens") && shifted.err().contains("stop: max_tokens"), shifted.err());
+        assertTrue(shifted.out().startsWith(full.out().stripTrailing()), "the same text until the context is full:\n"
+                + full.out() + "\n" + shifted.out());
+
+        ChatCommandTest.Result chat = ChatCommandTest.chat("Once upon a time\nGo on\n", "-m", model, "-c", "64", "-n", "100",
+                "--temp", "0", "--context-shift");
+        assertEquals(0, chat.exit(), chat.err());
+        assertEquals(2, ChatCommandTest.stats(chat.err()).size(), chat.err());
+        assertFalse(chat.err().contains("is full"), chat.err());
+        ChatCommandTest.Result cut = ChatCommandTest.chat("Once upon a time\n", "-m", model, "-c", "64", "-n", "100", "--temp", "0");
+        assertTrue(cut.err().contains("tokens is full (stop: length)"), cut.err());
+
+        String[][] cases = {
+                {"--keep -1", "--keep must be 0 or more, got -1"},
+                {"--keep 3", "--keep 3 has no effect without --context-shift"},
+                {"--context-shift --keep 24 -c 24", "--keep 24 must be less than the context size of 24 tokens (-c/--ctx)"}};
+        for (String[] c : cases) {
+            for (String command : new String[]{"run", "chat"}) {
+                List<String> args = new ArrayList<>(List.of(command, "-m", model));
+                args.addAll(List.of(c[0].split(" ")));
+                Main.Captured r = command.equals("run") ? run(args.toArray(String[]::new)) : chatWithoutInput(args);
+                assertEquals(1, r.exit(), command + " " + c[0] + ": " + r.err());
+                assertTrue(r.err().startsWith("error: " + c[1]) || r.err().contains("\nerror: " + c[1]), command + " " + c[0] + ": " + r.err());
+                assertEquals("", r.out(), command + " " + c[0]);
+            }
+        }
+    }
+
+    private static Main.Captured chatWithoutInput(List<String> args) {
+        ChatCommandTest.Result r = ChatCommandTest.chat("", args.subList(1, args.size()).toArray(String[]::new));
+        return new Main.Captured(r.exit(), r.out(), r.err());
     }
 
     @Test

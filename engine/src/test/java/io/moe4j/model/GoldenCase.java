@@ -19,14 +19,21 @@ import java.util.List;
  */
 public record GoldenCase(String id, JsonNode json, Path golden) {
 
-    /** The manifests whose cases the golden tests run. */
-    static final List<String> MANIFESTS = List.of("manifest.json", "manifest-deepseek2.json");
-
+    /** The cases of manifest.json and manifest-deepseek2.json. */
     public static List<GoldenCase> all() {
+        return of("manifest.json", "manifest-deepseek2.json");
+    }
+
+    /** The long-context cases of manifest-long.json (16,384 tokens, YaRN; logits at a few positions). */
+    public static List<GoldenCase> longContext() {
+        return of("manifest-long.json");
+    }
+
+    private static List<GoldenCase> of(String... manifestFiles) {
         Path golden = SharedData.golden();
         try {
             List<GoldenCase> cases = new ArrayList<>();
-            for (String file : MANIFESTS) {
+            for (String file : manifestFiles) {
                 JsonNode manifest = new ObjectMapper().readTree(golden.resolve(file).toFile());
                 for (JsonNode c : manifest.get("cases")) cases.add(new GoldenCase(c.get("id").asText(), c, golden));
             }

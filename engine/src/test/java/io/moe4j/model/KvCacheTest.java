@@ -10,6 +10,7 @@ import io.moe4j.model.arch.Architectures;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -91,5 +92,48 @@ class KvCacheTest {
             b.reserve(256);
             assertEquals(32 * page, b.bytes());
         }
+    }
+
+    /**
+     * A context shift on gpt-oss's shape: the full layers give back the pages past the new length, the window layers
+     * move their window (into pages they take again) and still hold only about it; a kept prefix that the window
+     * would need again after the shift, but gave back, makes the shift refuse and leave the cache as it was.
+     */
+    @Test
+    void aShiftMovesTheWindowsAndGivesBackThePagesPastTheEnd() {
+        ModelConfig gptOss = shape("gpt-oss", 24, 64, 8, 64, 128);
+        Rope rope = new Rope(Rope.Style.NEOX, 64, 150000, Rope.Scaling.YARN, 32, 4096);
+        KvPool pool = Backend.cpu().kvPool(8L << 30);
+        try (KvCache cache = new KvCache(gptOss, 16384, KvType.F16, pool)) {
+            cache.appendRandom(Backend.cpu(), 4000, 1);
+            long before = cache.bytes();
+            assertTrue(cache.shift(Backend.cpu(), rope, 4, 1998));
+            assertEquals(2002, cache.length());
+            for (int l = 0; l < gptOss.blockCount(); l++) {
+                int held = cache.keys[l].pagesHeld() + cache.values[l].pagesHeld();
+                if (gptOss.arch().usesSlidingWindow(l)) {
+                    assertTrue(held <= 4, "layer " + l + " holds " + held + " pages");
+                    assertTrue(cache.keys[l].firstStored() <= gptOss.attentionStart(l, 2002), "layer " + l + " holds its window");
+                } else {
+                    assertEquals(2 * ((2002 + 255) / 256), held, "layer " + l);
+                }
+            }
+            assertTrue(cache.bytes() < before);
+            assertEquals(cache.bytes(), pool.stats().bytesInUse());
+            assertEquals(2002, cache.keepable(2002));
+            cache.appendRandom(Backend.cpu(), 100, 2);
+            assertEquals(2102, cache.length());
+
+            // the window layers hold from 1842 on (3840, their first position at 4000, less 1998); with 1800 kept
+            // and 200 dropped the next token's window would reach back to kept position 1775
+            assertEquals(1842, cache.keys[0].firstStored());
+            long bytes = cache.bytes();
+            assertFalse(cache.shift(Backend.cpu(), rope, 1800, 200));
+            assertEquals(2102, cache.length());
+            assertEquals(bytes, cache.bytes());
+            assertTrue(cache.shift(Backend.cpu(), rope, 1800, 100), "100 dropped: the next window, from 1875 on, holds surviving positions only");
+            assertThrows(IllegalArgumentException.class, () -> cache.shift(Backend.cpu(), rope, 2000, 103));
+        }
+        assertEquals(0, pool.stats().bytesInUse());
     }
 }

@@ -157,6 +157,25 @@ public interface Backend {
     void appendKeys(int n, Tensor k, int width, KvStore[] keys, int[] positions);
 
     /**
+     * A context shift: drops positions {@code [keep, keep + discard)} of a sequence from the stores of every layer
+     * ({@code keys[l]}, {@code values[l]}, each holding the positions below {@code length}). Positions
+     * {@code [keep + discard, length)} move to {@code [keep, length - discard)} and those from
+     * {@code length - discard} on are dropped, as {@link KvStore#truncate} drops them. Keys are rotated by
+     * {@code -discard} positions with {@link Rope#shiftAngles}: the angle difference alone, in {@code rope}'s style,
+     * over its first {@code nRot} dimensions of each head (the magnitude YaRN gave them when they were written stays
+     * as it is); a null {@code rope} moves them as they are (layers without rotary embedding). Values move as
+     * stored, bit for bit. Rotated keys are rounded as their type rounds on write: F16 to float16, Q8_0 dequantized,
+     * rotated and quantized again block by block (as llama.cpp shifts a quantized cache); blocks past the rotated
+     * dimensions move as stored.
+     *
+     * <p>A store whose leading positions were given back ({@link KvStore#firstStored} f &gt; 0, a sliding window)
+     * moves what it holds, and holds afterwards the positions from {@code f <= keep ? f : max(keep, f - discard)}
+     * on; moved rows may need pages again below f, and a page shared with another store is copied before it is
+     * written. When the pool has no room for those pages nothing changes and the answer is false.
+     */
+    boolean shiftKv(Rope rope, KvStore[] keys, KvStore[] values, int keep, int discard, int length);
+
+    /**
      * Causal grouped-query attention: token t's query (row t of {@code q}, {@code qStride} floats apart, {@code nHead}
      * heads of {@code headDim}) attends to positions {@code [first[t], last[t]]} of {@code keys[t]}/{@code values[t]}
      * (query head h reads KV head {@code h / (nHead / nKvHead)}), with logits times {@code scale} and, when

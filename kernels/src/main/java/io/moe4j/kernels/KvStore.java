@@ -4,8 +4,8 @@ package io.moe4j.kernels;
  * Keys or values of one layer of one sequence, for consecutive positions (a row of {@code heads × headDim} values
  * per position), in pages of {@link #PAGE} positions that it takes from its {@link KvPool} as positions are
  * {@linkplain #reserve reserved} and gives back when they are dropped. Its memory belongs to the backend of the
- * pool: positions are written by {@link Backend#appendKv} and read by {@link Backend#attention}; this interface is
- * the page bookkeeping, the same for every backend.
+ * pool: positions are written by {@link Backend#appendKv}, moved by {@link Backend#shiftKv} and read by
+ * {@link Backend#attention}; this interface is the page bookkeeping, the same for every backend.
  */
 public interface KvStore extends AutoCloseable {
     /** Positions per page. */
@@ -38,7 +38,10 @@ public interface KvStore extends AutoCloseable {
      */
     void shareFrom(KvStore src, int length);
 
-    /** The first position still stored (0 unless {@link #releaseBefore} dropped a leading part). */
+    /**
+     * The first position still stored: 0 unless {@link #releaseBefore} dropped a leading part (then a page
+     * boundary) or a {@linkplain Backend#shiftKv context shift} moved what such a store held (then any position).
+     */
     int firstStored();
 
     /** Gives back the pages all of whose positions are before {@code pos} (out of a sliding window). */

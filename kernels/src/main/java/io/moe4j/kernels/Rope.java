@@ -29,6 +29,16 @@ public final class Rope {
      */
     public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx,
                 double betaFast, double betaSlow, double attnFactor, float[] freqFactors) {
+        this(style, nRot, base, scaling, factor, originalCtx, 1.0, betaFast, betaSlow, attnFactor, freqFactors);
+    }
+
+    /**
+     * @param extFactor YaRN's extrapolation mix (llama.cpp's {@code yarn_ext_factor}): the ramp between interpolated
+     *                  and extrapolated frequencies is multiplied by it; 0 leaves plain interpolation without the
+     *                  magnitude correction, 1 (the default) is YaRN as published
+     */
+    public Rope(Style style, int nRot, double base, Scaling scaling, double factor, int originalCtx, double extFactor,
+                double betaFast, double betaSlow, double attnFactor, float[] freqFactors) {
         if (nRot <= 0 || nRot % 2 != 0) throw new IllegalArgumentException("rope dimension must be even and positive: " + nRot);
         if (freqFactors != null && freqFactors.length != nRot / 2) {
             throw new IllegalArgumentException(freqFactors.length + " rope frequency factors for " + nRot / 2 + " pairs");
@@ -51,12 +61,12 @@ public final class Rope {
                 case LINEAR -> interp;
                 case YARN -> {
                     double y = (i - lo) / Math.max(0.001, hi - lo);
-                    double ramp = 1.0 - Math.min(1.0, Math.max(0.0, y));
+                    double ramp = (1.0 - Math.min(1.0, Math.max(0.0, y))) * extFactor;
                     yield interp * (1 - ramp) + extrap * ramp;
                 }
             };
         }
-        this.mscale = (float) (scaling == Scaling.YARN ? attnFactor * (1.0 + 0.1 * Math.log(factor)) : attnFactor);
+        this.mscale = (float) (scaling == Scaling.YARN && extFactor != 0 ? attnFactor * (1.0 + 0.1 * Math.log(factor)) : attnFactor);
     }
 
     private static double yarnCorrDim(int nRot, int originalCtx, double beta, double base) {
@@ -70,6 +80,21 @@ public final class Rope {
             double theta = pos * freq[i];
             cos[off + i] = (float) Math.cos(theta) * mscale;
             sin[off + i] = (float) Math.sin(theta) * mscale;
+        }
+    }
+
+    /**
+     * The rotation that moves a vector rotated for position p to position {@code p + delta}: {@code nRot/2} cosines
+     * and sines of {@code delta · freq}, without the magnitude correction. The rotation of a position is linear in
+     * it, so the angle difference is all there is to add; the vector already carries YaRN's magnitude from
+     * {@link #angles} (a context shift that scaled it again would grow the key by the factor at every shift).
+     */
+    public void shiftAngles(int delta, float[] cos, float[] sin, int off) {
+        int half = nRot / 2;
+        for (int i = 0; i < half; i++) {
+            double theta = delta * freq[i];
+            cos[off + i] = (float) Math.cos(theta);
+            sin[off + i] = (float) Math.sin(theta);
         }
     }
 

@@ -766,10 +766,13 @@ public abstract class BackendConformance {
      * the denominator only), and its tolerance. A float computation's weight of position j is off relative to the
      * others by its score's error, at most (hd + 3)·u·scale·Σ|q·k| (the scaled query, the dot product), and by the
      * exp evaluations: the rounded argument s - m and the polynomial, (|s - m| + 3)·u each, and an online softmax's
-     * rescales, which chain at most (2·max|s| + 4 per block of 32)·u; the value sum and the softmax sum then add
-     * γ(len + 2) of Σp·|v| and of 1, and the final division 2u. The first-order total, times 2 for second-order
-     * terms, is the bound: it is about 10⁻⁴ at 600 positions, while a missing or extra position moves the result by
-     * its weight, about 1/len ≫ that.
+     * rescales, which chain at most (2·max|s| + 4 per block of 32)·u. A backend may also split the range into parts
+     * and merge their partial softmaxes (flash-decoding): a part's weights are rescaled once to the merged maximum
+     * and then by every later merge, factors whose arguments again telescope to at most 2·max|s| each, with two
+     * roundings per merge besides the exp's 3; with at most one merge per block of 32 that adds
+     * (4·max|s| + 6 per block)·u. The value sum and the softmax sum then add γ(len + 2) of Σp·|v| and of 1, and the
+     * final division 2u. The first-order total, times 2 for second-order terms, is the bound: it is about 10⁻⁴ at
+     * 600 positions, while a missing or extra position moves the result by its weight, about 1/len ≫ that.
      */
     static Approx[] attentionReference(float[] q, int qOff, int nHead, int nKv, int hd, Sequence s, int first, int last,
                                        float scale, float[] sinks) {
@@ -795,7 +798,7 @@ public abstract class BackendConformance {
             double z = sinks != null ? Math.exp(sinks[h] - max) : 0;
             for (int j = 0; j < len; j++) z += p[j] = Math.exp(sc[j] - max);
             for (int j = 0; j < len; j++) p[j] /= z;
-            double eta = (hd + 3) * U * maxDot + (4 * maxAbs + 4 * (len / 32 + 1) + 3) * U;
+            double eta = (hd + 3) * U * maxDot + (8 * maxAbs + 10 * (len / 32 + 1) + 3) * U;
             int vCol = h / group * vd;
             for (int i = 0; i < vd; i++) {
                 double o = 0, a = 0;
@@ -890,6 +893,157 @@ public abstract class BackendConformance {
         }
     }
 
+    /** Head shapes (query heads, KV heads, head size) of the long-range attention checks: GQA groups, odd head sizes. */
+    static final int[][] LONG_SHAPES = {{4, 2, 32}, {6, 3, 40}, {8, 2, 64}, {2, 1, 12}};
+
+    /** Sequences of 1,300 and 2,600 positions of {@code type} with {@code nKv} heads of {@code hd}, filled by prefill-sized appends. */
+    Sequence[] longSequences(KvPool pool, KvType type, int nKv, int hd, Random r) {
+        Sequence[] seqs = {new Sequence(pool, type, nKv, hd), new Sequence(pool, type, nKv, hd)};
+        fill(seqs, new int[]{1300, 2600}, 512, r);
+        return seqs;
+    }
+
+    /**
+     * Attention over ranges of several thousand positions, which a backend may split into parts and merge
+     * (flash-decoding): per sequence of 1,300 and 2,600 positions, its last three positions (a prefill's tokens that
+     * share their blocks), a window of 1,100 positions (parts anchored away from position 0) and the middle, in one
+     * call, with and without sinks; against the reference, and each token alone against the batch.
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionOverLongRangesMatchesTheReference(KvType type) {
+        Backend b = backend();
+        Random r = new Random(17 + type.ordinal());
+        for (int si = 0; si < LONG_SHAPES.length; si++) {
+            int nHead = LONG_SHAPES[si][0], nKv = LONG_SHAPES[si][1], hd = LONG_SHAPES[si][2];
+            if (type == KvType.Q8_0 && hd % 32 != 0) continue; // Q8_0 blocks are 32 values of one head
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+            List<Sequence> seqOf = new ArrayList<>();
+            List<int[]> spans = new ArrayList<>();
+            for (Sequence s : seqs) {
+                int len = s.length();
+                for (int last = len - 3; last < len; last++) {
+                    seqOf.add(s);
+                    spans.add(new int[]{0, last});
+                }
+                seqOf.add(s);
+                spans.add(new int[]{len - 1100, len - 1});
+                seqOf.add(s);
+                spans.add(new int[]{0, len / 2});
+            }
+            for (boolean withSinks : new boolean[]{false, true}) {
+                String what = type + " " + nHead + "/" + nKv + " heads of " + hd + (withSinks ? " with sinks" : "") + ", long ranges";
+                float[] q = gauss(r, seqOf.size() * nHead * hd, 1);
+                float[] sinks = withSinks ? gauss(r, nHead, 2) : null;
+                attendAndCheck(seqOf.toArray(new Sequence[0]), spans.stream().mapToInt(x -> x[0]).toArray(),
+                        spans.stream().mapToInt(x -> x[1]).toArray(), q, nHead * hd, nHead, (float) (1 / Math.sqrt(hd)), sinks, what);
+            }
+            for (Sequence s : seqs) s.close();
+        }
+    }
+
+    /**
+     * At depth, a token's result alone is bit-identical to its result inside a prefill batch of 64 tokens of the
+     * same sequence that end at different positions (with a decode token of another sequence and windowed tokens in
+     * the same call), with and without sinks. Run with 2 threads: on the CPU backend that splits a lone token's
+     * range across the threads but runs the batch per token group and head, so the two schedules are compared.
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionAtDepthIsTheSameAloneAndInAPrefillBatch(KvType type) {
+        Backend b = backend();
+        Random r = new Random(27 + type.ordinal());
+        int nHead = 8, nKv = 2, hd = 64;
+        int before = Threads.count();
+        Threads.set(2);
+        try {
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+            List<Sequence> seqOf = new ArrayList<>();
+            List<int[]> spans = new ArrayList<>();
+            for (int last = 2600 - 64; last < 2600; last++) { // a prefill chunk at depth
+                seqOf.add(seqs[1]);
+                spans.add(new int[]{0, last});
+            }
+            seqOf.add(seqs[0]); // a decode token of another sequence
+            spans.add(new int[]{0, 1299});
+            for (int last = 2000; last < 2600; last += 150) { // windowed tokens: each its own start
+                seqOf.add(seqs[1]);
+                spans.add(new int[]{last - 1023, last});
+            }
+            for (boolean withSinks : new boolean[]{false, true}) {
+                float[] q = gauss(r, seqOf.size() * nHead * hd, 1);
+                attendAndCheck(seqOf.toArray(new Sequence[0]), spans.stream().mapToInt(x -> x[0]).toArray(),
+                        spans.stream().mapToInt(x -> x[1]).toArray(), q, nHead * hd, nHead, 0.125f,
+                        withSinks ? gauss(r, nHead, 2) : null, type + (withSinks ? " with sinks" : "") + ", prefill batch at depth");
+            }
+            for (Sequence s : seqs) s.close();
+        } finally {
+            Threads.set(before);
+        }
+    }
+
+    /**
+     * Attention at depth gives the same bits with 1, 2 and 3 worker threads: a lone decode token (with and without
+     * sinks, and a window), and a call of 12 prefill tokens beside a decode token of another sequence. (On the CPU
+     * backend, 1 thread runs every call per token group and KV head, 2 threads split the lone tokens' ranges across
+     * the threads, and 3 threads the batch's too.)
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void attentionIsTheSameWithAnyThreadCount(KvType type) {
+        Backend b = backend();
+        Random r = new Random(37 + type.ordinal());
+        int nHead = 6, nKv = 3, hd = type == KvType.Q8_0 ? 32 : 40;
+        int before = Threads.count();
+        KvPool pool = b.kvPool(64L << 20);
+        Sequence[] seqs = longSequences(pool, type, nKv, hd, r);
+        float scale = (float) (1 / Math.sqrt(hd));
+        float[] sinks = gauss(r, nHead, 2);
+        int[][] firstLast = {{0, 2599}, {0, 2599}, {1500, 2599}, {0, 1299}};
+        float[][] sinksOf = {null, sinks, sinks, null};
+        Sequence[] seqOfCall = {seqs[1], seqs[1], seqs[1], seqs[0]};
+        float[] q1 = gauss(r, firstLast.length * nHead * hd, 1);
+        // the batch: 12 tokens of the longer sequence ending at 2588 .. 2599, a decode token of the shorter one
+        int nb = 13;
+        Sequence[] batchOf = new Sequence[nb];
+        int[] bFirst = new int[nb], bLast = new int[nb];
+        for (int t = 0; t < nb - 1; t++) {
+            batchOf[t] = seqs[1];
+            bLast[t] = 2600 - (nb - 1) + t;
+        }
+        batchOf[nb - 1] = seqs[0];
+        bLast[nb - 1] = 1299;
+        float[] qb = gauss(r, nb * nHead * hd, 1);
+        float[][] want = null;
+        try {
+            for (int threads : new int[]{1, 2, 3}) {
+                Threads.set(threads);
+                float[][] got = new float[firstLast.length + 1][];
+                for (int c = 0; c < firstLast.length; c++) {
+                    got[c] = attendAndCheck(new Sequence[]{seqOfCall[c]}, new int[]{firstLast[c][0]}, new int[]{firstLast[c][1]},
+                            Arrays.copyOfRange(q1, c * nHead * hd, (c + 1) * nHead * hd), nHead * hd, nHead, scale, sinksOf[c],
+                            type + " call " + c + " on " + threads + " threads");
+                }
+                got[firstLast.length] = attendAndCheck(batchOf, bFirst, bLast, qb, nHead * hd, nHead, scale, sinks,
+                        type + " batch on " + threads + " threads");
+                if (want == null) {
+                    want = got;
+                } else {
+                    for (int c = 0; c < got.length; c++) {
+                        int cc = c;
+                        assertSameBits(want[c], 0, got[c], 0, nHead * hd * (c < firstLast.length ? 1 : nb),
+                                () -> type + " call " + cc + ": " + threads + " threads vs 1");
+                    }
+                }
+            }
+        } finally {
+            Threads.set(before);
+            for (Sequence s : seqs) s.close();
+        }
+    }
+
     /**
      * Fills latent sequences to {@code lengths} with random key rows through {@link Backend#appendKeys}, up to
      * {@code chunk} positions of every sequence per call.
@@ -920,6 +1074,103 @@ public abstract class BackendConformance {
             b.appendKeys(n, b.upload(k), width, keys, positions);
             for (int i = 0; i < n; i++) seqOf.get(i).set(positions[i], Arrays.copyOfRange(k, i * width, (i + 1) * width), null);
         }
+    }
+
+    /**
+     * One {@link Backend#latentAttention} call over queries of latent sequences (one store of key rows of
+     * {@code hd}, values their first {@code vd}), checked against the reference, for nothing written past the output
+     * rows, and each token alone against the batch; returns the output rows.
+     */
+    float[] latentAttendAndCheck(Sequence[] seqOf, int[] first, int[] last, float[] q, int qStride, int nHead, float scale,
+                                 String what) {
+        Backend b = backend();
+        int n = seqOf.length, hd = seqOf[0].hd, vd = seqOf[0].vd, rowW = nHead * vd;
+        KvStore[] keys = new KvStore[n];
+        for (int t = 0; t < n; t++) keys[t] = seqOf[t].keys;
+        Tensor out = sentinels(n * rowW + 3);
+        b.latentAttention(n, b.upload(q), qStride, nHead, hd, vd, keys, first, last, scale, out);
+        float[] got = read(out);
+        for (int i = n * rowW; i < got.length; i++) assertEquals(SENTINEL, got[i], what + ": written past the output rows");
+        for (int t = 0; t < n; t++) {
+            Sequence s = seqOf[t];
+            Approx[] want = attentionReference(q, t * qStride, nHead, 1, hd, s, first[t], last[t], scale, null);
+            for (int i = 0; i < rowW; i++) {
+                int tt = t, ii = i;
+                assertWithin(want[i], got[t * rowW + i], () -> what + ", token " + tt + " [" + first[tt] + ", " + last[tt]
+                        + "] of a sequence of " + s.length() + ", head " + ii / vd + " element " + ii % vd);
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            Tensor o1 = b.allocate(rowW);
+            b.latentAttention(1, b.upload(Arrays.copyOfRange(q, t * qStride, (t + 1) * qStride)), qStride, nHead, hd, vd,
+                    new KvStore[]{keys[t]}, new int[]{first[t]}, new int[]{last[t]}, scale, o1);
+            int tt = t;
+            assertSameBits(read(o1), 0, got, t * rowW, rowW, () -> what + ": token " + tt + " alone and in the batch of " + n);
+        }
+        return got;
+    }
+
+    /**
+     * Latent attention (one KV head for every query head) gives the same bits with 1, 2, 3 and 5 worker threads,
+     * within the reference's bounds and alone as in a batch: lone decode tokens over 1,300, 600 and 300 positions
+     * and a window of 700, and a call of 12 prefill tokens beside a decode token of another sequence. (On the CPU
+     * backend the lone tokens over several spans run span by span on the threads, the query heads split into parts
+     * where the spans are fewer than the threads, as with 5 threads over 1,300 positions or 3 over 600; the one
+     * within a span runs its heads in parts on the threads; 1 thread runs every call per token group.)
+     */
+    @ParameterizedTest
+    @EnumSource(KvType.class)
+    public void latentAttentionIsTheSameWithAnyThreadCount(KvType type) {
+        Backend b = backend();
+        Random r = new Random(47 + type.ordinal());
+        int nHead = 5, hd = type == KvType.Q8_0 ? 96 : 80, vd = 64;
+        float scale = (float) (1 / Math.sqrt(hd - 16));
+        int before = Threads.count();
+        KvPool pool = b.kvPool(64L << 20);
+        Sequence[] seqs = new Sequence[3];
+        for (int s = 0; s < seqs.length; s++) seqs[s] = new Sequence(pool, type, 1, hd, vd, true);
+        fillKeys(seqs, new int[]{1300, 600, 300}, 512, r);
+        int[][] firstLast = {{0, 1299}, {0, 599}, {0, 299}, {600, 1299}};
+        Sequence[] seqOfCall = {seqs[0], seqs[1], seqs[2], seqs[0]};
+        int qStride = nHead * hd;
+        float[] q1 = gauss(r, firstLast.length * qStride, 1);
+        int nb = 13; // 12 tokens of the longest sequence ending at 1288 .. 1299, a decode token of the 600
+        Sequence[] batchOf = new Sequence[nb];
+        int[] bFirst = new int[nb], bLast = new int[nb];
+        for (int t = 0; t < nb - 1; t++) {
+            batchOf[t] = seqs[0];
+            bLast[t] = 1300 - (nb - 1) + t;
+        }
+        batchOf[nb - 1] = seqs[1];
+        bLast[nb - 1] = 599;
+        float[] qb = gauss(r, nb * qStride, 1);
+        float[][] want = null;
+        try {
+            for (int threads : new int[]{1, 2, 3, 5}) {
+                Threads.set(threads);
+                float[][] got = new float[firstLast.length + 1][];
+                for (int c = 0; c < firstLast.length; c++) {
+                    got[c] = latentAttendAndCheck(new Sequence[]{seqOfCall[c]}, new int[]{firstLast[c][0]}, new int[]{firstLast[c][1]},
+                            Arrays.copyOfRange(q1, c * qStride, (c + 1) * qStride), qStride, nHead, scale,
+                            type + " latent call " + c + " on " + threads + " threads");
+                }
+                got[firstLast.length] = latentAttendAndCheck(batchOf, bFirst, bLast, qb, qStride, nHead, scale,
+                        type + " latent batch on " + threads + " threads");
+                if (want == null) {
+                    want = got;
+                } else {
+                    for (int c = 0; c < got.length; c++) {
+                        int cc = c;
+                        assertSameBits(want[c], 0, got[c], 0, nHead * vd * (c < firstLast.length ? 1 : nb),
+                                () -> type + " latent call " + cc + ": " + threads + " threads vs 1");
+                    }
+                }
+            }
+        } finally {
+            Threads.set(before);
+            for (Sequence s : seqs) s.close();
+        }
+        assertEquals(0, pool.stats().pagesInUse(), type + " latent: pages left after closing every store");
     }
 
     /**
@@ -960,32 +1211,10 @@ public abstract class BackendConformance {
                     spans.add(new int[]{0, len / 2});
                 }
             }
-            int n = seqOf.size(), qStride = nHead * hd + 3, rowW = nHead * vd;
-            float[] q = gauss(r, n * qStride, 1);
+            int qStride = nHead * hd + 3;
+            float[] q = gauss(r, seqOf.size() * qStride, 1);
             int[] first = spans.stream().mapToInt(x -> x[0]).toArray(), last = spans.stream().mapToInt(x -> x[1]).toArray();
-            float scale = (float) (1 / Math.sqrt(hd - 16));
-            KvStore[] keys = new KvStore[n];
-            for (int t = 0; t < n; t++) keys[t] = seqOf.get(t).keys;
-            Tensor out = sentinels(n * rowW + 3);
-            b.latentAttention(n, b.upload(q), qStride, nHead, hd, vd, keys, first, last, scale, out);
-            float[] got = read(out);
-            for (int i = n * rowW; i < got.length; i++) assertEquals(SENTINEL, got[i], what + ": written past the output rows");
-            for (int t = 0; t < n; t++) {
-                Sequence s = seqOf.get(t);
-                Approx[] want = attentionReference(q, t * qStride, nHead, 1, hd, s, first[t], last[t], scale, null);
-                for (int i = 0; i < rowW; i++) {
-                    int tt = t, ii = i;
-                    assertWithin(want[i], got[t * rowW + i], () -> what + ", token " + tt + " [" + first[tt] + ", " + last[tt]
-                            + "] of a sequence of " + s.length() + ", head " + ii / vd + " element " + ii % vd);
-                }
-            }
-            for (int t = 0; t < n; t++) {
-                Tensor o1 = b.allocate(rowW);
-                b.latentAttention(1, b.upload(Arrays.copyOfRange(q, t * qStride, (t + 1) * qStride)), qStride, nHead, hd, vd,
-                        new KvStore[]{keys[t]}, new int[]{first[t]}, new int[]{last[t]}, scale, o1);
-                int tt = t;
-                assertSameBits(read(o1), 0, got, t * rowW, rowW, () -> what + ": token " + tt + " alone and in the batch of " + n);
-            }
+            latentAttendAndCheck(seqOf.toArray(new Sequence[0]), first, last, q, qStride, nHead, (float) (1 / Math.sqrt(hd - 16)), what);
             for (Sequence s : seqs) s.close();
             assertEquals(0, pool.stats().pagesInUse(), what + ": pages left after closing every store");
         }
@@ -1122,6 +1351,264 @@ public abstract class BackendConformance {
         assertEquals(shared, s.pagesShared(), "pages shared: " + s);
         assertEquals(inUse * page, s.bytesInUse(), "bytes in use: " + s);
         assertTrue(s.bytesInUse() + s.bytesFree() <= s.budget(), "pages in use and kept for reuse within the budget: " + s);
+    }
+
+    // ---- context shift -----------------------------------------------------------------------------------------
+
+    /** A {@link Backend#shiftKv} case: the KV type and the rotation of the keys (null: a layer without RoPE). */
+    record ShiftCase(KvType type, RopeCase rope) {
+        @Override
+        public String toString() {
+            return type + " " + (rope == null ? "no rope" : rope.toString());
+        }
+    }
+
+    static Stream<ShiftCase> shiftCases() {
+        float[] llama3 = new float[16];
+        Random r = new Random(9);
+        for (int i = 0; i < llama3.length; i++) llama3[i] = (float) (1 + 7 * r.nextDouble());
+        RopeCase[] ropes = {
+                new RopeCase(Rope.Style.NORM, 64, 64, 10000, Rope.Scaling.NONE, 1, 0, 32, 1, 1, null),
+                new RopeCase(Rope.Style.NEOX, 64, 64, 150000, Rope.Scaling.YARN, 32, 4096, 32, 1, 1, null),
+                new RopeCase(Rope.Style.NORM, 64, 32, 500000, Rope.Scaling.YARN, 8, 8192, 32, 1, 1.25, llama3),
+                new RopeCase(Rope.Style.NEOX, 64, 24, 1e6, Rope.Scaling.LINEAR, 4, 0, 32, 1, 1, null),
+                null};
+        List<ShiftCase> cases = new ArrayList<>();
+        for (KvType t : KvType.values()) for (RopeCase c : ropes) cases.add(new ShiftCase(t, c));
+        return cases.stream();
+    }
+
+    /**
+     * The rows of {@code s} at {@code positions} as the backend holds them, through the interface: attention of a
+     * zero query over the one position (every weight is 1, so the output is the value row), with the store as its
+     * own keys and values.
+     */
+    float[] probe(KvStore s, int nKv, int hd, int[] positions) {
+        Backend b = backend();
+        int n = positions.length, width = nKv * hd;
+        KvStore[] stores = new KvStore[n];
+        Arrays.fill(stores, s);
+        Tensor out = b.allocate((long) n * width);
+        b.attention(n, b.allocate((long) n * width), width, nKv, nKv, hd, stores, stores, positions, positions, 1f, null, out);
+        return read(out);
+    }
+
+    static int[] range(int from, int to) {
+        int[] p = new int[Math.max(0, to - from)];
+        for (int i = 0; i < p.length; i++) p[i] = from + i;
+        return p;
+    }
+
+    /**
+     * What a shift by {@code delta} positions makes of a stored key row, in double, and the most a correct backend
+     * may be off by: the rotation of the first nRot dimensions of each head (angles of delta · freq, no magnitude)
+     * within 8u·(|x0| + |x1|) as for {@link Backend#rope}, then the type's rounding on write: half an f16 ulp, or for
+     * Q8_0, per block that holds a rotated value, half a step d = max|x| / 127 plus the f16 rounding of d times 127
+     * (the later blocks move as stored, exactly).
+     */
+    static Approx[] shiftedKey(ShiftCase c, float[] stored, int nKv, int hd, int delta) {
+        Approx[] out = new Approx[stored.length];
+        double[] want = new double[stored.length], err = new double[stored.length];
+        for (int i = 0; i < stored.length; i++) want[i] = stored[i];
+        boolean[] rotated = new boolean[stored.length];
+        if (c.rope() != null) {
+            int half = c.rope().nRot() / 2;
+            for (int h = 0; h < nKv; h++) {
+                int base = h * hd;
+                for (int i = 0; i < half; i++) {
+                    int i0 = c.rope().style() == Rope.Style.NORM ? base + 2 * i : base + i;
+                    int i1 = c.rope().style() == Rope.Style.NORM ? i0 + 1 : i0 + half;
+                    double theta = delta * c.rope().freq(i), co = Math.cos(theta), si = Math.sin(theta);
+                    double x0 = stored[i0], x1 = stored[i1];
+                    want[i0] = x0 * co - x1 * si;
+                    want[i1] = x0 * si + x1 * co;
+                    err[i0] = err[i1] = 8 * U * (Math.abs(x0) + Math.abs(x1));
+                    rotated[i0] = rotated[i1] = true;
+                }
+            }
+        }
+        for (int h = 0; h < nKv; h++) {
+            for (int b0 = h * hd; b0 < (h + 1) * hd; b0 += 32) {
+                double amax = 0;
+                boolean any = false;
+                for (int i = b0; i < Math.min(b0 + 32, (h + 1) * hd); i++) {
+                    amax = Math.max(amax, Math.abs(want[i]) + err[i]);
+                    any |= rotated[i];
+                }
+                for (int i = b0; i < Math.min(b0 + 32, (h + 1) * hd); i++) {
+                    double e = err[i] + 4 * U * Math.abs(want[i]); // and the probe's own rounding
+                    if (rotated[i] || c.type() == KvType.Q8_0 && any) {
+                        e += switch (c.type()) {
+                            case F32 -> 0;
+                            case F16 -> 0x1p-11 * (Math.abs(want[i]) + err[i]) + 0x1p-25;
+                            case Q8_0 -> (0.5 + 127 * 0x1p-11) * amax / 127 * (1 + 1e-6);
+                        };
+                    }
+                    out[i] = new Approx(want[i], e);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Checks every position of {@code [from, to)} of a shifted sequence's keys and values against what it held before. */
+    void assertShifted(ShiftCase c, Sequence s, List<float[]> oldK, List<float[]> oldV, int from, int to, int keep,
+                       int discard, String what) {
+        int[] positions = range(from, to);
+        if (positions.length == 0) return;
+        float[] k = probe(s.keys, s.nKv, s.hd, positions), v = probe(s.values, s.nKv, s.hd, positions);
+        int w = s.width;
+        for (int j = 0; j < positions.length; j++) {
+            int p = positions[j], src = p < keep ? p : p + discard;
+            Approx[] wantK = p < keep ? shiftedKey(new ShiftCase(c.type(), null), oldK.get(src), s.nKv, s.hd, 0)
+                    : shiftedKey(c, oldK.get(src), s.nKv, s.hd, -discard);
+            float[] wantV = oldV.get(src);
+            for (int i = 0; i < w; i++) {
+                int ii = i;
+                assertWithin(wantK[i], k[j * w + i], () -> what + ": key " + p + " (was " + src + ") element " + ii);
+                assertWithin(new Approx(wantV[i], 4 * U * Math.abs(wantV[i])), v[j * w + i],
+                        () -> what + ": value " + p + " (was " + src + ") element " + ii);
+            }
+            s.k.set(p, Arrays.copyOfRange(k, j * w, (j + 1) * w));
+            s.v.set(p, Arrays.copyOfRange(v, j * w, (j + 1) * w));
+        }
+    }
+
+    /** The shift of one sequence's stores in a call of its own. */
+    boolean shift(ShiftCase c, Sequence s, int keep, int discard, int length) {
+        return backend().shiftKv(c.rope() == null ? null : c.rope().rope(), new KvStore[]{s.keys}, new KvStore[]{s.values},
+                keep, discard, length);
+    }
+
+    /**
+     * {@link Backend#shiftKv} on two layers at once and on single stores, against the double-precision rotation of
+     * what the stores held: gaps of every size on both sides of the 256-position pages (a run crossing a source and
+     * a destination page boundary at different offsets), nothing left to move, no gap; keys rotated by the angle
+     * difference only (YaRN's magnitude, 1.35 for a factor of 32, is not applied again), in either style, over a
+     * partial rotary dimension, Q8_0 blocks quantized again; values bit for bit. Pages past the new length are given
+     * back; a sliding window's store moves what it holds and takes pages again below its first position; a store
+     * sharing pages copies them and leaves the other as it was; a pool without room leaves every store as it was.
+     * After a shift the stores take new positions and attend as before.
+     */
+    @ParameterizedTest
+    @MethodSource("shiftCases")
+    public void kvShiftMovesAndRotatesAsTheReference(ShiftCase c) {
+        Backend b = backend();
+        Random r = new Random(10 + c.type().ordinal() * 7 + (c.rope() == null ? 0 : c.rope().nRot()));
+        int nKv = 2, hd = 64, nHead = 4, length = 600;
+        long page = KvPool.pageBytes(c.type(), nKv, hd);
+        float scale = (float) (1 / Math.sqrt(hd));
+        Rope rope = c.rope() == null ? null : c.rope().rope();
+        int[][] gaps = {{0, 300}, {5, 297}, {250, 10}, {256, 256}, {599, 1}, {100, 500}, {3, 0}};
+        for (int[] gap : gaps) {
+            int keep = gap[0], discard = gap[1];
+            String what = c + ", keep " + keep + " discard " + discard;
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence[] layers = {new Sequence(pool, c.type(), nKv, hd), new Sequence(pool, c.type(), nKv, hd)};
+            fill(layers, new int[]{length, length}, 173, r);
+            List<List<float[]>> oldK = new ArrayList<>(), oldV = new ArrayList<>();
+            for (Sequence s : layers) {
+                oldK.add(new ArrayList<>(s.k));
+                oldV.add(new ArrayList<>(s.v));
+            }
+            assertTrue(b.shiftKv(rope, new KvStore[]{layers[0].keys, layers[1].keys}, new KvStore[]{layers[0].values, layers[1].values},
+                    keep, discard, length), what);
+            int newLength = length - discard, pages = (newLength + KvStore.PAGE - 1) / KvStore.PAGE;
+            for (int l = 0; l < 2; l++) {
+                Sequence s = layers[l];
+                assertEquals(0, s.keys.firstStored(), what);
+                assertPages(s, pages, pages, page);
+                assertShifted(c, s, oldK.get(l), oldV.get(l), 0, newLength, keep, discard, what + ", layer " + l);
+                while (s.k.size() > newLength) {
+                    s.k.removeLast();
+                    s.v.removeLast();
+                }
+            }
+            assertStats(pool, 4 * pages, 0, page);
+            // the shifted stores take the next position and attend over it and what they hold
+            fill(layers, new int[]{newLength + 1, newLength + 1}, 1, r);
+            float[] q = gauss(r, nHead * hd, 1);
+            for (Sequence s : layers) {
+                attendAndCheck(new Sequence[]{s}, new int[]{0}, new int[]{newLength}, q, nHead * hd, nHead, scale, null, what + " after the shift");
+            }
+            for (Sequence s : layers) s.close();
+        }
+
+        // Sliding windows: the store holds [f, length) and moves what it holds.
+        int[][] windows = { // first stored, keep, discard, first stored after, pages held after
+                {512, 4, 300, 212, 2}, {256, 280, 100, 256, 1}, {256, 100, 200, 100, 2}, {512, 4, 596, 4, 0}};
+        for (int[] wc : windows) {
+            int f = wc[0], keep = wc[1], discard = wc[2], newFirst = wc[3], newLength = length - discard;
+            String what = c + ", window from " + f + ", keep " + keep + " discard " + discard;
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence s = new Sequence(pool, c.type(), nKv, hd);
+            fill(new Sequence[]{s}, new int[]{length}, 256, r);
+            s.keys.releaseBefore(f);
+            s.values.releaseBefore(f);
+            assertEquals(f, s.keys.firstStored());
+            List<float[]> oldK = new ArrayList<>(s.k), oldV = new ArrayList<>(s.v);
+            assertTrue(shift(c, s, keep, discard, length), what);
+            assertEquals(newFirst, s.keys.firstStored(), what);
+            assertEquals(newFirst, s.values.firstStored(), what);
+            assertPages(s, wc[4], wc[4], page);
+            assertStats(pool, 2 * wc[4], 0, page);
+            assertShifted(c, s, oldK, oldV, newFirst, newLength, keep, discard, what);
+            while (s.k.size() > newLength) {
+                s.k.removeLast();
+                s.v.removeLast();
+            }
+            fill(new Sequence[]{s}, new int[]{newLength + 1}, 1, r);
+            attendAndCheck(new Sequence[]{s}, new int[]{newFirst}, new int[]{newLength}, gauss(r, nHead * hd, 1), nHead * hd, nHead,
+                    scale, null, what + " after the shift");
+            s.close();
+            assertStats(pool, 0, 0, page);
+        }
+
+        // Shared pages are copied before they are written: the other store keeps what it held.
+        {
+            KvPool pool = b.kvPool(64L << 20);
+            Sequence src = new Sequence(pool, c.type(), nKv, hd), dst = new Sequence(pool, c.type(), nKv, hd);
+            fill(new Sequence[]{src}, new int[]{length}, 300, r);
+            dst.keys.shareFrom(src.keys, length);
+            dst.values.shareFrom(src.values, length);
+            dst.k.addAll(src.k);
+            dst.v.addAll(src.v);
+            assertStats(pool, 6, 6, page);
+            assertTrue(shift(c, dst, 10, 100, length));
+            // dst wrote into pages 0 and 1 (its own copies now) and dropped page 2, which stays src's: 3 + 2 pages each
+            assertStats(pool, 10, 0, page);
+            assertShifted(new ShiftCase(c.type(), null), src, src.k, src.v, 0, length, length, 0, c + ", the store that shared its pages");
+            assertShifted(c, dst, src.k, src.v, 0, length - 100, 10, 100, c + ", the store that shifted shared pages");
+            src.close();
+            dst.close();
+            assertStats(pool, 0, 0, page);
+        }
+
+        // No room for the pages of a move below the window: nothing changes, in any store of the call.
+        {
+            KvPool pool = b.kvPool(3 * page);
+            Sequence s = new Sequence(pool, c.type(), nKv, hd);
+            for (int upTo : new int[]{256, 512, 600}) { // a window's store of 600 positions from 512 on, never over 2 pages
+                fill(new Sequence[]{s}, new int[]{upTo}, 256, r);
+                if (upTo % KvStore.PAGE == 0) {
+                    s.keys.releaseBefore(upTo);
+                    s.values.releaseBefore(upTo);
+                }
+            }
+            assertEquals(512, s.keys.firstStored());
+            assertStats(pool, 2, 0, page);
+            List<float[]> oldK = new ArrayList<>(s.k), oldV = new ArrayList<>(s.v);
+            // [512, 600) would move to [312, 400), in page 1, given back: the keys take the one page left, the
+            // values find none, and the keys give theirs back
+            assertFalse(shift(c, s, 4, 200, length), c + ": a shift without pages for it");
+            assertEquals(512, s.keys.firstStored());
+            assertEquals(512, s.values.firstStored());
+            assertPages(s, 1, 1, page);
+            assertStats(pool, 2, 0, page);
+            assertShifted(new ShiftCase(c.type(), null), s, oldK, oldV, 512, length, length, 0, c + " after a refused shift");
+            s.close();
+            assertStats(pool, 0, 0, page);
+        }
     }
 
     // ---- feed-forward networks ---------------------------------------------------------------------------------

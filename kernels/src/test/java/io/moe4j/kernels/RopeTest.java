@@ -51,4 +51,35 @@ class RopeTest {
         plain.apply(b, 0, 1, 8, 10, new float[4], new float[4]);
         for (int i = 0; i < 8; i++) assertEquals(b[i], a[i], 1e-5);
     }
+
+    /**
+     * YaRN's extrapolation mix: 0 is plain linear interpolation without the magnitude correction, 1 the published
+     * ramp; a value between blends the frequencies (dimensions on the ramp move, the others stay).
+     */
+    @Test
+    void yarnExtFactorZeroIsLinearInterpolationAndOneIsTheRamp() {
+        int nRot = 64, ctx = 4096;
+        double base = 1e6, factor = 4;
+        Rope linear = new Rope(Rope.Style.NEOX, nRot, base, Rope.Scaling.LINEAR, factor, ctx);
+        Rope off = new Rope(Rope.Style.NEOX, nRot, base, Rope.Scaling.YARN, factor, ctx, 0.0, 32, 1, 1, null);
+        Rope yarn = new Rope(Rope.Style.NEOX, nRot, base, Rope.Scaling.YARN, factor, ctx);
+        Rope explicitOne = new Rope(Rope.Style.NEOX, nRot, base, Rope.Scaling.YARN, factor, ctx, 1.0, 32, 1, 1, null);
+        Rope half = new Rope(Rope.Style.NEOX, nRot, base, Rope.Scaling.YARN, factor, ctx, 0.5, 32, 1, 1, null);
+        int h = nRot / 2, pos = 10000;
+        float[][] c = new float[5][h], s = new float[5][h];
+        Rope[] ropes = {linear, off, yarn, explicitOne, half};
+        for (int i = 0; i < ropes.length; i++) ropes[i].angles(pos, c[i], s[i], 0);
+        float mscale = (float) (1 + 0.1 * Math.log(factor));
+        boolean halfDiffers = false;
+        for (int i = 0; i < h; i++) {
+            assertEquals(c[0][i], c[1][i], 0f, "ext 0 = linear, cos " + i);
+            assertEquals(s[0][i], s[1][i], 0f, "ext 0 = linear, sin " + i);
+            assertEquals(c[2][i], c[3][i], 0f, "the default ext factor is 1");
+            double r2 = (double) c[4][i] * c[4][i] + (double) s[4][i] * s[4][i];
+            assertEquals(mscale * mscale, r2, 1e-5, "ext 0.5 keeps the magnitude correction");
+            double a0 = Math.atan2(s[0][i], c[0][i]), a1 = Math.atan2(s[2][i], c[2][i]), ah = Math.atan2(s[4][i], c[4][i]);
+            if (Math.abs(a0 - a1) > 1e-3 && Math.abs(ah - a0) > 1e-4 && Math.abs(ah - a1) > 1e-4) halfDiffers = true;
+        }
+        org.junit.jupiter.api.Assertions.assertTrue(halfDiffers, "a mix of 0.5 lies between interpolation and the full ramp");
+    }
 }

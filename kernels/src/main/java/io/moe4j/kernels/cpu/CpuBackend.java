@@ -225,6 +225,44 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public boolean shiftKv(Rope rope, KvStore[] keys, KvStore[] values, int keep, int discard, int length) {
+        if (keys.length != values.length) throw new IllegalArgumentException(keys.length + " key stores and " + values.length + " value stores");
+        if (keep < 0 || discard < 0 || keep + discard > length) {
+            throw new IllegalArgumentException("cannot drop " + discard + " positions after " + keep + " of " + length);
+        }
+        int n = keys.length;
+        KvBuffer[] stores = new KvBuffer[2 * n];
+        for (int l = 0; l < n; l++) {
+            stores[l] = buffer(keys[l]);
+            stores[n + l] = buffer(values[l]);
+        }
+        if (discard == 0) return true;
+        // Every page first, so that a pool without room leaves every layer as it was.
+        for (int i = 0; i < stores.length; i++) {
+            if (!stores[i].reserveShift(keep, discard, length)) {
+                for (int j = 0; j < i; j++) stores[j].undoReserveShift();
+                return false;
+            }
+        }
+        float[] cos = null, sin = null;
+        if (rope != null) {
+            cos = new float[rope.nRot() / 2];
+            sin = new float[rope.nRot() / 2];
+            rope.shiftAngles(-discard, cos, sin, 0);
+        }
+        float[] c = cos, sn = sin;
+        Parallel.dynamic(stores.length, 1, (w, from, to) -> {
+            for (int i = from; i < to; i++) stores[i].shift(i < n ? rope : null, c, sn, keep, discard, length);
+        });
+        return true;
+    }
+
+    private static KvBuffer buffer(KvStore s) {
+        if (s instanceof KvBuffer b) return b;
+        throw new IllegalArgumentException("a KV store of another backend was passed to the CPU backend");
+    }
+
+    @Override
     public void attention(int n, Tensor q, int qStride, int nHead, int nKvHead, int headDim, KvStore[] keys,
                           KvStore[] values, int[] first, int[] last, float scale, Tensor sinks, Tensor out) {
         Attention.attend(n, of(q), qStride, nHead, nKvHead, headDim, keys, values, first, last, scale, of(sinks), of(out));

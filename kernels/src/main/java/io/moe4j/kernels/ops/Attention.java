@@ -16,20 +16,53 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link #BLOCK} positions with an online softmax (a running maximum and sum, the output rescaled when the maximum
  * grows), so no score array as long as the context is needed. Each block of K and V rows of one KV head is read
  * (and, for an F16 cache, converted) once per task and then used by the task's query heads of the group (all of
- * them, unless there are fewer tasks than threads and the group is split) and by up to {@link #TOKENS} query tokens
- * of the same sequence (prefill). Latent attention (DeepSeek) reads its values from the key rows. A sliding window starts the visit at the window's
- * first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in the softmax that
- * has no value.
+ * them, unless there are fewer tasks than threads and the group is split into head parts) and by up to
+ * {@link #TOKENS} query tokens of the same sequence (prefill). Latent attention (DeepSeek) reads its values from the
+ * key rows: a value is the first {@code vd} values of its key row of {@code hd}. A sliding window starts the visit
+ * at the window's first position (nothing before it is read); an attention sink (gpt-oss) is a per-head logit in
+ * the softmax that has no value.
  *
- * <p>Blocks start at the token's first visible position and every operation on a (token, head) pair runs in a fixed
- * order, whichever tokens share its blocks, so a token's result depends only on its query and its cache, never on
- * the batch or the thread split.
+ * <p><b>Spans (flash-decoding).</b> A token's visible range {@code [first, last]} is cut into spans of {@link #SPAN}
+ * positions starting at {@code first}. Each span's blocks run the online softmax from a fresh state (maximum -inf,
+ * sum 0, output 0), and the spans' partial states are then merged into a running state, in ascending span order,
+ * that starts at the sink (maximum = the sink's logit, sum 1, output 0) or empty: with the partial (m, l, o),
+ * {@code M' = max(M, m)}, {@code L' = L·exp(M - M') + l·exp(m - M')}, {@code O' = O·exp(M - M') + o·exp(m - M')}
+ * (the first factor 0 while the running state is empty); the result is O/L. The spans are what lets one decode
+ * token, whose few KV heads alone would keep only a few cores busy, spread its context over all of them: when a
+ * call has few (token group, KV head) tasks for the threads, a task is one span of one group, KV head and head part
+ * (the query heads of a KV head are split into parts only while the span tasks alone are fewer than the threads,
+ * which is latent attention's case: one KV head for all query heads), the partial states go to scratch (at most
+ * {@link #MAX_PARTIAL_FLOATS} floats, held by the calling thread), and the merge follows once all are done. When
+ * there are many tasks (prefill), or nothing to split (every range within one span), a (group, KV head, head part)
+ * task walks its spans itself and merges each as it finishes, so no partial state is kept beyond the span in
+ * progress; there the heads are split into parts when there are fewer (group, KV head) tasks than threads, so
+ * latent attention over a short context still uses several threads. A span of 512 positions is 16 blocks: its
+ * merge (one pass over each row's outputs) is small next to its work, and a context of 32,768 positions still
+ * gives 64 tasks per KV head.
+ *
+ * <p><b>Determinism.</b> Both schedules run the same floating-point operations in the same order: span boundaries
+ * depend only on the token's own {@code first} (never on the batch, the thread count or the task layout), blocks
+ * start at the span's start, each span starts fresh, each (token, head) row is computed on its own (which rows
+ * share a task, and so which head part a row is in, changes no operation on it), and the merge is one method
+ * applied in span order. A token's result therefore depends only on its query and its cache: it is bit-identical
+ * alone and in any batch, with any thread count, whichever schedule a call picks. (Merging in the order the spans
+ * finish would make the result depend on the threads' timing, which is why the decode schedule keeps the partial
+ * states and merges them after.)
  */
 public final class Attention {
     /** Positions per block of the online softmax. */
     public static final int BLOCK = 32;
+    /** Positions per span: the unit a token's range is split into, a multiple of {@link #BLOCK}. */
+    public static final int SPAN = 512;
     /** Query tokens of one sequence that share each block of K and V rows. */
     static final int TOKENS = 8;
+    /**
+     * The span-parallel schedule is used while a call has fewer (group, KV head) tasks than this many per thread;
+     * with more, the threads are busy without splitting.
+     */
+    private static final int FEW_TASKS_PER_THREAD = 4;
+    /** The most floats of partial states the span-parallel schedule keeps (16 MiB); a call that would need more runs per (group, KV head). */
+    private static final long MAX_PARTIAL_FLOATS = 4L << 20;
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;
 
     private Attention() {
@@ -61,6 +94,7 @@ public final class Attention {
     /** Both forms: {@code values} null means each value is the first {@code valueDim} values of its key row. */
     private static void attend(int n, float[] q, int qStride, int nHead, int nKvHead, int headDim, int valueDim,
                                KvStore[] keys, KvStore[] values, int[] first, int[] last, float scale, float[] sinks, float[] out) {
+        if (n <= 0) return;
         // Groups of consecutive tokens that read the same blocks: same cache, same first position.
         int[] groupStart = new int[n + 1];
         int groups = 0;
@@ -69,14 +103,18 @@ public final class Attention {
             if (groups == 0 || t - g0 >= TOKENS || keys[t] != keys[g0] || first[t] != first[g0]) groupStart[groups++] = t;
         }
         groupStart[groups] = n;
+        int nGroups = groups, perKv = nHead / nKvHead, units = nGroups * nKvHead, threads = Parallel.threads();
+        if (threads > 1 && units < FEW_TASKS_PER_THREAD * threads
+                && attendSpans(nGroups, groupStart, q, qStride, nHead, nKvHead, headDim, valueDim, keys, values, first, last,
+                scale, sinks, out)) {
+            return;
+        }
         // The query heads of a KV head are split into parts when there are fewer (token group, KV head) tasks than
         // threads: latent attention has one KV head for all query heads (128 in DeepSeek-V3). Each (token, head) row
         // is computed on its own in a fixed order, so the split does not change any result.
-        int nGroups = groups, perKv = nHead / nKvHead, units = nGroups * nKvHead;
-        int parts = Math.max(1, Math.min(perKv, (Parallel.threads() + units - 1) / units));
-        int headsPerPart = (perKv + parts - 1) / parts, nParts = (perKv + headsPerPart - 1) / headsPerPart;
+        int headsPerPart = headsPerPart(perKv, (threads + units - 1) / units), nParts = (perKv + headsPerPart - 1) / headsPerPart;
         int tasks = units * nParts;
-        Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * Parallel.threads()))), (worker, from, to) -> {
+        Parallel.dynamic(tasks, Math.max(1, Math.min(8, tasks / (8 * threads))), (worker, from, to) -> {
             Scratch s = SCRATCH.get();
             for (int i = from; i < to; i++) {
                 int part = i % nParts, u = i / nParts, g = u / nKvHead, kvh = u % nKvHead, t0 = groupStart[g];
@@ -87,7 +125,13 @@ public final class Attention {
         });
     }
 
-    /** Single token, all heads: the one-token form of {@link #attend} (same arithmetic). */
+    /** Query heads per part when the {@code perKv} heads of a KV head are to be split into (at most) {@code parts} parts. */
+    private static int headsPerPart(int perKv, int parts) {
+        int p = Math.max(1, Math.min(perKv, parts));
+        return (perKv + p - 1) / p;
+    }
+
+    /** Single token, all heads: the one-token form of {@link #attend} (same arithmetic), on the calling thread. */
     public static void attend(float[] q, int qOff, int nHead, int nKvHead, int headDim, KvBuffer keys, KvBuffer values,
                               int first, int last, float scale, float[] sinks, float[] out, int outOff) {
         Scratch s = SCRATCH.get();
@@ -95,21 +139,121 @@ public final class Attention {
         float[] qt = java.util.Arrays.copyOfRange(q, qOff, qOff + nHead * headDim);
         float[] o = new float[nHead * headDim];
         for (int kvh = 0; kvh < nKvHead; kvh++) {
-            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, headDim, kvh, 0, nHead / nKvHead, keys, values, first, lastOf, scale, sinks, o, s);
+            attendGroup(0, 1, qt, 0, nHead, nKvHead, headDim, headDim, kvh, 0, nHead / nKvHead, keys, values, first, lastOf,
+                    scale, sinks, o, s);
         }
         System.arraycopy(o, 0, out, outOff, o.length);
+    }
+
+    /** Spans of a range that starts at {@code first} and ends at {@code last} (0 when it is empty). */
+    static int spans(int first, int last) {
+        return last < first ? 0 : (last - first) / SPAN + 1;
+    }
+
+    /**
+     * The span-parallel schedule: one task per (group, KV head, head part, span), each leaving its span's partial
+     * state (per query row: maximum, sum, {@code vd} outputs) in scratch held by the calling thread; then, on the
+     * calling thread, per (group, KV head, head part), the partial states merged in span order. The heads of a KV
+     * head are split into parts only while the span tasks alone are fewer than the threads. Returns false (and does
+     * nothing) when the ranges are no longer than a span, so there is nothing to split, or when the partial states
+     * would take more than {@link #MAX_PARTIAL_FLOATS}.
+     */
+    private static boolean attendSpans(int nGroups, int[] groupStart, float[] q, int qStride, int nHead, int nKvHead, int hd,
+                                       int vd, KvStore[] keys, KvStore[] values, int[] first, int[] last, float scale,
+                                       float[] sinks, float[] out) {
+        int perKv = nHead / nKvHead;
+        // Per group: its spans, and where its (KV head, span) partial states start; a state is rows * (vd + 2) floats.
+        int[] spanCount = new int[nGroups];
+        long[] partialStart = new long[nGroups + 1];
+        int spanTasks = 0;
+        for (int g = 0; g < nGroups; g++) {
+            int t0 = groupStart[g], t1 = groupStart[g + 1], maxLast = first[t0] - 1;
+            for (int t = t0; t < t1; t++) maxLast = Math.max(maxLast, last[t]);
+            spanCount[g] = spans(first[t0], maxLast);
+            spanTasks += nKvHead * spanCount[g];
+            partialStart[g + 1] = partialStart[g] + (long) nKvHead * spanCount[g] * (t1 - t0) * perKv * (vd + 2);
+        }
+        if (spanTasks <= nGroups * nKvHead || partialStart[nGroups] > MAX_PARTIAL_FLOATS) return false;
+        int threads = Parallel.threads();
+        int headsPerPart = headsPerPart(perKv, (threads + spanTasks - 1) / spanTasks), nParts = (perKv + headsPerPart - 1) / headsPerPart;
+        // Task i of group g (taskStart[g] <= i < taskStart[g + 1]): (KV head, part) = (i - taskStart[g]) / spanCount[g], span the rest.
+        int[] taskStart = new int[nGroups + 1];
+        for (int g = 0; g < nGroups; g++) taskStart[g + 1] = taskStart[g] + nKvHead * nParts * spanCount[g];
+        float[] partials = PARTIALS.get();
+        if (partials.length < partialStart[nGroups]) PARTIALS.set(partials = new float[(int) partialStart[nGroups]]);
+        float[] p = partials;
+        Parallel.dynamic(taskStart[nGroups], 1, (worker, from, to) -> {
+            Scratch s = SCRATCH.get();
+            for (int i = from; i < to; i++) {
+                int g = groupOf(taskStart, i), j = i - taskStart[g], u = j / spanCount[g], span = j % spanCount[g];
+                int kvh = u / nParts, g0 = (u % nParts) * headsPerPart, gn = Math.min(headsPerPart, perKv - g0);
+                int t0 = groupStart[g], t1 = groupStart[g + 1], rows = (t1 - t0) * gn;
+                KvBuffer k = (KvBuffer) keys[t0], v = values == null ? null : (KvBuffer) values[t0];
+                prepare(t0, t1, q, qStride, nHead, nKvHead, hd, vd, kvh, g0, gn, k, v, scale, s);
+                spanState(t0, t1, gn, hd, vd, kvh, k, v, first[t0] + span * SPAN, last, s);
+                // The state of (g, kvh, part, span): rows maxima, rows sums, rows * vd outputs.
+                int o = partialOffset(partialStart[g], spanCount[g], t1 - t0, perKv, vd, kvh, g0, gn, span);
+                System.arraycopy(s.m, 0, p, o, rows);
+                System.arraycopy(s.l, 0, p, o + rows, rows);
+                System.arraycopy(s.acc, 0, p, o + 2 * rows, rows * vd);
+            }
+        });
+        Scratch s = SCRATCH.get();
+        for (int g = 0; g < nGroups; g++) {
+            int t0 = groupStart[g], t1 = groupStart[g + 1];
+            for (int kvh = 0; kvh < nKvHead; kvh++) {
+                for (int g0 = 0; g0 < perKv; g0 += headsPerPart) {
+                    int gn = Math.min(headsPerPart, perKv - g0), rows = (t1 - t0) * gn;
+                    s.ensure(rows, hd, vd);
+                    start(t0, t1, nHead, nKvHead, vd, kvh, g0, gn, sinks, s);
+                    for (int span = 0; span < spanCount[g]; span++) {
+                        int o = partialOffset(partialStart[g], spanCount[g], t1 - t0, perKv, vd, kvh, g0, gn, span);
+                        merge(t0, t1, gn, vd, first[t0] + span * SPAN, last, p, o, p, o + rows, p, o + 2 * rows, s);
+                    }
+                    finish(t0, t1, nHead, nKvHead, vd, kvh, g0, gn, out, s);
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Where the partial state of (KV head kvh, heads g0 .. g0+gn-1, span) of a group of {@code tokens} tokens and
+     * {@code spans} spans starts: the group's states from {@code groupStart}, per KV head and head part its spans in
+     * order, each {@code tokens * gn * (vd + 2)} floats; the parts of a KV head before this one hold g0 heads.
+     */
+    private static int partialOffset(long groupStart, int spans, int tokens, int perKv, int vd, int kvh, int g0, int gn, int span) {
+        return (int) (groupStart + ((long) (kvh * perKv + g0) * spans + (long) span * gn) * tokens * (vd + 2));
+    }
+
+    /** The group whose tasks include task i: the last g with taskStart[g] <= i. */
+    private static int groupOf(int[] taskStart, int i) {
+        int lo = 0, hi = taskStart.length - 2;
+        while (lo < hi) {
+            int mid = (lo + hi + 1) >>> 1;
+            if (taskStart[mid] <= i) lo = mid;
+            else hi = mid - 1;
+        }
+        return lo;
     }
 
     private static final class Scratch {
         float[] q = new float[0], acc = new float[0], scores = new float[0], m = new float[0], l = new float[0];
         float[] k = new float[0], v = new float[0];
+        /** The running (merged) state of each row: maximum, sum, outputs. */
+        float[] runM = new float[0], runL = new float[0], runO = new float[0];
 
         void ensure(int rows, int headDim, int valueDim) {
             if (q.length < rows * headDim) q = new float[rows * headDim];
-            if (acc.length < rows * valueDim) acc = new float[rows * valueDim];
+            if (acc.length < rows * valueDim) {
+                acc = new float[rows * valueDim];
+                runO = new float[rows * valueDim];
+            }
             if (m.length < rows) {
                 m = new float[rows];
                 l = new float[rows];
+                runM = new float[rows];
+                runL = new float[rows];
                 scores = new float[rows * BLOCK];
             }
             if (k.length < BLOCK * headDim) k = new float[BLOCK * headDim];
@@ -118,46 +262,91 @@ public final class Attention {
     }
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+    /** The partial states of the span-parallel schedule, owned by the thread that makes the call. */
+    private static final ThreadLocal<float[]> PARTIALS = ThreadLocal.withInitial(() -> new float[0]);
 
     /**
-     * KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys}, {@code values} and {@code first};
-     * {@code values} null: the values are the first {@code vd} values of each key row.
+     * Query heads g0 .. g0+gn-1 of KV head {@code kvh} for tokens t0 .. t1-1, which share {@code keys},
+     * {@code values} and {@code first}, span by span; {@code values} null: the values are the first {@code vd}
+     * values of each key row.
      */
     private static void attendGroup(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int vd, int kvh,
-                                    int g0, int gn, KvBuffer keys, KvBuffer values, int first, int[] last, float scale, float[] sinks,
-                                    float[] out, Scratch s) {
-        int h0 = kvh * (nHead / nKvHead) + g0, rows = (t1 - t0) * gn;
+                                    int g0, int gn, KvBuffer keys, KvBuffer values, int first, int[] last, float scale,
+                                    float[] sinks, float[] out, Scratch s) {
+        prepare(t0, t1, q, qStride, nHead, nKvHead, hd, vd, kvh, g0, gn, keys, values, scale, s);
+        start(t0, t1, nHead, nKvHead, vd, kvh, g0, gn, sinks, s);
+        int maxLast = first - 1;
+        for (int t = t0; t < t1; t++) maxLast = Math.max(maxLast, last[t]);
+        for (int span = 0, n = spans(first, maxLast); span < n; span++) {
+            int s0 = first + span * SPAN;
+            spanState(t0, t1, gn, hd, vd, kvh, keys, values, s0, last, s);
+            merge(t0, t1, gn, vd, s0, last, s.m, 0, s.l, 0, s.acc, 0, s);
+        }
+        finish(t0, t1, nHead, nKvHead, vd, kvh, g0, gn, out, s);
+    }
+
+    /**
+     * Checks the cache's head sizes and puts the scaled queries of the rows of heads g0 .. g0+gn-1 of KV head kvh
+     * into {@code s.q}: row r = (token t0 + r / gn, head kvh * group + g0 + r % gn).
+     */
+    private static void prepare(int t0, int t1, float[] q, int qStride, int nHead, int nKvHead, int hd, int vd, int kvh,
+                                int g0, int gn, KvBuffer keys, KvBuffer values, float scale, Scratch s) {
         boolean inKeys = values == null;
         if (keys.headDim() != hd || !inKeys && values.headDim() != vd) {
             throw new IllegalArgumentException("cache heads of " + keys.headDim() + " and " + (inKeys ? keys : values).headDim()
                     + ", not " + hd + " and " + vd);
         }
-        KvBuffer vals = inKeys ? keys : values;
-        s.ensure(rows, hd, vd);
-        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = inKeys ? s.k : s.v;
-        int vStride = inKeys ? hd : vd; // floats between the value rows of consecutive positions in vb
-        int maxLast = first - 1;
-        // Row r = (token t0 + r / gn, head h0 + r % gn): its scaled query, accumulator and softmax state.
+        if (keys instanceof KvBuffer.Q8_0 && vd % KvBuffer.Q8_0.QK != 0) {
+            throw new IllegalArgumentException("Q8_0 values of " + vd + " are not whole blocks of " + KvBuffer.Q8_0.QK);
+        }
+        int h0 = kvh * (nHead / nKvHead) + g0;
+        s.ensure((t1 - t0) * gn, hd, vd);
         for (int t = t0; t < t1; t++) {
-            maxLast = Math.max(maxLast, last[t]);
             for (int g = 0; g < gn; g++) {
                 int r = (t - t0) * gn + g;
-                for (int i = 0; i < hd; i++) qs[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
-                for (int i = 0; i < vd; i++) acc[r * vd + i] = 0f;
-                // A sink is a logit with no value: it starts the running maximum and contributes exp(0) = 1 to the sum.
-                m[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
-                l[r] = sinks != null ? 1f : 0f;
+                for (int i = 0; i < hd; i++) s.q[r * hd + i] = q[t * qStride + (h0 + g) * hd + i] * scale;
             }
         }
+    }
+
+    /** The running state of every row (heads g0 .. g0+gn-1 of KV head kvh) before the first span: the sink's, or empty. */
+    private static void start(int t0, int t1, int nHead, int nKvHead, int vd, int kvh, int g0, int gn, float[] sinks, Scratch s) {
+        int h0 = kvh * (nHead / nKvHead) + g0;
+        for (int t = t0; t < t1; t++) {
+            for (int g = 0; g < gn; g++) {
+                int r = (t - t0) * gn + g;
+                // A sink is a logit with no value: it starts the maximum and contributes exp(0) = 1 to the sum.
+                s.runM[r] = sinks != null ? sinks[h0 + g] : Float.NEGATIVE_INFINITY;
+                s.runL[r] = sinks != null ? 1f : 0f;
+                java.util.Arrays.fill(s.runO, r * vd, r * vd + vd, 0f);
+            }
+        }
+    }
+
+    /**
+     * The online softmax of every row over the span that starts at {@code s0} (to the span's end or the row's token's
+     * last position), from a fresh state, into {@code s.m}, {@code s.l}, {@code s.acc} ({@code vd} per row); rows
+     * whose token ends before s0 stay at the fresh state. The scaled queries are in {@code s.q}; {@code values} null:
+     * the values are the first {@code vd} values of each key row.
+     */
+    private static void spanState(int t0, int t1, int gn, int hd, int vd, int kvh, KvBuffer keys, KvBuffer values, int s0,
+                                  int[] last, Scratch s) {
+        int rows = (t1 - t0) * gn;
+        boolean inKeys = values == null;
+        KvBuffer vals = inKeys ? keys : values;
+        float[] qs = s.q, acc = s.acc, sc = s.scores, m = s.m, l = s.l, kb = s.k, vb = inKeys ? s.k : s.v;
+        int vStride = inKeys ? hd : vd; // floats between the value rows of consecutive positions in vb
+        java.util.Arrays.fill(m, 0, rows, Float.NEGATIVE_INFINITY);
+        java.util.Arrays.fill(l, 0, rows, 0f);
+        java.util.Arrays.fill(acc, 0, rows * vd, 0f);
+        int spanLast = s0 - 1;
+        for (int t = t0; t < t1; t++) spanLast = Math.max(spanLast, Math.min(last[t], s0 + SPAN - 1));
         boolean simdK = hd % 8 == 0, simdV = vd % 8 == 0;
         // Float keys and values are copied (an F16 cache converted) a block at a time, once for all its readers;
         // Q8_0 blocks are read where they are.
         boolean q8 = keys instanceof KvBuffer.Q8_0;
-        if (q8 && vd % KvBuffer.Q8_0.QK != 0) {
-            throw new IllegalArgumentException("Q8_0 values of " + vd + " are not whole blocks of " + KvBuffer.Q8_0.QK);
-        }
-        for (int b0 = first; b0 <= maxLast; b0 += BLOCK) {
-            int blockLen = Math.min(BLOCK, maxLast + 1 - b0);
+        for (int b0 = s0; b0 <= spanLast; b0 += BLOCK) {
+            int blockLen = Math.min(BLOCK, spanLast + 1 - b0);
             if (!q8) {
                 keys.toFloats(kvh, b0, blockLen, kb, 0);
                 if (!inKeys) values.toFloats(kvh, b0, blockLen, vb, 0);
@@ -172,12 +361,42 @@ public final class Attention {
                 }
             }
         }
+    }
+
+    /**
+     * Merges the partial state of the span that starts at {@code s0} into the running state of every row whose token
+     * sees that span. Row r's partial maximum is {@code pm[pmo + r]}, its sum {@code pl[plo + r]}, its outputs
+     * {@code po[poo + r * vd ..]}. The same method serves both schedules, so the merge's arithmetic is one.
+     */
+    private static void merge(int t0, int t1, int gn, int vd, int s0, int[] last, float[] pm, int pmo, float[] pl, int plo,
+                              float[] po, int poo, Scratch s) {
+        float[] runM = s.runM, runL = s.runL, runO = s.runO;
+        for (int t = t0; t < t1; t++) {
+            if (last[t] < s0) continue; // the span is past this token's range
+            for (int g = 0; g < gn; g++) {
+                int r = (t - t0) * gn + g, ro = r * vd, o = poo + r * vd;
+                float mOld = runM[r], m = pm[pmo + r], mNew = Math.max(mOld, m);
+                float a = mOld == Float.NEGATIVE_INFINITY ? 0f : VectorMath.exp(mOld - mNew);
+                float b = VectorMath.exp(m - mNew);
+                runM[r] = mNew;
+                runL[r] = runL[r] * a + pl[plo + r] * b;
+                for (int i = 0; i < vd; i++) runO[ro + i] = runO[ro + i] * a + po[o + i] * b;
+            }
+        }
+    }
+
+    /**
+     * Writes O / L of every row (heads g0 .. g0+gn-1 of KV head kvh) to the output: rows of {@code nHead * vd}
+     * floats, the heads alone, whatever the query stride.
+     */
+    private static void finish(int t0, int t1, int nHead, int nKvHead, int vd, int kvh, int g0, int gn, float[] out, Scratch s) {
+        int h0 = kvh * (nHead / nKvHead) + g0;
         for (int t = t0; t < t1; t++) {
             for (int g = 0; g < gn; g++) {
                 int r = (t - t0) * gn + g;
-                float inv = 1f / l[r];
-                int o = t * nHead * vd + (h0 + g) * vd; // output rows are the heads alone, whatever the query stride
-                for (int i = 0; i < vd; i++) out[o + i] = acc[r * vd + i] * inv;
+                float inv = 1f / s.runL[r];
+                int o = t * nHead * vd + (h0 + g) * vd;
+                for (int i = 0; i < vd; i++) out[o + i] = s.runO[r * vd + i] * inv;
             }
         }
     }

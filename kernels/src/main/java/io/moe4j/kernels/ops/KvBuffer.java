@@ -4,6 +4,7 @@ import io.moe4j.kernels.GgmlType;
 import io.moe4j.kernels.KvPool;
 import io.moe4j.kernels.KvStore;
 import io.moe4j.kernels.KvType;
+import io.moe4j.kernels.Rope;
 import io.moe4j.kernels.quant.BlockFormats;
 import io.moe4j.kernels.quant.BlockQuantizer;
 
@@ -157,7 +158,8 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
             throw new IllegalArgumentException("the source does not hold " + length + " positions");
         }
         if (n > pages.table.length) pages.table = Arrays.copyOf(pages.table, n);
-        released = Math.min(src.released, n);
+        first = Math.min(src.first, length);
+        released = first >> PAGE_SHIFT;
         for (int i = released; i < n; i++) {
             pages.pool.retain(src.pages.table[i]);
             pages.table[i] = src.pages.table[i];
@@ -165,13 +167,16 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
         }
     }
 
-    /** Pages before this index were given back by {@link #releaseBefore} (their positions are gone). */
-    private int released;
+    /**
+     * The first position stored; the pages before its page were given back (held null in the table): always
+     * {@code released == first >> PAGE_SHIFT}. A page boundary unless a shift moved a sliding window's rows.
+     */
+    private int first, released;
 
-    /** The first position still stored (0 unless {@link #releaseBefore} dropped a leading part). */
+    /** The first position still stored (0 unless {@link #releaseBefore} or a shift dropped a leading part). */
     @Override
     public int firstStored() {
-        return released << PAGE_SHIFT;
+        return first;
     }
 
     /** Gives back the pages all of whose positions are before {@code pos} (out of a sliding window). */
@@ -179,14 +184,17 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
     public void releaseBefore(int pos) {
         int upTo = Math.min(pos >> PAGE_SHIFT, pages.table.length);
         for (int i = released; i < upTo; i++) pages.release(i);
-        released = Math.max(released, upTo);
+        if (upTo > released) {
+            released = upTo;
+            first = Math.max(first, upTo << PAGE_SHIFT);
+        }
     }
 
     /** Drops all positions at or after {@code length}: the pages past it go back to the pool. */
     @Override
     public void truncate(int length) {
         if (length < 0) throw new IllegalArgumentException("negative length " + length);
-        if (length == 0) released = 0;
+        if (length == 0) first = released = 0;
         if (length > 0 && length < firstStored()) {
             throw new IllegalArgumentException("positions before " + firstStored() + " were dropped; cannot keep " + length);
         }
@@ -198,6 +206,84 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
     public void close() {
         truncate(0);
     }
+
+    // ---- context shift (CpuBackend.shiftKv: reserveShift on every store first, then shift, or undoReserveShift) ----
+
+    /** Where the rows of a shift come from: positions from here to the length move (what the store holds past the gap). */
+    private int shiftSource(int keep, int discard) {
+        return Math.max(keep + discard, first);
+    }
+
+    /**
+     * Takes the pages that a shift of {@code discard} positions after {@code keep} writes into, pages given back
+     * below {@link #firstStored} included, and copies those shared with another store; false, with none of them
+     * taken, when the pool has no room.
+     */
+    public boolean reserveShift(int keep, int discard, int length) {
+        int from = shiftSource(keep, discard);
+        if (from >= length) return true;
+        int last = (length - 1) >> PAGE_SHIFT;
+        if (last >= pages.table.length || pages.table[last] == null) {
+            throw new IllegalArgumentException("the store does not hold positions up to " + length);
+        }
+        int old = released;
+        released = Math.min(released, (from - discard) >> PAGE_SHIFT);
+        if (reserve(from - discard, length - discard)) return true;
+        for (int i = released; i < old; i++) pages.release(i);
+        released = old;
+        return false;
+    }
+
+    /** Gives back what {@link #reserveShift} took below {@link #firstStored} (another store's reservation failed). */
+    public void undoReserveShift() {
+        releaseBefore(first);
+    }
+
+    /**
+     * Moves positions {@code [max(keep + discard, firstStored), length)} down by {@code discard}, each head's row
+     * rotated by {@code cos/sin} as {@code rope} rotates (null: moved as stored), after {@link #reserveShift}; then
+     * drops the positions from {@code length - discard} on and the pages before the new first position.
+     */
+    public void shift(Rope rope, float[] cos, float[] sin, int keep, int discard, int length) {
+        int from = shiftSource(keep, discard), newLength = length - discard;
+        int newFirst = first <= keep ? first : Math.max(keep, first - discard);
+        if (from < length) {
+            float[] row = rope == null ? null : new float[headDim];
+            int rotated = rope == null ? 0 : rotatedValues(rope.nRot());
+            for (int h = 0; h < heads; h++) {
+                for (int p = from; p < length; ) {
+                    int d = p - discard;
+                    // a run of positions within one source page and one destination page: one copy per head
+                    int n = Math.min(length - p, Math.min(PAGE - (p & (PAGE - 1)), PAGE - (d & (PAGE - 1))));
+                    MemorySegment.copy(page(p), offset(h, p), page(d), offset(h, d), (long) n * rowBytes);
+                    if (row != null) {
+                        for (int i = 0; i < n; i++) {
+                            readRow(h, d + i, row);
+                            rope.apply(row, 0, 1, headDim, cos, sin, 0);
+                            writeRow(h, d + i, row, rotated);
+                        }
+                    }
+                    p += n;
+                }
+            }
+        }
+        for (int i = (newLength + PAGE - 1) >> PAGE_SHIFT; i < pages.table.length; i++) pages.release(i);
+        first = Math.min(newFirst, newLength);
+        int upTo = Math.min(first >> PAGE_SHIFT, pages.table.length);
+        for (int i = 0; i < upTo; i++) pages.release(i);
+        released = first >> PAGE_SHIFT;
+    }
+
+    /** Values of a row that a rotation of the first {@code nRot} dimensions rewrites (Q8_0: whole blocks). */
+    int rotatedValues(int nRot) {
+        return nRot;
+    }
+
+    /** Head {@code h} of position {@code pos} as floats (exactly as stored, dequantized) into {@code dst[0, headDim)}. */
+    abstract void readRow(int h, int pos, float[] dst);
+
+    /** Stores the first {@code n} values of head {@code h} of position {@code pos} from {@code src}, rounded as on write. */
+    abstract void writeRow(int h, int pos, float[] src, int n);
 
     /** The memory of position {@code pos}'s page; the position's row of head h is at {@link #offset}. */
     protected final MemorySegment page(int pos) {
@@ -266,6 +352,16 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
         void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
             MemorySegment.copy(page, ValueLayout.JAVA_FLOAT, off, dst, dOff, n);
         }
+
+        @Override
+        void readRow(int h, int pos, float[] dst) {
+            copyFloats(page(pos), offset(h, pos), headDim, dst, 0);
+        }
+
+        @Override
+        void writeRow(int h, int pos, float[] src, int n) {
+            MemorySegment.copy(src, 0, page(pos), ValueLayout.JAVA_FLOAT, offset(h, pos), n);
+        }
     }
 
     /** Half-precision storage (llama.cpp's default KV type): half the memory, values rounded to float16. */
@@ -306,6 +402,18 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
             // A plain loop over an array: C2 vectorizes Float.float16ToFloat (vcvtph2ps), exact for infinities and NaN
             for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(h[i]);
         }
+
+        @Override
+        void readRow(int h, int pos, float[] dst) {
+            copyFloats(page(pos), offset(h, pos), headDim, dst, 0);
+        }
+
+        @Override
+        void writeRow(int h, int pos, float[] src, int n) {
+            short[] row = halves(n);
+            for (int i = 0; i < n; i++) row[i] = Float.floatToFloat16(src[i]);
+            MemorySegment.copy(row, 0, page(pos), ValueLayout.JAVA_SHORT, offset(h, pos), n);
+        }
     }
 
     /**
@@ -340,6 +448,27 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
         @Override
         void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
             throw new UnsupportedOperationException("Q8_0 keys and values are read as blocks");
+        }
+
+        /** Whole blocks: a block that holds one rotated value is quantized again, the later ones move as stored. */
+        @Override
+        int rotatedValues(int nRot) {
+            return Math.min(headDim, (nRot + QK - 1) / QK * QK);
+        }
+
+        @Override
+        void readRow(int h, int pos, float[] dst) {
+            MemorySegment m = page(pos);
+            long o = offset(h, pos);
+            for (int b = 0; b < headDim; b += QK, o += BLOCK_BYTES) {
+                float d = Float.float16ToFloat(m.get(ValueLayout.JAVA_SHORT_UNALIGNED, o));
+                for (int i = 0; i < QK; i++) dst[b + i] = d * m.get(ValueLayout.JAVA_BYTE, o + 2 + i);
+            }
+        }
+
+        @Override
+        void writeRow(int h, int pos, float[] src, int n) {
+            QUANTIZER.quantize(src, 0, page(pos), offset(h, pos), n);
         }
     }
 }
