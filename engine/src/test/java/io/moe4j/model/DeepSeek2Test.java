@@ -2,6 +2,7 @@ package io.moe4j.model;
 
 import io.moe4j.Model;
 import io.moe4j.SharedData;
+import io.moe4j.generate.Session;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.GgufValue;
@@ -109,6 +110,55 @@ class DeepSeek2Test {
             }
             String msg = assertThrows(io.moe4j.Moe4jException.class, () -> new KvCache(c, 8, KvType.Q8_0)).getMessage();
             assertTrue(msg.contains("rows of 80 values") && msg.contains("kv_lora_rank 64 + rope 16"), msg);
+        }
+    }
+
+    /**
+     * The sizes main's context planning uses count latent attention's one store: {@link KvCache#bytesFor} is what a
+     * full cache holds (filled by {@link KvCache#appendRandom}, which writes key rows only), and
+     * {@link KvCache#contextWithin} inverts it.
+     */
+    @Test
+    void theCacheSizeForAContextCountsOneRowPerPosition() {
+        try (GgufFile f = GgufFile.open(golden())) {
+            Transformer tf = Transformer.of(f);
+            ModelConfig c = tf.config();
+            long page = KvPool.pageBytes(KvType.F16, 1, 80);
+            assertEquals(2 * 3 * page, KvCache.bytesFor(c, KvType.F16, 600)); // 2 layers × 3 pages, no value pages
+            try (KvCache cache = new KvCache(c, 600, KvType.F16, tf.backend().kvPool(64L << 20))) {
+                cache.appendRandom(tf.backend(), 600, 7);
+                assertEquals(KvCache.bytesFor(c, KvType.F16, 600), cache.bytes());
+            }
+            assertEquals(768, KvCache.contextWithin(c, KvType.F16, 2 * 3 * page, 4096));
+            assertEquals(512, KvCache.contextWithin(c, KvType.F16, 2 * 3 * page - 1, 4096));
+        }
+    }
+
+    /**
+     * A context shift cannot rotate latent rows (their rotary part is the end of the row, which
+     * {@code Backend.shiftKv} does not turn): the cache says so and is left as it was, and the session evaluates the
+     * tokens it keeps again, so that it continues exactly as a fresh session fed them.
+     */
+    @Test
+    void aContextShiftEvaluatesTheKeptTokensAgain() {
+        try (Model m = Model.load(golden())) {
+            int[] prompt = GoldenCase.byId("deepseek2-f32").promptTokens();
+            int[] first = Arrays.copyOf(prompt, 40);
+            try (Session s = m.newSession(64, KvType.F16); Session fresh = m.newSession(64, KvType.F16)) {
+                s.feed(first);
+                long bytes = s.cache().bytes();
+                assertFalse(m.transformer().shift(s.cache(), 4, 10));
+                assertEquals(40, s.length());
+                assertEquals(bytes, s.cache().bytes());
+                s.shift(4, 10);
+                int[] kept = new int[30];
+                System.arraycopy(first, 0, kept, 0, 4);
+                System.arraycopy(first, 14, kept, 4, 26);
+                assertArrayEquals(kept, s.tokens());
+                int[] withNext = Arrays.copyOf(kept, 31);
+                withNext[30] = prompt[40];
+                assertArrayEquals(fresh.feed(withNext), s.feed(prompt[40]));
+            }
         }
     }
 
