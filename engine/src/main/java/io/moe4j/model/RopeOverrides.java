@@ -36,7 +36,7 @@ public record RopeOverrides(Rope.Scaling scaling, Double scale, Double freqBase,
     }
 
     private static void positive(String flag, Double v) {
-        if (v != null && !(v > 0) || v != null && v.isInfinite()) {
+        if (v != null && !(v > 0 && v < Double.POSITIVE_INFINITY)) {
             throw new IllegalArgumentException(flag + " must be a positive number, got " + v);
         }
     }

@@ -62,11 +62,15 @@ class GoldenLogitsTest {
     /** The experts a layer selected for a token, and the relative margin (s_k - s_k+1) / (s_max - s_min) of its router. */
     record Route(int layer, String selected, double margin) {
         static Route of(int layer, float[] logits, int offset, int n, int k, int[] selected) {
-            float[] s = java.util.Arrays.copyOfRange(logits, offset, offset + n);
-            java.util.Arrays.sort(s);
-            double margin = (s[n - k] - s[n - k - 1]) / (double) (s[n - 1] - s[0]);
-            return new Route(layer, java.util.Arrays.toString(selected), margin);
+            return new Route(layer, java.util.Arrays.toString(selected), relativeMargin(logits, offset, n, k));
         }
+    }
+
+    /** The golden README's router margin (s_k - s_k+1) / (s_max - s_min) of the {@code n} logits at {@code offset}. */
+    static double relativeMargin(float[] logits, int offset, int n, int k) {
+        float[] s = java.util.Arrays.copyOfRange(logits, offset, offset + n);
+        java.util.Arrays.sort(s);
+        return (s[n - k] - s[n - k - 1]) / (double) (s[n - 1] - s[0]);
     }
 
     static double maxAbsDiff(float[] a, float[] b) {

@@ -132,13 +132,13 @@ class GoldenLongContextTest {
             for (int t = 0; t < nTokens; t++) {
                 boolean isExcused = excused.contains(key(l, t));
                 if (isExcused && !storedPositions.contains(t)) continue;
-                int[] expected = topK(router, (l * nTokens + t) * nExpert, nExpert, k);
+                int[] expected = GoldenRoutingAndGreedyTest.topK(router, (l * nTokens + t) * nExpert, nExpert, k);
                 int[] got = Arrays.copyOfRange(selections.get(l), t * k, t * k + k);
                 Arrays.sort(got);
                 checked++;
                 if (Arrays.equals(expected, got)) continue;
                 if (q8 && !storedPositions.contains(t)
-                        && (reroutedToken.contains(t) || relativeMargin(router, (l * nTokens + t) * nExpert, nExpert, k) < 1e-2)) {
+                        && (reroutedToken.contains(t) || GoldenLogitsTest.relativeMargin(router, (l * nTokens + t) * nExpert, nExpert, k) < 1e-2)) {
                     rerouted++;
                     reroutedToken.add(t);
                     continue;
@@ -152,25 +152,7 @@ class GoldenLongContextTest {
                 + wrong.subList(0, Math.min(5, wrong.size())));
     }
 
-    /** (s_k - s_k+1) / (s_max - s_min) of the {@code n} router logits at {@code offset}. */
-    private static double relativeMargin(float[] logits, int offset, int n, int k) {
-        float[] s = Arrays.copyOfRange(logits, offset, offset + n);
-        Arrays.sort(s);
-        return (s[n - k] - s[n - k - 1]) / (double) (s[n - 1] - s[0]);
-    }
-
     private static long key(int layer, int token) {
         return ((long) layer << 32) | token;
-    }
-
-    /** The k largest of {@code n} logits at {@code offset}, ascending ids (ties to the lower id). */
-    private static int[] topK(float[] logits, int offset, int n, int k) {
-        Integer[] ids = new Integer[n];
-        for (int i = 0; i < n; i++) ids[i] = i;
-        Arrays.sort(ids, (a, b) -> logits[offset + a] != logits[offset + b] ? Float.compare(logits[offset + b], logits[offset + a]) : a - b);
-        int[] top = new int[k];
-        for (int i = 0; i < k; i++) top[i] = ids[i];
-        Arrays.sort(top);
-        return top;
     }
 }
