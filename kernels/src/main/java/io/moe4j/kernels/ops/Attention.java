@@ -3,12 +3,7 @@ package io.moe4j.kernels.ops;
 import io.moe4j.kernels.KvStore;
 import io.moe4j.kernels.cpu.Parallel;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
-import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -240,6 +235,8 @@ public final class Attention {
     private static final class Scratch {
         float[] q = new float[0], acc = new float[0], scores = new float[0], m = new float[0], l = new float[0];
         float[] k = new float[0], v = new float[0];
+        /** Q8_0 caches: the block scales of the block's key and value rows ({@link KvBuffer.Q8_0#toCodes}). */
+        float[] kScales = new float[0], vScales = new float[0];
         /** The running (merged) state of each row: maximum, sum, outputs. */
         float[] runM = new float[0], runL = new float[0], runO = new float[0];
 
@@ -258,6 +255,8 @@ public final class Attention {
             }
             if (k.length < BLOCK * headDim) k = new float[BLOCK * headDim];
             if (v.length < BLOCK * valueDim) v = new float[BLOCK * valueDim];
+            if (kScales.length < BLOCK * (headDim / KvBuffer.Q8_0.QK)) kScales = new float[BLOCK * (headDim / KvBuffer.Q8_0.QK)];
+            if (vScales.length < BLOCK * (valueDim / KvBuffer.Q8_0.QK)) vScales = new float[BLOCK * (valueDim / KvBuffer.Q8_0.QK)];
         }
     }
 
@@ -342,12 +341,17 @@ public final class Attention {
         int spanLast = s0 - 1;
         for (int t = t0; t < t1; t++) spanLast = Math.max(spanLast, Math.min(last[t], s0 + SPAN - 1));
         boolean simdK = hd % 8 == 0, simdV = vd % 8 == 0;
-        // Float keys and values are copied (an F16 cache converted) a block at a time, once for all its readers;
-        // Q8_0 blocks are read where they are.
+        // A block of keys and values is copied (F16 converted; Q8_0 as codes and scales) once for all its readers:
+        // the query heads of the group and the tokens.
         boolean q8 = keys instanceof KvBuffer.Q8_0;
+        float[] kd = s.kScales, vds = inKeys ? s.kScales : s.vScales;
+        int vScaleStride = vStride / KvBuffer.Q8_0.QK;
         for (int b0 = s0; b0 <= spanLast; b0 += BLOCK) {
             int blockLen = Math.min(BLOCK, spanLast + 1 - b0);
-            if (!q8) {
+            if (q8) {
+                ((KvBuffer.Q8_0) keys).toCodes(kvh, b0, blockLen, kb, kd);
+                if (!inKeys) ((KvBuffer.Q8_0) vals).toCodes(kvh, b0, blockLen, vb, vds);
+            } else {
                 keys.toFloats(kvh, b0, blockLen, kb, 0);
                 if (!inKeys) values.toFloats(kvh, b0, blockLen, vb, 0);
             }
@@ -356,7 +360,7 @@ public final class Attention {
                 if (len <= 0) continue;
                 for (int g = 0; g < gn; g++) {
                     int r = (t - t0) * gn + g;
-                    if (q8) blockQ8((KvBuffer.Q8_0) keys, (KvBuffer.Q8_0) vals, kvh, b0, r, len, hd, vd, qs, acc, sc, m, l);
+                    if (q8) blockQ8(r, len, hd, vd, qs, acc, sc, m, l, kb, kd, vb, vds, vStride, vScaleStride);
                     else block(r, len, hd, vd, simdK, simdV, qs, acc, sc, m, l, kb, vb, vStride);
                 }
             }
@@ -408,7 +412,9 @@ public final class Attention {
     private static void block(int r, int len, int hd, int vd, boolean simdK, boolean simdV, float[] qs, float[] acc,
                               float[] sc, float[] m, float[] l, float[] kb, float[] vb, int vStride) {
         int so = r * BLOCK, qo = r * hd, ao = r * vd;
-        for (int j = 0; j < len; j += 4) {
+        int j = 0;
+        if (simdK) for (; j + 8 <= len; j += 8) scores8(kb, j * hd, hd, hd, qs, qo, sc, so + j);
+        for (; j < len; j += 4) {
             int count = Math.min(4, len - j);
             if (simdK) scores(kb, j * hd, hd, count, hd, qs, qo, sc, so + j);
             else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, (j + c) * hd, qs, qo, hd);
@@ -417,7 +423,7 @@ public final class Attention {
         if (simdV) {
             accumulate(vb, 0, vStride, len, vd, sc, so, acc, ao);
         } else {
-            for (int j = 0; j < len; j++) for (int i = 0; i < vd; i++) acc[ao + i] += sc[so + j] * vb[j * vStride + i];
+            for (int p = 0; p < len; p++) for (int i = 0; i < vd; i++) acc[ao + i] += sc[so + p] * vb[p * vStride + i];
         }
     }
 
@@ -444,30 +450,56 @@ public final class Attention {
     }
 
     /**
-     * {@link #block} over Q8_0 keys and values, read as stored: a score is the sum over the 32-value blocks of a key
-     * row of d × (q · the block's int8s); a value row ({@code vd} values: all of a value store's row, or the first
-     * blocks of a key row) adds (weight × d) × its int8s to the accumulator, block by block.
+     * {@link #block} over Q8_0 keys and values as {@link KvBuffer.Q8_0#toCodes} copies them: a score is the sum over
+     * the 32-value blocks of a key row of d × (q · the block's codes); a value row ({@code vd} values: all of a value
+     * store's row, or the first blocks of a key row) adds (weight × d) × its codes to the accumulator, block by block.
+     * Position j's key codes are at {@code kc[j * hd]}, its scales at {@code kd[j * hd / 32]}; its value codes at
+     * {@code vc[j * vStride]}, scales at {@code vs[j * vScaleStride]}.
      */
-    private static void blockQ8(KvBuffer.Q8_0 keys, KvBuffer.Q8_0 values, int kvh, int b0, int r, int len, int hd, int vd,
-                                float[] qs, float[] acc, float[] sc, float[] m, float[] l) {
-        int so = r * BLOCK, qo = r * hd, ao = r * vd;
-        for (int j = 0; j < len; j++) {
-            int p = b0 + j;
-            sc[so + j] = dotQ8(keys.page(p), keys.offset(kvh, p), hd, qs, qo);
-        }
+    private static void blockQ8(int r, int len, int hd, int vd, float[] qs, float[] acc, float[] sc, float[] m, float[] l,
+                                float[] kc, float[] kd, float[] vc, float[] vs, int vStride, int vScaleStride) {
+        int so = r * BLOCK, qo = r * hd, ao = r * vd, nb = hd / KvBuffer.Q8_0.QK;
+        int j = 0;
+        for (; j + 4 <= len; j += 4) scoresQ8x4(kc, kd, j, hd, nb, qs, qo, sc, so + j);
+        for (; j < len; j++) sc[so + j] = dotQ8(kc, j * hd, kd, j * nb, hd, qs, qo);
         softmax(r, len, vd, acc, sc, m, l);
-        for (int i = 0, blk = 0; i < vd; i += 32, blk++) {
+        int i = 0, blk = 0;
+        // Two blocks of 32 values at a time: eight independent FMA chains over the positions.
+        for (; i + 64 <= vd; i += 64, blk += 2) {
             FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
-            for (int j = 0; j < len; j++) {
-                int p = b0 + j;
-                MemorySegment s = values.page(p);
-                long o = values.offset(kvh, p) + (long) blk * KvBuffer.Q8_0.BLOCK_BYTES;
-                FloatVector wd = FloatVector.broadcast(F, sc[so + j] * Float.float16ToFloat(s.get(LE_SHORT, o)));
-                a0 = int8s(s, o + 2).fma(wd, a0);
-                a1 = int8s(s, o + 10).fma(wd, a1);
-                a2 = int8s(s, o + 18).fma(wd, a2);
-                a3 = int8s(s, o + 26).fma(wd, a3);
+            FloatVector a4 = FloatVector.fromArray(F, acc, ao + i + 32), a5 = FloatVector.fromArray(F, acc, ao + i + 40);
+            FloatVector a6 = FloatVector.fromArray(F, acc, ao + i + 48), a7 = FloatVector.fromArray(F, acc, ao + i + 56);
+            for (int p = 0, c = i, d = blk; p < len; p++, c += vStride, d += vScaleStride) {
+                float w = sc[so + p];
+                FloatVector wd = FloatVector.broadcast(F, w * vs[d]), we = FloatVector.broadcast(F, w * vs[d + 1]);
+                a0 = FloatVector.fromArray(F, vc, c).fma(wd, a0);
+                a1 = FloatVector.fromArray(F, vc, c + 8).fma(wd, a1);
+                a2 = FloatVector.fromArray(F, vc, c + 16).fma(wd, a2);
+                a3 = FloatVector.fromArray(F, vc, c + 24).fma(wd, a3);
+                a4 = FloatVector.fromArray(F, vc, c + 32).fma(we, a4);
+                a5 = FloatVector.fromArray(F, vc, c + 40).fma(we, a5);
+                a6 = FloatVector.fromArray(F, vc, c + 48).fma(we, a6);
+                a7 = FloatVector.fromArray(F, vc, c + 56).fma(we, a7);
+            }
+            a0.intoArray(acc, ao + i);
+            a1.intoArray(acc, ao + i + 8);
+            a2.intoArray(acc, ao + i + 16);
+            a3.intoArray(acc, ao + i + 24);
+            a4.intoArray(acc, ao + i + 32);
+            a5.intoArray(acc, ao + i + 40);
+            a6.intoArray(acc, ao + i + 48);
+            a7.intoArray(acc, ao + i + 56);
+        }
+        for (; i < vd; i += 32, blk++) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
+            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
+            for (int p = 0, c = i, d = blk; p < len; p++, c += vStride, d += vScaleStride) {
+                FloatVector wd = FloatVector.broadcast(F, sc[so + p] * vs[d]);
+                a0 = FloatVector.fromArray(F, vc, c).fma(wd, a0);
+                a1 = FloatVector.fromArray(F, vc, c + 8).fma(wd, a1);
+                a2 = FloatVector.fromArray(F, vc, c + 16).fma(wd, a2);
+                a3 = FloatVector.fromArray(F, vc, c + 24).fma(wd, a3);
             }
             a0.intoArray(acc, ao + i);
             a1.intoArray(acc, ao + i + 8);
@@ -476,26 +508,52 @@ public final class Attention {
         }
     }
 
-    /** Dot of q[qo .. qo+n) with the Q8_0 row at byte {@code o} of {@code s}: per block, d × (q · int8s). */
-    private static float dotQ8(MemorySegment s, long o, int n, float[] q, int qo) {
+    /** Dot of q[qo .. qo+n) with the codes at {@code c[co ..]} and block scales at {@code d[dOff ..]}: per block, d × (q · codes). */
+    private static float dotQ8(float[] c, int co, float[] d, int dOff, int n, float[] q, int qo) {
         FloatVector total = FloatVector.zero(F);
-        for (int i = 0; i < n; i += 32, o += KvBuffer.Q8_0.BLOCK_BYTES) {
-            FloatVector a = int8s(s, o + 2).mul(FloatVector.fromArray(F, q, qo + i));
-            a = int8s(s, o + 10).fma(FloatVector.fromArray(F, q, qo + i + 8), a);
-            a = int8s(s, o + 18).fma(FloatVector.fromArray(F, q, qo + i + 16), a);
-            a = int8s(s, o + 26).fma(FloatVector.fromArray(F, q, qo + i + 24), a);
-            total = a.fma(FloatVector.broadcast(F, Float.float16ToFloat(s.get(LE_SHORT, o))), total);
+        for (int i = 0; i < n; i += 32, dOff++) {
+            FloatVector a = FloatVector.fromArray(F, c, co + i).mul(FloatVector.fromArray(F, q, qo + i));
+            a = FloatVector.fromArray(F, c, co + i + 8).fma(FloatVector.fromArray(F, q, qo + i + 8), a);
+            a = FloatVector.fromArray(F, c, co + i + 16).fma(FloatVector.fromArray(F, q, qo + i + 16), a);
+            a = FloatVector.fromArray(F, c, co + i + 24).fma(FloatVector.fromArray(F, q, qo + i + 24), a);
+            total = a.fma(FloatVector.broadcast(F, d[dOff]), total);
         }
         return sum8(total);
     }
 
-    /** 8 int8 at byte {@code o} of {@code s} as floats. */
-    private static FloatVector int8s(MemorySegment s, long o) {
-        return (FloatVector) ByteVector.fromMemorySegment(B64, s, o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F, 0);
+    /** {@link #dotQ8} of positions j .. j+3 of a block (codes {@code j * n}, scales {@code j * nb}) as four independent chains. */
+    private static void scoresQ8x4(float[] c, float[] d, int j, int n, int nb, float[] q, int qo, float[] sc, int so) {
+        int c0 = j * n, c1 = c0 + n, c2 = c1 + n, c3 = c2 + n, d0 = j * nb;
+        FloatVector t0 = FloatVector.zero(F), t1 = t0, t2 = t0, t3 = t0;
+        for (int i = 0, b = d0; i < n; i += 32, b++) {
+            FloatVector q0 = FloatVector.fromArray(F, q, qo + i), q1 = FloatVector.fromArray(F, q, qo + i + 8);
+            FloatVector q2 = FloatVector.fromArray(F, q, qo + i + 16), q3 = FloatVector.fromArray(F, q, qo + i + 24);
+            FloatVector a = FloatVector.fromArray(F, c, c0 + i).mul(q0);
+            a = FloatVector.fromArray(F, c, c0 + i + 8).fma(q1, a);
+            a = FloatVector.fromArray(F, c, c0 + i + 16).fma(q2, a);
+            a = FloatVector.fromArray(F, c, c0 + i + 24).fma(q3, a);
+            t0 = a.fma(FloatVector.broadcast(F, d[b]), t0);
+            a = FloatVector.fromArray(F, c, c1 + i).mul(q0);
+            a = FloatVector.fromArray(F, c, c1 + i + 8).fma(q1, a);
+            a = FloatVector.fromArray(F, c, c1 + i + 16).fma(q2, a);
+            a = FloatVector.fromArray(F, c, c1 + i + 24).fma(q3, a);
+            t1 = a.fma(FloatVector.broadcast(F, d[b + nb]), t1);
+            a = FloatVector.fromArray(F, c, c2 + i).mul(q0);
+            a = FloatVector.fromArray(F, c, c2 + i + 8).fma(q1, a);
+            a = FloatVector.fromArray(F, c, c2 + i + 16).fma(q2, a);
+            a = FloatVector.fromArray(F, c, c2 + i + 24).fma(q3, a);
+            t2 = a.fma(FloatVector.broadcast(F, d[b + 2 * nb]), t2);
+            a = FloatVector.fromArray(F, c, c3 + i).mul(q0);
+            a = FloatVector.fromArray(F, c, c3 + i + 8).fma(q1, a);
+            a = FloatVector.fromArray(F, c, c3 + i + 16).fma(q2, a);
+            a = FloatVector.fromArray(F, c, c3 + i + 24).fma(q3, a);
+            t3 = a.fma(FloatVector.broadcast(F, d[b + 3 * nb]), t3);
+        }
+        sc[so] = sum8(t0);
+        sc[so + 1] = sum8(t1);
+        sc[so + 2] = sum8(t2);
+        sc[so + 3] = sum8(t3);
     }
-
-    private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
-    private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
     private static float dotScalar(float[] k, int ko, float[] q, int qo, int n) {
         float s = 0;
@@ -505,6 +563,31 @@ public final class Attention {
 
     private static float sum8(FloatVector v) {
         return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
+    }
+
+    /** {@link #scores} of 8 positions as 8 independent FMA chains (the same arithmetic per position). */
+    private static void scores8(float[] k, int b0, int stride, int n, float[] q, int qo, float[] sc, int so) {
+        int b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride, b4 = b3 + stride, b5 = b4 + stride, b6 = b5 + stride, b7 = b6 + stride;
+        FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+        for (int i = 0; i < n; i += 8) {
+            FloatVector qv = FloatVector.fromArray(F, q, qo + i);
+            a0 = FloatVector.fromArray(F, k, b0 + i).fma(qv, a0);
+            a1 = FloatVector.fromArray(F, k, b1 + i).fma(qv, a1);
+            a2 = FloatVector.fromArray(F, k, b2 + i).fma(qv, a2);
+            a3 = FloatVector.fromArray(F, k, b3 + i).fma(qv, a3);
+            a4 = FloatVector.fromArray(F, k, b4 + i).fma(qv, a4);
+            a5 = FloatVector.fromArray(F, k, b5 + i).fma(qv, a5);
+            a6 = FloatVector.fromArray(F, k, b6 + i).fma(qv, a6);
+            a7 = FloatVector.fromArray(F, k, b7 + i).fma(qv, a7);
+        }
+        sc[so] = sum8(a0);
+        sc[so + 1] = sum8(a1);
+        sc[so + 2] = sum8(a2);
+        sc[so + 3] = sum8(a3);
+        sc[so + 4] = sum8(a4);
+        sc[so + 5] = sum8(a5);
+        sc[so + 6] = sum8(a6);
+        sc[so + 7] = sum8(a7);
     }
 
     /**
@@ -537,11 +620,36 @@ public final class Attention {
 
     /**
      * acc[ao + i] += w[wo + j] * v[b0 + j * stride + i] for positions j = 0 .. count-1 in order, i in [0, n): each
-     * element's sum runs over the positions in order; 32 elements at a time (4 independent FMA chains) are held in
-     * registers for the whole block.
+     * element's sum runs over the positions in order; 64 elements at a time (8 independent FMA chains, enough to
+     * hide the FMA latency) are held in registers for the whole block.
      */
     private static void accumulate(float[] v, int b0, int stride, int count, int n, float[] w, int wo, float[] acc, int ao) {
         int i = 0;
+        for (; i + 64 <= n; i += 64) {
+            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
+            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
+            FloatVector a4 = FloatVector.fromArray(F, acc, ao + i + 32), a5 = FloatVector.fromArray(F, acc, ao + i + 40);
+            FloatVector a6 = FloatVector.fromArray(F, acc, ao + i + 48), a7 = FloatVector.fromArray(F, acc, ao + i + 56);
+            for (int j = 0, b = b0 + i; j < count; j++, b += stride) {
+                FloatVector wj = FloatVector.broadcast(F, w[wo + j]);
+                a0 = FloatVector.fromArray(F, v, b).fma(wj, a0);
+                a1 = FloatVector.fromArray(F, v, b + 8).fma(wj, a1);
+                a2 = FloatVector.fromArray(F, v, b + 16).fma(wj, a2);
+                a3 = FloatVector.fromArray(F, v, b + 24).fma(wj, a3);
+                a4 = FloatVector.fromArray(F, v, b + 32).fma(wj, a4);
+                a5 = FloatVector.fromArray(F, v, b + 40).fma(wj, a5);
+                a6 = FloatVector.fromArray(F, v, b + 48).fma(wj, a6);
+                a7 = FloatVector.fromArray(F, v, b + 56).fma(wj, a7);
+            }
+            a0.intoArray(acc, ao + i);
+            a1.intoArray(acc, ao + i + 8);
+            a2.intoArray(acc, ao + i + 16);
+            a3.intoArray(acc, ao + i + 24);
+            a4.intoArray(acc, ao + i + 32);
+            a5.intoArray(acc, ao + i + 40);
+            a6.intoArray(acc, ao + i + 48);
+            a7.intoArray(acc, ao + i + 56);
+        }
         for (; i + 32 <= n; i += 32) {
             FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);

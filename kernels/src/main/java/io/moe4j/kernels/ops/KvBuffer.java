@@ -11,7 +11,12 @@ import io.moe4j.kernels.quant.BlockQuantizer;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.lang.ref.Cleaner;
+import java.nio.ByteOrder;
 import java.util.Arrays;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Keys or values of one layer for consecutive positions, each position a row of {@code width} values (kv heads ×
@@ -397,10 +402,10 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
 
         @Override
         void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
-            short[] h = halves(n);
-            MemorySegment.copy(page, ValueLayout.JAVA_SHORT, off, h, 0, n);
-            // A plain loop over an array: C2 vectorizes Float.float16ToFloat (vcvtph2ps), exact for infinities and NaN
-            for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(h[i]);
+            // A plain counted loop: C2 vectorizes Float.float16ToFloat of the segment's halves (vcvtph2ps), exact for
+            // infinities and NaN; measured 0.049 ns per value, against 0.056 through a short[] copy and 0.16 for the
+            // Vector API bit trick (F16Format.toFloats), which has no half conversion of its own.
+            for (int i = 0; i < n; i++) dst[dOff + i] = Float.float16ToFloat(page.get(ValueLayout.JAVA_SHORT, off + 2L * i));
         }
 
         @Override
@@ -449,6 +454,37 @@ public abstract sealed class KvBuffer implements KvStore permits KvBuffer.F32, K
         void copyFloats(MemorySegment page, long off, int n, float[] dst, int dOff) {
             throw new UnsupportedOperationException("Q8_0 keys and values are read as blocks");
         }
+
+        /**
+         * Head {@code h} of positions p .. p+count-1 as the blocks hold them, for the attention kernels: the int8
+         * codes as floats (exact) to {@code codes[j * headDim ..]}, and each 32-value block's scale to
+         * {@code scales[j * headDim / 32 ..]}, for the j-th position. The kernels then compute with the codes and
+         * scales in the order the blocks define (d × (q · codes) per block), from arrays that every query head and
+         * token sharing the block reads.
+         */
+        void toCodes(int h, int p, int count, float[] codes, float[] scales) {
+            int nb = headDim / QK;
+            for (int j = 0; j < count; j++) {
+                MemorySegment m = page(p + j);
+                long o = offset(h, p + j);
+                for (int b = 0, c = j * headDim, d = j * nb; b < nb; b++, o += BLOCK_BYTES, c += QK) {
+                    scales[d + b] = Float.float16ToFloat(m.get(LE_SHORT, o));
+                    codesAsFloats(m, o + 2, codes, c);
+                }
+            }
+        }
+
+        /** The 32 int8 codes at byte {@code o} of {@code m} as floats into {@code dst[dOff ..]}. */
+        private static void codesAsFloats(MemorySegment m, long o, float[] dst, int dOff) {
+            ((FloatVector) ByteVector.fromMemorySegment(B64, m, o, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F256, 0)).intoArray(dst, dOff);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, m, o + 8, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F256, 0)).intoArray(dst, dOff + 8);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, m, o + 16, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F256, 0)).intoArray(dst, dOff + 16);
+            ((FloatVector) ByteVector.fromMemorySegment(B64, m, o + 24, ByteOrder.LITTLE_ENDIAN).convertShape(VectorOperators.B2F, F256, 0)).intoArray(dst, dOff + 24);
+        }
+
+        private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
+        private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+        private static final ValueLayout.OfShort LE_SHORT = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
 
         /** Whole blocks: a block that holds one rotated value is quantized again, the later ones move as stored. */
         @Override
