@@ -1,5 +1,6 @@
 package io.moe4j.bench;
 
+import io.moe4j.ByteSize;
 import io.moe4j.generate.Session;
 import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
@@ -53,7 +54,7 @@ final class ContextSweep {
                     if (cache.length() > depth) cache.close(); // depths not ascending: start over
                     cache.appendRandom(tf.backend(), depth - cache.length(), depth);
                     log.accept(String.format("  depth %d: cache filled in %.1f s (%s of KV pages)", depth, (System.nanoTime() - f0) / 1e9,
-                            ContextSweep.size(cache.bytes())));
+                            ByteSize.format(cache.bytes())));
                     long held = cache.bytes();
                     long readPerToken = kvBytesRead(cfg, o.kvType(), depth);
                     // A cache whose sliding-window layers dropped positions cannot be cut back to the depth: its runs
@@ -132,7 +133,7 @@ final class ContextSweep {
                 "attention", "roofline t/s", "fraction");
         for (Row r : rows) {
             out.printf("%8d %12.2f %13.2f %12.0f %12s %9.1f%% %14.2f %8.1f%%%n", r.depth(), r.decodeTokensPerS(), r.prefillTokensPerS(),
-                    r.kvBytesPerToken(), size(r.kvBytesReadPerToken()), 100 * r.attentionShare(), r.rooflineTokensPerS(),
+                    r.kvBytesPerToken(), ByteSize.format(r.kvBytesReadPerToken()), 100 * r.attentionShare(), r.rooflineTokensPerS(),
                     100 * r.rooflineFraction());
         }
         out.flush();
@@ -157,9 +158,4 @@ final class ContextSweep {
         return list;
     }
 
-    static String size(long bytes) {
-        if (bytes >= 1L << 30) return String.format(java.util.Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
-        if (bytes >= 1L << 20) return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
-        return String.format(java.util.Locale.ROOT, "%.1f KiB", bytes / 1024.0);
-    }
 }

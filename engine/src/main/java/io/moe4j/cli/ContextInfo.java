@@ -1,5 +1,6 @@
 package io.moe4j.cli;
 
+import io.moe4j.ByteSize;
 import io.moe4j.Model;
 import io.moe4j.kernels.KvType;
 
@@ -20,12 +21,7 @@ final class ContextInfo {
         String why = requested > 0 ? "--ctx" + (requested > own ? "; the model's own is " + own : "")
                 : context >= own ? "the model's own" : "what fits in the KV budget; the model's own is " + own;
         return String.format(Locale.ROOT, "context %d tokens (%s), KV cache %s up to %s per sequence, budget %s", context, why,
-                type.name(), size(m.kvBytes(context, type)), size(m.kvPool().stats().budget()));
+                type.name(), ByteSize.format(m.kvBytes(context, type)), ByteSize.format(m.kvPool().stats().budget()));
     }
 
-    static String size(long bytes) {
-        if (bytes >= 1L << 30) return String.format(Locale.ROOT, "%.1f GiB", bytes / (double) (1L << 30));
-        if (bytes >= 1L << 20) return String.format(Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
-        return String.format(Locale.ROOT, "%.1f KiB", bytes / 1024.0);
-    }
 }

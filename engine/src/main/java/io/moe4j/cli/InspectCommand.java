@@ -1,5 +1,6 @@
 package io.moe4j.cli;
 
+import io.moe4j.ByteSize;
 import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.GgufValue;
@@ -45,7 +46,7 @@ final class InspectCommand implements Callable<Integer> {
         Path model = positional != null ? ModelOption.checkFile(positional) : modelOption.resolve(spec.commandLine().getErr());
         try (GgufFile f = GgufFile.open(model)) {
             out.printf("file          %s (GGUF v%d, %s, %d tensors, %d metadata keys)%n", f.path(), f.version(),
-                    bytes(f.fileSize()), f.tensors().size(), f.metadata().keys().size());
+                    ByteSize.format(f.fileSize()), f.tensors().size(), f.metadata().keys().size());
             out.printf("name          %s%n", f.metadata().getString("general.name", "(none)"));
             Transformer tf = Transformer.of(f, device.backend(), io.moe4j.model.LoadProgress.NONE);
             ModelConfig c = tf.config();
@@ -67,7 +68,7 @@ final class InspectCommand implements Callable<Integer> {
             }
             out.printf("kv cache      %d values per token and layer (%s), %s per token with F16%n", c.kvRowsPerToken() * c.kvDim(),
                     c.valuesInKeys() ? "one latent row, the value its first " + c.valueDim() : "keys and values",
-                    bytes((long) c.blockCount() * c.kvRowsPerToken() * io.moe4j.kernels.KvType.F16.bytesFor(c.kvDim())));
+                    ByteSize.format((long) c.blockCount() * c.kvRowsPerToken() * io.moe4j.kernels.KvType.F16.bytesFor(c.kvDim())));
             var layers = tf.weights().layers;
             var firstMoe = java.util.Arrays.stream(layers).filter(l -> l.moe() != null).findFirst().orElse(null);
             var firstDense = java.util.Arrays.stream(layers).filter(l -> l.dense() != null).findFirst().orElse(null);
@@ -94,7 +95,7 @@ final class InspectCommand implements Callable<Integer> {
             ModelStats s = ModelStats.of(f, c);
             out.printf("parameters    %s total, %s active per token (%.1f%%), %s in routed experts%n", count(s.totalParams()),
                     count(s.activeParams()), 100.0 * s.activeParams() / s.totalParams(), count(s.expertParams()));
-            out.printf("decode reads  %s of weights per token (of %s)%n", bytes(s.decodeBytesPerToken()), bytes(s.totalBytes()));
+            out.printf("decode reads  %s of weights per token (of %s)%n", ByteSize.format(s.decodeBytesPerToken()), ByteSize.format(s.totalBytes()));
             Map<String, Integer> types = new TreeMap<>();
             for (GgufTensor t : f.tensors().values()) types.merge(t.type().name(), 1, Integer::sum);
             out.printf("tensor types  %s%n", types);
@@ -123,10 +124,4 @@ final class InspectCommand implements Callable<Integer> {
         return Long.toString(n);
     }
 
-    static String bytes(long n) {
-        if (n >= 1L << 30) return String.format("%.2f GiB", n / (double) (1L << 30));
-        if (n >= 1L << 20) return String.format("%.2f MiB", n / (double) (1L << 20));
-        if (n >= 1L << 10) return String.format("%.1f KiB", n / 1024.0);
-        return n + " B";
-    }
 }

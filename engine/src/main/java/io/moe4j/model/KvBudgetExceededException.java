@@ -1,5 +1,6 @@
 package io.moe4j.model;
 
+import io.moe4j.ByteSize;
 import io.moe4j.Moe4jException;
 
 /**
@@ -15,8 +16,8 @@ public class KvBudgetExceededException extends Moe4jException {
 
     /** {@code purpose}: what the sequence needs the pages for ("for 12 more positions"). */
     public KvBudgetExceededException(long budget, long inUse, long requested, String purpose) {
-        super("the KV cache budget of " + human(budget) + " is exhausted: " + human(inUse) + " in use, and a sequence needs "
-                + human(requested) + " more " + purpose + " (--kv-budget sets the budget)");
+        super("the KV cache budget of " + ByteSize.format(budget) + " is exhausted: " + ByteSize.format(inUse) + " in use, and a sequence needs "
+                + ByteSize.format(requested) + " more " + purpose + " (--kv-budget sets the budget)");
         this.budget = budget;
         this.inUse = inUse;
         this.requested = requested;
@@ -35,9 +36,4 @@ public class KvBudgetExceededException extends Moe4jException {
         return requested;
     }
 
-    static String human(long bytes) {
-        if (bytes >= 1L << 30) return String.format(java.util.Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
-        if (bytes >= 1L << 20) return String.format(java.util.Locale.ROOT, "%.1f MiB", bytes / (double) (1L << 20));
-        return bytes + " bytes";
-    }
 }

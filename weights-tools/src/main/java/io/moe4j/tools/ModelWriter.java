@@ -1,5 +1,6 @@
 package io.moe4j.tools;
 
+import io.moe4j.ByteSize;
 import io.moe4j.Moe4jException;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
@@ -125,8 +126,8 @@ public final class ModelWriter {
         try {
             long free = Files.getFileStore(dir).getUsableSpace();
             if (free > 0 && free < bytes) {
-                throw new Moe4jException("not enough disk space for " + out + ": it needs " + Progress.bytes(bytes) + " ("
-                        + bytes + " bytes), only " + Progress.bytes(free) + " are free in " + dir);
+                throw new Moe4jException("not enough disk space for " + out + ": it needs " + ByteSize.format(bytes) + " ("
+                        + bytes + " bytes), only " + ByteSize.format(free) + " are free in " + dir);
             }
         } catch (IOException e) {
             // unknown free space: the write itself will report a full disk

@@ -1,5 +1,6 @@
 package io.moe4j.tools;
 
+import io.moe4j.ByteSize;
 import java.io.PrintStream;
 import java.util.Locale;
 
@@ -93,7 +94,7 @@ public final class Progress {
         double rate = done / s;
         String pct = total > 0 ? String.format(Locale.ROOT, "%3d%%", done * 100 / total) : "";
         String eta = total > 0 && rate > 0 && done < total ? String.format(Locale.ROOT, " ETA %.0fs", (total - done) / rate) : "";
-        return String.format(Locale.ROOT, "%s %s %s / %s, %s/s%s", task, pct, bytes(done), bytes(total), bytes((long) rate), eta);
+        return String.format(Locale.ROOT, "%s %s %s / %s, %s/s%s", task, pct, ByteSize.format(done), ByteSize.format(total), ByteSize.format((long) rate), eta);
     }
 
     /** Ends the bar and prints {@code summary} (to stderr) unless quiet; returns the summary. */
@@ -109,14 +110,8 @@ public final class Progress {
     /** The standard summary: what was written, how many tensors and bytes, how long, how fast. */
     public String summary(String what, int tensors, long bytes) {
         double s = seconds();
-        return String.format(Locale.ROOT, "%s: %d tensors, %s (%d bytes) in %.1f s, %.0f MB/s", what, tensors, bytes(bytes), bytes,
+        return String.format(Locale.ROOT, "%s: %d tensors, %s (%d bytes) in %.1f s, %.0f MB/s", what, tensors, ByteSize.format(bytes), bytes,
                 s, bytes / 1e6 / Math.max(s, 1e-9));
     }
 
-    public static String bytes(long n) {
-        if (n < 1024) return n + " B";
-        if (n < 1024L * 1024) return String.format(Locale.ROOT, "%.1f KiB", n / 1024.0);
-        if (n < 1024L * 1024 * 1024) return String.format(Locale.ROOT, "%.1f MiB", n / 1048576.0);
-        return String.format(Locale.ROOT, "%.2f GiB", n / 1073741824.0);
-    }
 }

@@ -1,5 +1,6 @@
 package io.moe4j.tools.hf;
 
+import io.moe4j.ByteSize;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -173,7 +174,7 @@ public final class HfExporter {
             }
             long free = Files.getFileStore(dir).getUsableSpace();
             if (free > 0 && free < total) {
-                throw new Moe4jException("not enough disk space for " + dir + ": it needs " + Progress.bytes(total) + ", only " + Progress.bytes(free) + " are free");
+                throw new Moe4jException("not enough disk space for " + dir + ": it needs " + ByteSize.format(total) + ", only " + ByteSize.format(free) + " are free");
             }
             List<List<SafetensorsWriter.Tensor>> shards = new ArrayList<>();
             List<SafetensorsWriter.Tensor> cur = new ArrayList<>();
