@@ -196,6 +196,48 @@ class DeepSeekToolsTest {
         assertSameFile(src, back);
     }
 
+    /**
+     * DeepSeek-V3's checkpoints hold a multi-token prediction layer after the last block, which convert leaves out as
+     * llama.cpp's converter does; FP8 weights with block scales are refused with a message that says so.
+     */
+    @Test
+    void predictionLayersAreLeftOutAndFp8IsRefused() throws Exception {
+        Path src = tmp.resolve("v3.gguf");
+        Synth.write(new Synth.Spec(Presets.get("tiny-deepseek2"), FileType.F32, null, 9), src, 2, true);
+        Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");
+        HfExporter.export(src, hf, new HfExporter.Settings(null, 1L << 40, true));
+        Path st = hf.resolve("model.safetensors"), cfg = hf.resolve("config.json");
+        addTensor(st, "model.layers.2.self_attn.q_a_proj.weight");
+        String config = java.nio.file.Files.readString(cfg);
+        io.moe4j.Moe4jException e = org.junit.jupiter.api.Assertions.assertThrows(io.moe4j.Moe4jException.class,
+                () -> HfConverter.convert(hf, back, new HfConverter.Settings(null, null, false, 2, true)));
+        assertTrue(e.getMessage().contains("model.layers.2.self_attn.q_a_proj.weight"), e.getMessage());
+        java.nio.file.Files.writeString(cfg, config.replace("\"num_hidden_layers\"", "\"num_nextn_predict_layers\" : 1,\n  \"num_hidden_layers\""));
+        HfConverter.convert(hf, back, new HfConverter.Settings(null, null, false, 2, true));
+        assertSameFile(src, back);
+
+        addTensor(st, "model.layers.0.self_attn.q_a_proj.weight_scale_inv");
+        e = org.junit.jupiter.api.Assertions.assertThrows(io.moe4j.Moe4jException.class,
+                () -> HfConverter.convert(hf, tmp.resolve("fp8.gguf"), new HfConverter.Settings(null, null, false, 2, true)));
+        assertTrue(e.getMessage().contains("FP8") && e.getMessage().contains("weight_scale_inv"), e.getMessage());
+    }
+
+    /** Rewrites a safetensors file with one more small F32 tensor. */
+    private static void addTensor(Path file, String name) throws Exception {
+        java.util.List<SafetensorsWriter.Tensor> all = new java.util.ArrayList<>();
+        Path copy = file.resolveSibling("old.safetensors");
+        java.nio.file.Files.move(file, copy);
+        try (SafetensorsFile f = SafetensorsFile.open(copy)) {
+            for (SafetensorsFile.Entry t : f.tensors().values()) {
+                all.add(new SafetensorsWriter.Tensor(t.name(), t.dtype(), t.shape(), sink -> sink.write(t.data())));
+            }
+            all.add(new SafetensorsWriter.Tensor(name, DType.F32, new long[]{4, 4},
+                    sink -> sink.write(java.lang.foreign.MemorySegment.ofArray(new byte[64]))));
+            SafetensorsWriter.write(file, f.metadata(), all);
+        }
+        java.nio.file.Files.delete(copy);
+    }
+
     /** Identical tensors, identical hyper-parameter metadata (the name aside) and identical logits. */
     private static void assertSameFile(Path a, Path b) {
         try (GgufFile x = GgufFile.open(a); GgufFile y = GgufFile.open(b)) {
