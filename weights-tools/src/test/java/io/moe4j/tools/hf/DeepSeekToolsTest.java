@@ -63,6 +63,13 @@ class DeepSeekToolsTest {
         return p;
     }
 
+    /** The model as a Hugging Face folder, in one shard. */
+    private Path exported(Path model) {
+        Path hf = tmp.resolve("hf");
+        HfExporter.export(model, hf, new HfExporter.Settings(null, 1L << 40, true));
+        return hf;
+    }
+
     @Test
     void presetsHaveThePublishedParameterCounts() {
         // DeepSeek-V2-Lite: 15.7B parameters, 2.4B active; DeepSeek-V3: 671B, 37B active (the papers' figures, whose
@@ -149,9 +156,7 @@ class DeepSeekToolsTest {
 
     @Test
     void v2LiteShapedModelExportsAsDeepseekV2AndConvertsBack() throws Exception {
-        Path src = synth(liteShaped(), FileType.F32);
-        Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");
-        HfExporter.export(src, hf, new HfExporter.Settings(null, 1L << 40, true));
+        Path src = synth(liteShaped(), FileType.F32), hf = exported(src), back = tmp.resolve("back.gguf");
         JsonNode c = HfConfig.readJson(hf.resolve("config.json"));
         assertEquals("DeepseekV2ForCausalLM", c.get("architectures").get(0).asText());
         assertEquals("deepseek_v2", c.get("model_type").asText());
@@ -175,10 +180,7 @@ class DeepSeekToolsTest {
 
     @Test
     void v3ShapedModelExportsAsDeepseekV3AndConvertsBack() throws Exception {
-        Path src = tmp.resolve("v3.gguf");
-        Synth.write(new Synth.Spec(Presets.get("tiny-deepseek2"), FileType.Q8_0, null, 9), src, 2, true);
-        Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");
-        HfExporter.export(src, hf, new HfExporter.Settings(null, 1L << 40, true));
+        Path src = synth(Presets.get("tiny-deepseek2"), FileType.Q8_0), hf = exported(src), back = tmp.resolve("back.gguf");
         JsonNode c = HfConfig.readJson(hf.resolve("config.json"));
         assertEquals("DeepseekV3ForCausalLM", c.get("architectures").get(0).asText());
         assertEquals("sigmoid", c.get("scoring_func").asText());
@@ -202,10 +204,7 @@ class DeepSeekToolsTest {
      */
     @Test
     void predictionLayersAreLeftOutAndFp8IsRefused() throws Exception {
-        Path src = tmp.resolve("v3.gguf");
-        Synth.write(new Synth.Spec(Presets.get("tiny-deepseek2"), FileType.F32, null, 9), src, 2, true);
-        Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");
-        HfExporter.export(src, hf, new HfExporter.Settings(null, 1L << 40, true));
+        Path src = synth(Presets.get("tiny-deepseek2"), FileType.F32), hf = exported(src), back = tmp.resolve("back.gguf");
         Path st = hf.resolve("model.safetensors"), cfg = hf.resolve("config.json");
         addTensor(st, "model.layers.2.self_attn.q_a_proj.weight");
         String config = java.nio.file.Files.readString(cfg);
