@@ -58,8 +58,9 @@ public final class Presets {
         add(new ModelShape(qwen2moe, "tiny-qwen2moe", 512, 64, 2, 4, 2, 16, 128, 4, 2, 64, 128, 1e6, 1e-6f, 256, 0, 0, 0, false));
         add(new ModelShape(olmoe, "tiny-olmoe", 512, 64, 2, 4, 4, 16, 64, 8, 2, 0, 0, 10000, 1e-5f, 256, 0, 0, 0, false));
         add(new ModelShape(gptOss, "tiny-gpt-oss", 512, 64, 2, 4, 2, 32, 64, 4, 2, 64, 0, 150000, 1e-5f, 512, 16, 8, 64, false));
-        add(new ModelShape(ds, "tiny-deepseek2", 512, 64, 2, 4, 4, 48, 128, 8, 2, 32, 32, 10000, 1e-6f, 512, 0, 4, 128, false,
-                new ModelShape.Mla(32, 32, 32, 16, 32, 0.1), new ModelShape.Routing(1, 4, 2, true, true, 2.5)));
+        // the golden deepseek2 case's shape: DeepSeek-V3's design (q low-rank, groups, sigmoid scores) in miniature
+        add(new ModelShape(ds, "tiny-deepseek2", 512, 128, 2, 4, 4, 48, 256, 16, 4, 64, 64, 10000, 1e-6f, 163840, 0, 40, 4096, false,
+                new ModelShape.Mla(64, 64, 32, 16, 32, 0.1), new ModelShape.Routing(1, 4, 2, true, true, 2.5)));
     }
 
     private Presets() {

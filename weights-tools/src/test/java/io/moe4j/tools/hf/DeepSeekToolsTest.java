@@ -189,7 +189,7 @@ class DeepSeekToolsTest {
         assertEquals(2, c.get("topk_group").asInt());
         assertEquals(2.5, c.get("routed_scaling_factor").asDouble());
         assertTrue(c.get("norm_topk_prob").asBoolean());
-        assertEquals(32, c.get("q_lora_rank").asInt());
+        assertEquals(64, c.get("q_lora_rank").asInt());
         try (SafetensorsFile f = SafetensorsFile.open(hf.resolve("model.safetensors"))) {
             assertNotNull(f.tensors().get("model.layers.1.mlp.gate.e_score_correction_bias"));
             assertNotNull(f.tensors().get("model.layers.1.self_attn.q_a_layernorm.weight"));
