@@ -67,12 +67,12 @@ public final class Architectures {
      * no dense OLMoE, Qwen2-MoE, gpt-oss or DeepSeek2).
      */
     public static Architecture denseCounterpart(Architecture moe) {
-        return moe == Qwen3.MOE ? Qwen3.DENSE : Llama.SPEC;
+        return Qwen3.MOE.equals(moe) ? Qwen3.DENSE : Llama.SPEC;
     }
 
     /** The architecture a dense model becomes when its FFN is copied into experts, or null if it has none. */
     public static Architecture withExperts(Architecture dense) {
-        if (dense == Qwen3.DENSE) return Qwen3.MOE;
+        if (Qwen3.DENSE.equals(dense)) return Qwen3.MOE;
         return dense.files().experts() == FileLayout.Experts.OPTIONAL ? dense : null;
     }
 }
