@@ -1,7 +1,10 @@
 package io.moe4j.model;
 
+import java.util.Collections;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * How the files of an architecture are laid out, the part of its description that the engine finds in the file
@@ -14,17 +17,57 @@ import java.util.Map;
  * @param experts       whether a model of the architecture has routed experts
  * @param sharedExpert  the shared expert's form, if the architecture has one
  * @param qkvBias       whether the q, k and v projections have biases
- * @param gptOssBiases  gpt-oss's extra tensors: attn_output.bias, attn_sinks, the router's and the experts' biases
- * @param expertFfKey   the expert size has its own key, {@code expert_feed_forward_length}; otherwise it is
- *                      {@code feed_forward_length} (llama's Mixtral form, OLMoE)
- * @param headSizeKeys  {@code attention.key_length} / {@code value_length} are written even when the head size is
- *                      embedding / heads (config.json gives head_dim)
- * @param vocabSizeKeys {@code vocab_size} and {@code rope.dimension_count} are written
- * @param yarnBetas     the published configs give YaRN's beta_fast / beta_slow, which the converter copies
+ * @param traits        the architecture's other particulars of tensors and keys ({@link Trait})
  * @param hf            the Hugging Face names
  */
-public record FileLayout(Experts experts, SharedExpert sharedExpert, Bias qkvBias, boolean gptOssBiases,
-                         boolean expertFfKey, boolean headSizeKeys, boolean vocabSizeKeys, boolean yarnBetas, Hf hf) {
+public record FileLayout(Experts experts, SharedExpert sharedExpert, Bias qkvBias, Set<Trait> traits, Hf hf) {
+
+    public FileLayout {
+        traits = traits.isEmpty() ? Set.of() : Collections.unmodifiableSet(EnumSet.copyOf(traits));
+    }
+
+    /** Particulars of an architecture's files, each one a few architectures have. */
+    public enum Trait {
+        /** gpt-oss's extra tensors: attn_output.bias, attn_sinks, the router's and the experts' biases */
+        GPT_OSS_BIASES,
+        /**
+         * the expert size has its own key, {@code expert_feed_forward_length}; without it the expert size is
+         * {@code feed_forward_length} (llama's Mixtral form, OLMoE)
+         */
+        EXPERT_FF_KEY,
+        /** {@code attention.key_length} / {@code value_length} are written even when the head size is embedding / heads */
+        HEAD_SIZE_KEYS,
+        /** {@code vocab_size} and {@code rope.dimension_count} are written */
+        VOCAB_SIZE_KEYS,
+        /** the published configs give YaRN's beta_fast / beta_slow, which the converter copies */
+        YARN_BETAS,
+        /** the checkpoint's q and k rows are per head in halves, reordered to pairs for NORM RoPE (Llama) */
+        PERMUTED_QK
+    }
+
+    public boolean gptOssBiases() {
+        return traits.contains(Trait.GPT_OSS_BIASES);
+    }
+
+    public boolean expertFfKey() {
+        return traits.contains(Trait.EXPERT_FF_KEY);
+    }
+
+    public boolean headSizeKeys() {
+        return traits.contains(Trait.HEAD_SIZE_KEYS);
+    }
+
+    public boolean vocabSizeKeys() {
+        return traits.contains(Trait.VOCAB_SIZE_KEYS);
+    }
+
+    public boolean yarnBetas() {
+        return traits.contains(Trait.YARN_BETAS);
+    }
+
+    public boolean permutedQk() {
+        return traits.contains(Trait.PERMUTED_QK);
+    }
 
     public enum Experts {
         /** dense only */
@@ -114,14 +157,13 @@ public record FileLayout(Experts experts, SharedExpert sharedExpert, Bias qkvBia
      * The Hugging Face side.
      *
      * @param classes          the model classes, in export's order of preference
-     * @param permuteQk        q and k rows are stored per head in halves and reordered to pairs for NORM RoPE (Llama)
      * @param experts          how the checkpoint stores routed experts
      * @param expertCountKey   config.json key of the routed experts' count
      * @param expertFfKey      config.json key of one expert's hidden size, or null when intermediate_size is it
      * @param normTopKKey      config.json key of the top-k weights' renormalisation, or null when the class has none
      * @param topKKeys         config.json keys of the experts used per token (export writes each, convert reads the first present)
      */
-    public record Hf(List<HfClass> classes, boolean permuteQk, HfExperts experts, String expertCountKey, String expertFfKey,
+    public record Hf(List<HfClass> classes, HfExperts experts, String expertCountKey, String expertFfKey,
                      String normTopKKey, List<String> topKKeys) {
         public Hf {
             classes = List.copyOf(classes);

@@ -12,13 +12,14 @@ import io.moe4j.model.FileLayout.Variant;
 
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /** OLMoE: NeoX RoPE, RMSNorm over the whole q and k projections, top-k weights not renormalised. */
 public final class Olmoe {
     public static final Architecture SPEC = Architecture.llamaLike("olmoe", new FileLayout(Experts.ALWAYS, SharedExpert.NONE,
-                    Bias.FROM_CONFIG, false, false, false, false, false,
+                    Bias.FROM_CONFIG, Set.of(),
                     new FileLayout.Hf(List.of(new HfClass("OlmoeForCausalLM", "olmoe", Variant.ANY, "olmo", Map.of())),
-                            false, HfExperts.PER_EXPERT, "num_experts", null, "norm_topk_prob", List.of("num_experts_per_tok"))))
+                            HfExperts.PER_EXPERT, "num_experts", null, "norm_topk_prob", List.of("num_experts_per_tok"))))
             .withRope(Rope.Style.NEOX)
             .withQkNorm(Architecture.QkNorm.WHOLE)
             .withGating(Architecture.Gating.SOFTMAX_THEN_TOP_K, false);

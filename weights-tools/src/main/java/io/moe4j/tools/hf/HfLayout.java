@@ -77,7 +77,7 @@ public final class HfLayout {
         Architecture arch = s.architecture();
         FileLayout.Hf hf = arch.files().hf();
         int e = s.embd(), q = s.qDim(), kv = s.kvDim();
-        boolean permute = hf.permuteQk(), fused = hf.experts() == FileLayout.HfExperts.FUSED;
+        boolean permute = arch.files().permutedQk(), fused = hf.experts() == FileLayout.HfExperts.FUSED;
         l.add(direct("token_embd.weight", "model.embed_tokens.weight", e, s.vocab()));
         for (int i = 0; i < s.layers(); i++) {
             String b = "blk." + i + ".", h = "model.layers." + i + ".";
