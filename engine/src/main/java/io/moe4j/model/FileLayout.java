@@ -45,28 +45,8 @@ public record FileLayout(Experts experts, SharedExpert sharedExpert, Bias qkvBia
         PERMUTED_QK
     }
 
-    public boolean gptOssBiases() {
-        return traits.contains(Trait.GPT_OSS_BIASES);
-    }
-
-    public boolean expertFfKey() {
-        return traits.contains(Trait.EXPERT_FF_KEY);
-    }
-
-    public boolean headSizeKeys() {
-        return traits.contains(Trait.HEAD_SIZE_KEYS);
-    }
-
-    public boolean vocabSizeKeys() {
-        return traits.contains(Trait.VOCAB_SIZE_KEYS);
-    }
-
-    public boolean yarnBetas() {
-        return traits.contains(Trait.YARN_BETAS);
-    }
-
-    public boolean permutedQk() {
-        return traits.contains(Trait.PERMUTED_QK);
+    public boolean has(Trait t) {
+        return traits.contains(t);
     }
 
     public enum Experts {

@@ -44,10 +44,8 @@ class ModelStatsTest {
      */
     @Test
     void deepSeekCountsDenseBlocksSharedExpertsAndLatentAttentionWhole() {
-        GoldenCase c = GoldenCase.byId("deepseek2-f32");
-        try (GgufFile f = GgufFile.open(c.modelPath())) {
-            ModelConfig cfg = Transformer.of(f).config();
-            ModelStats s = ModelStats.of(f, cfg);
+        try (GgufFile f = GgufFile.open(GoldenCase.byId("deepseek2-f32").modelPath())) {
+            ModelStats s = ModelStats.of(f, Transformer.of(f).config());
             long routed = 0, whole = 0;
             for (var t : f.tensors().values()) {
                 if (t.name().contains("_exps.")) routed += t.byteSize();

@@ -176,7 +176,7 @@ public final class HfConfig {
         int expertFf = md.getInt(a + "expert_feed_forward_length", 0);
         int moeLayer = md.getInt(a + "leading_dense_block_count", 0);
         String gateExps = "blk." + moeLayer + ".ffn_gate_exps.weight", gateShexp = "blk." + moeLayer + ".ffn_gate_shexp.weight";
-        if (experts > 0 && expertFf == 0 && architecture.files().expertFfKey() && f.tensor(gateExps) != null) {
+        if (experts > 0 && expertFf == 0 && architecture.files().has(FileLayout.Trait.EXPERT_FF_KEY) && f.tensor(gateExps) != null) {
             expertFf = (int) f.tensor(gateExps).dim(1);
         }
         int sharedFf = switch (architecture.files().sharedExpert()) {

@@ -60,7 +60,7 @@ public final class HfConverter {
                 case NEVER -> false;
             };
             String moeLayer = "model.layers." + shape.leadingDense() + "." + files.hf().experts().module;
-            HfLayout.Options opt = new HfLayout.Options(qkvBias, files.gptOssBiases(),
+            HfLayout.Options opt = new HfLayout.Options(qkvBias, files.has(FileLayout.Trait.GPT_OSS_BIASES),
                     ckpt.get("model.layers.0.mlp.shared_expert_gate.weight") != null,
                     ckpt.get(moeLayer + files.hf().experts().router + ".e_score_correction_bias") != null);
             List<HfLayout.Link> links = HfLayout.links(shape, opt);

@@ -77,7 +77,7 @@ public final class HfLayout {
         Architecture arch = s.architecture();
         FileLayout.Hf hf = arch.files().hf();
         int e = s.embd(), q = s.qDim(), kv = s.kvDim();
-        boolean permute = arch.files().permutedQk(), fused = hf.experts() == FileLayout.HfExperts.FUSED;
+        boolean permute = arch.files().has(FileLayout.Trait.PERMUTED_QK), fused = hf.experts() == FileLayout.HfExperts.FUSED;
         l.add(direct("token_embd.weight", "model.embed_tokens.weight", e, s.vocab()));
         for (int i = 0; i < s.layers(); i++) {
             String b = "blk." + i + ".", h = "model.layers." + i + ".";
@@ -101,7 +101,7 @@ public final class HfLayout {
                 l.add(direct(b + "attn_v.bias", h + "self_attn.v_proj.bias", kv));
             }
             if (o.outputBias()) l.add(direct(b + "attn_output.bias", h + "self_attn.o_proj.bias", e));
-            if (arch.files().gptOssBiases()) l.add(direct(b + "attn_sinks.weight", h + "self_attn.sinks", s.heads()));
+            if (arch.files().has(FileLayout.Trait.GPT_OSS_BIASES)) l.add(direct(b + "attn_sinks.weight", h + "self_attn.sinks", s.heads()));
             switch (arch.qkNorm()) {
                 case PER_HEAD -> {
                     l.add(direct(b + "attn_q_norm.weight", h + "self_attn.q_norm.weight", s.headDim()));

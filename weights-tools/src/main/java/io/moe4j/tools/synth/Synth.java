@@ -68,7 +68,7 @@ public final class Synth {
         t.add(new Draft("token_embd.weight", dims(e, s.vocab()), 0, s.tied() ? 1.0 / Math.sqrt(e) : 1.0));
         t.add(norm("output_norm.weight", e));
         if (!s.tied()) t.add(linear("output.weight", e, s.vocab(), 1));
-        boolean ossBiases = files.gptOssBiases();
+        boolean ossBiases = files.has(FileLayout.Trait.GPT_OSS_BIASES);
         for (int l = 0; l < s.layers(); l++) {
             String b = "blk." + l + ".";
             t.add(norm(b + "attn_norm.weight", e));
@@ -219,7 +219,7 @@ public final class Synth {
             md.put(a + "attention.value_length", u32(mla.kvLoraRank()));
             md.put(a + "attention.key_length_mla", u32(mla.qkNope() + mla.qkRope()));
             md.put(a + "attention.value_length_mla", u32(mla.vHeadDim()));
-        } else if (s.headDim() * s.heads() != s.embd() || files.headSizeKeys()) {
+        } else if (s.headDim() * s.heads() != s.embd() || files.has(FileLayout.Trait.HEAD_SIZE_KEYS)) {
             md.put(a + "attention.key_length", u32(s.headDim()));
             md.put(a + "attention.value_length", u32(s.headDim()));
         }
@@ -240,7 +240,7 @@ public final class Synth {
         if (mla != null) {
             md.put(a + "rope.dimension_count", u32(mla.qkRope()));
             if (s.yarnFactor() > 0) md.put(a + "rope.scaling.yarn_log_multiplier", GgufValue.ofF32((float) mla.yarnLogMultiplier()));
-        } else if (files.vocabSizeKeys()) {
+        } else if (files.has(FileLayout.Trait.VOCAB_SIZE_KEYS)) {
             md.put(a + "vocab_size", u32(s.vocab()));
             md.put(a + "rope.dimension_count", u32(s.headDim()));
         }
@@ -252,7 +252,7 @@ public final class Synth {
         md.put(a + "rope.scaling.type", GgufValue.of("yarn"));
         md.put(a + "rope.scaling.factor", GgufValue.ofF32((float) s.yarnFactor()));
         md.put(a + "rope.scaling.original_context_length", u32(s.yarnOrigCtx()));
-        if (s.files().yarnBetas()) { // llama.cpp's converter copies rope_scaling's beta_fast / beta_slow
+        if (s.files().has(FileLayout.Trait.YARN_BETAS)) { // llama.cpp's converter copies rope_scaling's beta_fast / beta_slow
             md.put(a + "rope.scaling.yarn_beta_fast", GgufValue.ofF32(32f));
             md.put(a + "rope.scaling.yarn_beta_slow", GgufValue.ofF32(1f));
         }

@@ -7,6 +7,7 @@ import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufValueType;
 import io.moe4j.gguf.ModelFormatException;
 import io.moe4j.model.Architecture;
+import io.moe4j.model.FileLayout;
 import io.moe4j.model.arch.Architectures;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.tools.Codec;
@@ -120,7 +121,7 @@ public final class Upcycler {
         meta.put("general.name", GgufValue.of(oldName + " upcycled " + e + "x top-" + k));
         meta.put(newArch + ".expert_count", u32(e));
         meta.put(newArch + ".expert_used_count", u32(k));
-        if (moeArch.files().expertFfKey()) meta.put(newArch + ".expert_feed_forward_length", u32(ff));
+        if (moeArch.files().has(FileLayout.Trait.EXPERT_FF_KEY)) meta.put(newArch + ".expert_feed_forward_length", u32(ff));
         Progress p = Progress.start("upcycle", 0, quiet);
         return ModelWriter.write(out, meta, plans, p, threads, "wrote");
     }

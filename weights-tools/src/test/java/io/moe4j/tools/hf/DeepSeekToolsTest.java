@@ -37,23 +37,32 @@ class DeepSeekToolsTest {
 
     static final int[] PROMPT = {1, 40, 300, 7, 99, 256, 3, 500, 42, 17};
 
-    /** DeepSeek-V2-Lite's shape with small widths: no q low-rank, softmax scores, one group, two shared experts. */
-    static ModelShape liteShaped() {
-        ModelShape.Builder b = Presets.get("deepseek-v2-lite").toBuilder();
-        b.name = "lite-shaped";
+    /**
+     * A preset with its attention and routing but small widths: a vocabulary of 512, an embedding of 256, dense FFNs
+     * of 512, and the given depth, heads and experts.
+     */
+    static ModelShape.Builder narrowed(String preset, int layers, int heads, int experts, int expertFf, int sharedFf) {
+        ModelShape.Builder b = Presets.get(preset).toBuilder();
+        b.name = preset + "-shaped";
         b.vocab = 512;
         b.embd = 256;
-        b.layers = 3;
-        b.heads = 4;
-        b.kvHeads = 4;
+        b.ff = 512;
+        b.ctx = 8192;
+        b.layers = layers;
+        b.heads = heads;
+        b.kvHeads = heads;
+        b.experts = experts;
+        b.expertFf = expertFf;
+        b.sharedFf = sharedFf;
+        return b;
+    }
+
+    /** DeepSeek-V2-Lite's design with small widths: no q low-rank, softmax scores, one group, two shared experts. */
+    static ModelShape liteShaped() {
+        ModelShape.Builder b = narrowed("deepseek-v2-lite", 3, 4, 8, 256, 2 * 256);
+        b.topK = 2;
         b.headDim = 64 + 32;
         b.mla = new ModelShape.Mla(0, 256, 64, 32, 64, 0.1 * 0.707);
-        b.ff = 512;
-        b.experts = 8;
-        b.topK = 2;
-        b.expertFf = 256;
-        b.sharedFf = 2 * 256;
-        b.ctx = 4096;
         return b.build().validate();
     }
 
@@ -90,18 +99,7 @@ class DeepSeekToolsTest {
      */
     @Test
     void kvBytesPerTokenOfADeepSeekV3ShapedModelAreTheLatentRow() {
-        ModelShape.Builder b = Presets.get("deepseek-v3").toBuilder();
-        b.name = "v3-shaped";
-        b.layers = 4;
-        b.vocab = 512;
-        b.embd = 256;
-        b.heads = 32;
-        b.kvHeads = 32;
-        b.ff = 256;
-        b.experts = 16;
-        b.expertFf = 64;
-        b.sharedFf = 64;
-        b.ctx = 8192;
+        ModelShape.Builder b = narrowed("deepseek-v3", 4, 32, 16, 64, 64);
         ModelShape s = b.build().validate();
         assertEquals(3, s.leadingDense());
         Path model = synth(s, FileType.Q8_0);
