@@ -16,9 +16,12 @@ import io.moe4j.kernels.Rope;
  * @param ffnNormTensor      the per-layer tensor that normalises the FFN input
  * @param slidingWindowPeriod 0: no sliding window; p &gt; 0: layer i uses the window when i % p &lt; p - 1
  * @param attention          how queries, keys and values are formed and cached
+ * @param files              how its files are laid out: optional tensors, metadata keys and Hugging Face names
+ *                           (what weights-tools needs to write and read them)
  */
 public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gating gating, boolean normalizeTopK,
-                           Activation activation, String ffnNormTensor, int slidingWindowPeriod, AttentionKind attention) {
+                           Activation activation, String ffnNormTensor, int slidingWindowPeriod, AttentionKind attention,
+                           FileLayout files) {
 
     public enum AttentionKind {
         /** q, k and v projections (attn_q, attn_k, attn_v), grouped-query attention over cached keys and values */
@@ -54,37 +57,42 @@ public record Architecture(String name, Rope.Style ropeStyle, QkNorm qkNorm, Gat
     }
 
     /** The common case: Llama-style blocks with NORM RoPE, softmax routing and renormalised top-k weights. */
-    public static Architecture llamaLike(String name) {
+    public static Architecture llamaLike(String name, FileLayout files) {
         return new Architecture(name, Rope.Style.NORM, QkNorm.NONE, Gating.SOFTMAX_THEN_TOP_K, true, Activation.SWIGLU,
-                "ffn_norm", 0, AttentionKind.GROUPED_QUERY);
+                "ffn_norm", 0, AttentionKind.GROUPED_QUERY, files);
+    }
+
+    /** The same architecture under another name, with other files (Qwen3-MoE is Qwen3 with experts). */
+    public Architecture renamed(String newName, FileLayout newFiles) {
+        return new Architecture(newName, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention, newFiles);
     }
 
     public Architecture withAttention(AttentionKind kind) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, kind);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, kind, files);
     }
 
     public Architecture withRope(Rope.Style style) {
-        return new Architecture(name, style, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention);
+        return new Architecture(name, style, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention, files);
     }
 
     public Architecture withQkNorm(QkNorm norm) {
-        return new Architecture(name, ropeStyle, norm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention);
+        return new Architecture(name, ropeStyle, norm, gating, normalizeTopK, activation, ffnNormTensor, slidingWindowPeriod, attention, files);
     }
 
     public Architecture withGating(Gating g, boolean normalize) {
-        return new Architecture(name, ropeStyle, qkNorm, g, normalize, activation, ffnNormTensor, slidingWindowPeriod, attention);
+        return new Architecture(name, ropeStyle, qkNorm, g, normalize, activation, ffnNormTensor, slidingWindowPeriod, attention, files);
     }
 
     public Architecture withActivation(Activation a) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, a, ffnNormTensor, slidingWindowPeriod, attention);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, a, ffnNormTensor, slidingWindowPeriod, attention, files);
     }
 
     public Architecture withFfnNormTensor(String tensor) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, tensor, slidingWindowPeriod, attention);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, tensor, slidingWindowPeriod, attention, files);
     }
 
     public Architecture withSlidingWindowPeriod(int period) {
-        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, period, attention);
+        return new Architecture(name, ropeStyle, qkNorm, gating, normalizeTopK, activation, ffnNormTensor, period, attention, files);
     }
 
     public boolean usesSlidingWindow(int layer) {

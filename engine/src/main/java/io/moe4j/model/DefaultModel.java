@@ -5,6 +5,7 @@ import io.moe4j.gguf.GgufFile;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufWriter;
 import io.moe4j.kernels.GgmlType;
+import io.moe4j.model.arch.Llama;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -90,18 +91,19 @@ public final class DefaultModel {
         for (int i = firstWord; i < vocab; i++) scores[i] = -(i - firstWord);
 
         Map<String, GgufValue> md = new LinkedHashMap<>();
-        md.put("general.architecture", GgufValue.of("llama"));
+        String arch = Llama.SPEC.name();
+        md.put("general.architecture", GgufValue.of(arch));
         md.put("general.name", GgufValue.of("moe4j embedded default (random weights)"));
-        md.put("llama.context_length", GgufValue.ofU32(2048));
-        md.put("llama.embedding_length", GgufValue.ofU32(EMBD));
-        md.put("llama.block_count", GgufValue.ofU32(LAYERS));
-        md.put("llama.feed_forward_length", GgufValue.ofU32(FFN));
-        md.put("llama.attention.head_count", GgufValue.ofU32(HEADS));
-        md.put("llama.attention.head_count_kv", GgufValue.ofU32(KV_HEADS));
-        md.put("llama.rope.freq_base", GgufValue.ofF32(10000f));
-        md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
-        md.put("llama.expert_count", GgufValue.ofU32(EXPERTS));
-        md.put("llama.expert_used_count", GgufValue.ofU32(USED));
+        md.put(arch + ".context_length", GgufValue.ofU32(2048));
+        md.put(arch + ".embedding_length", GgufValue.ofU32(EMBD));
+        md.put(arch + ".block_count", GgufValue.ofU32(LAYERS));
+        md.put(arch + ".feed_forward_length", GgufValue.ofU32(FFN));
+        md.put(arch + ".attention.head_count", GgufValue.ofU32(HEADS));
+        md.put(arch + ".attention.head_count_kv", GgufValue.ofU32(KV_HEADS));
+        md.put(arch + ".rope.freq_base", GgufValue.ofF32(10000f));
+        md.put(arch + ".attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
+        md.put(arch + ".expert_count", GgufValue.ofU32(EXPERTS));
+        md.put(arch + ".expert_used_count", GgufValue.ofU32(USED));
         md.put("tokenizer.ggml.model", GgufValue.of("llama"));
         md.put("tokenizer.ggml.tokens", GgufValue.ofArray(tokens.toArray(String[]::new)));
         md.put("tokenizer.ggml.scores", GgufValue.ofArray(scores));

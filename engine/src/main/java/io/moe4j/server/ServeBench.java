@@ -12,6 +12,7 @@ import io.moe4j.kernels.KvType;
 import io.moe4j.model.KvCache;
 import io.moe4j.model.ModelStats;
 import io.moe4j.model.Transformer;
+import io.moe4j.model.arch.Llama;
 
 import java.io.BufferedReader;
 import java.io.IOException;
@@ -294,18 +295,19 @@ public final class ServeBench {
         int vocab;
         try (GgufFile vocabSource = GgufFile.open(DefaultModel.ensure())) {
             vocab = vocabSource.metadata().getStringArray("tokenizer.ggml.tokens").length;
-            md.put("general.architecture", GgufValue.of("llama"));
+            String arch = Llama.SPEC.name();
+            md.put("general.architecture", GgufValue.of(arch));
             md.put("general.name", GgufValue.of("moe4j synthesized bench MoE"));
-            md.put("llama.context_length", GgufValue.ofU32(4096));
-            md.put("llama.embedding_length", GgufValue.ofU32(s.embd()));
-            md.put("llama.block_count", GgufValue.ofU32(s.layers()));
-            md.put("llama.feed_forward_length", GgufValue.ofU32(s.ffn()));
-            md.put("llama.attention.head_count", GgufValue.ofU32(s.heads()));
-            md.put("llama.attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
-            md.put("llama.rope.freq_base", GgufValue.ofF32(10000f));
-            md.put("llama.attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
-            md.put("llama.expert_count", GgufValue.ofU32(s.experts()));
-            md.put("llama.expert_used_count", GgufValue.ofU32(s.used()));
+            md.put(arch + ".context_length", GgufValue.ofU32(4096));
+            md.put(arch + ".embedding_length", GgufValue.ofU32(s.embd()));
+            md.put(arch + ".block_count", GgufValue.ofU32(s.layers()));
+            md.put(arch + ".feed_forward_length", GgufValue.ofU32(s.ffn()));
+            md.put(arch + ".attention.head_count", GgufValue.ofU32(s.heads()));
+            md.put(arch + ".attention.head_count_kv", GgufValue.ofU32(s.kvHeads()));
+            md.put(arch + ".rope.freq_base", GgufValue.ofF32(10000f));
+            md.put(arch + ".attention.layer_norm_rms_epsilon", GgufValue.ofF32(1e-5f));
+            md.put(arch + ".expert_count", GgufValue.ofU32(s.experts()));
+            md.put(arch + ".expert_used_count", GgufValue.ofU32(s.used()));
             for (String k : vocabSource.metadata().keys()) {
                 if (k.startsWith("tokenizer.")) md.put(k, vocabSource.metadata().get(k));
             }

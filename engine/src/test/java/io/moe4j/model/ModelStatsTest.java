@@ -37,4 +37,27 @@ class ModelStatsTest {
             assertTrue(s.batchStepBytes(8) > s.batchStepBytes(1) && s.batchStepBytes(8) < 8 * s.batchStepBytes(1));
         }
     }
+
+    /**
+     * DeepSeek's active bytes: the dense leading block, the shared expert, the selection bias and every latent
+     * attention tensor are read whole, the routed experts k of E, the untied embedding table one row.
+     */
+    @Test
+    void deepSeekCountsDenseBlocksSharedExpertsAndLatentAttentionWhole() {
+        try (GgufFile f = GgufFile.open(GoldenCase.byId("deepseek2-f32").modelPath())) {
+            ModelStats s = ModelStats.of(f, Transformer.of(f).config());
+            long routed = 0, whole = 0;
+            for (var t : f.tensors().values()) {
+                if (t.name().contains("_exps.")) routed += t.byteSize();
+                else if (!t.name().equals("token_embd.weight")) whole += t.byteSize();
+            }
+            // the golden file: one MoE block of 16 experts of 64, 4 used; every tensor F32
+            assertEquals(3L * 128 * 64 * 16 * 4, routed);
+            assertEquals(routed, s.expertBytes());
+            long embeddingRow = 128 * 4;
+            assertEquals(whole + routed * 4 / 16 + embeddingRow, s.decodeBytesPerToken());
+            assertTrue(f.tensor("blk.0.ffn_gate.weight") != null && f.tensor("blk.1.ffn_gate_shexp.weight") != null
+                    && f.tensor("blk.1.attn_k_b.weight") != null, "the golden file has what the count is about");
+        }
+    }
 }

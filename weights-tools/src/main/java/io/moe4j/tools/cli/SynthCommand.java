@@ -19,7 +19,8 @@ public final class SynthCommand extends ToolCommand {
 
     @Option(names = "--preset", paramLabel = "NAME", defaultValue = "tiny",
             description = "The shape to synthesize: olmoe-1b-7b, qwen3-30b-a3b, mixtral-8x7b, gpt-oss-20b, gpt-oss-120b, qwen1.5-moe-a2.7b, qwen3-4b, "
-                    + "tiny, tiny-dense, tiny-qwen3, tiny-qwen3moe, tiny-qwen2moe, tiny-olmoe, tiny-gpt-oss (default: ${DEFAULT-VALUE}).")
+                    + "deepseek-v2-lite, deepseek-v3, tiny, tiny-dense, tiny-qwen2, tiny-qwen3, tiny-qwen3moe, tiny-qwen2moe, tiny-olmoe, "
+                    + "tiny-gpt-oss, tiny-deepseek2 (default: ${DEFAULT-VALUE}; --list shows them).")
     String preset;
 
     @Option(names = {"-o", "--output"}, paramLabel = "OUT.gguf", description = "The file to write (required unless --list).")
@@ -50,8 +51,9 @@ public final class SynthCommand extends ToolCommand {
     @Option(names = "--kv-heads", paramLabel = "N", description = "Override: key/value heads.") Integer kvHeads;
     @Option(names = "--head-dim", paramLabel = "N", description = "Override: head size.") Integer headDim;
     @Option(names = "--ff", paramLabel = "N", description = "Override: dense FFN size (the expert size of llama/olmoe MoE).") Integer ff;
-    @Option(names = "--expert-ff", paramLabel = "N", description = "Override: expert FFN size (qwen3moe, qwen2moe, gpt-oss).") Integer expertFf;
-    @Option(names = "--shared-ff", paramLabel = "N", description = "Override: shared expert FFN size (qwen2moe).") Integer sharedFf;
+    @Option(names = "--expert-ff", paramLabel = "N", description = "Override: expert FFN size (qwen3moe, qwen2moe, gpt-oss, deepseek2).") Integer expertFf;
+    @Option(names = "--shared-ff", paramLabel = "N", description = "Override: shared expert FFN size (qwen2moe; deepseek2: all shared experts together).") Integer sharedFf;
+    @Option(names = "--dense-layers", paramLabel = "N", description = "Override: leading dense blocks before the first MoE block (deepseek2).") Integer denseLayers;
     @Option(names = "--vocab", paramLabel = "N", description = "Override: vocabulary size (at least 259).") Integer vocab;
     @Option(names = "--ctx", paramLabel = "N", description = "Override: context length.") Integer ctx;
     @Option(names = "--rope-base", paramLabel = "X", description = "Override: RoPE base.") Double ropeBase;
@@ -89,6 +91,11 @@ public final class SynthCommand extends ToolCommand {
         if (ropeBase != null) b.ropeBase = ropeBase;
         if (name != null) b.name = name;
         if (experts != null && experts == 0) b.topK = 0;
+        if (denseLayers != null) {
+            if (b.routing == null) throw new IllegalArgumentException("--dense-layers needs a preset with leading dense blocks (deepseek2)");
+            ModelShape.Routing r = b.routing;
+            b.routing = new ModelShape.Routing(denseLayers, r.groups(), r.groupsUsed(), r.sigmoid(), r.normalize(), r.scale());
+        }
         ModelShape shape = b.build().validate();
         FileType ft = FileType.parse(type);
         GgmlType et = expertsType == null ? null : FileType.parseTensorType(expertsType);

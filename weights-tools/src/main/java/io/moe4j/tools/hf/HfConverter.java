@@ -3,6 +3,7 @@ package io.moe4j.tools.hf;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.ModelFormatException;
 import io.moe4j.kernels.GgmlType;
+import io.moe4j.model.FileLayout;
 import io.moe4j.tools.ModelWriter;
 import io.moe4j.tools.Progress;
 import io.moe4j.tools.TensorPlan;
@@ -52,9 +53,16 @@ public final class HfConverter {
                 shape = b.build();
             }
             String arch = shape.arch();
-            boolean oss = arch.equals("gpt-oss");
-            HfLayout.Options opt = new HfLayout.Options(arch.equals("qwen2moe") || arch.equals("qwen2") || oss || (cfg.extras().attentionBias() && !arch.equals("llama")),
-                    oss, ckpt.get("model.layers.0.mlp.shared_expert_gate.weight") != null);
+            FileLayout files = shape.files();
+            boolean qkvBias = switch (files.qkvBias()) {
+                case ALWAYS -> true;
+                case FROM_CONFIG -> cfg.extras().attentionBias();
+                case NEVER -> false;
+            };
+            String moeLayer = "model.layers." + shape.leadingDense() + "." + files.hf().experts().module;
+            HfLayout.Options opt = new HfLayout.Options(qkvBias, files.has(FileLayout.Trait.GPT_OSS_BIASES),
+                    ckpt.get("model.layers.0.mlp.shared_expert_gate.weight") != null,
+                    ckpt.get(moeLayer + files.hf().experts().router + ".e_score_correction_bias") != null);
             List<HfLayout.Link> links = HfLayout.links(shape, opt);
 
             List<RowSource> sources = new ArrayList<>();
@@ -76,7 +84,13 @@ public final class HfConverter {
             if (shape.tied()) used.add("lm_head.weight");
             Set<String> unused = new TreeSet<>();
             for (String n : ckpt.tensors().keySet()) {
-                if (!used.contains(n) && !n.endsWith("rotary_emb.inv_freq")) unused.add(n);
+                // DeepSeek-V3's multi-token prediction layers follow the last block; llama.cpp's converter skips them
+                if (!used.contains(n) && !n.endsWith("rotary_emb.inv_freq") && !isPredictionLayer(n, shape, cfg.json())) unused.add(n);
+            }
+            if (!unused.isEmpty() && unused.stream().anyMatch(n -> n.endsWith("_scale_inv"))) {
+                throw new ModelFormatException(dir + ": the checkpoint holds FP8 blocks with scales (e.g. "
+                        + unused.stream().filter(n -> n.endsWith("_scale_inv")).findFirst().orElseThrow()
+                        + "), which convert does not read: convert a BF16 copy of the checkpoint");
             }
             if (!unused.isEmpty()) {
                 throw new ModelFormatException(dir + ": " + unused.size() + " checkpoint tensors have no place in a " + arch
@@ -117,12 +131,26 @@ public final class HfConverter {
             if (shape.yarnFactor() > 0 && x.yarnBetaSlow() != null) md.put(a + "rope.scaling.yarn_beta_slow", GgufValue.ofF32(x.yarnBetaSlow().floatValue()));
             md.put("general.file_type", Synth.u32(fileType(s, plans)));
             md.put("general.quantization_version", Synth.u32(Quantizer.QUANTIZATION_VERSION));
-            TokenizerFiles.toGguf(dir, arch, cfg.json(), shape.vocab(), md);
+            TokenizerFiles.toGguf(dir, cfg.hfClass().preTokenizer(), cfg.json(), shape.vocab(), md);
 
             Progress p = Progress.start("convert", 0, s.quiet());
             return ModelWriter.write(out, md, plans, p, s.threads(), "wrote");
         } finally {
             if (closeLater != null) closeLater.close();
+        }
+    }
+
+    /** Whether {@code tensor} belongs to a layer after the last block, which num_nextn_predict_layers says exist. */
+    private static boolean isPredictionLayer(String tensor, ModelShape shape, com.fasterxml.jackson.databind.JsonNode config) {
+        int extra = config.path("num_nextn_predict_layers").asInt(0);
+        if (extra <= 0 || !tensor.startsWith("model.layers.")) return false;
+        int dot = tensor.indexOf('.', "model.layers.".length());
+        if (dot < 0) return false;
+        try {
+            int layer = Integer.parseInt(tensor.substring("model.layers.".length(), dot));
+            return layer >= shape.layers() && layer < shape.layers() + extra;
+        } catch (NumberFormatException e) {
+            return false;
         }
     }
 

@@ -62,8 +62,9 @@ public final class HfExporter {
     public static Path export(GgufFile f, Path dir, Settings s) {
         ModelShape shape = HfConfig.shapeOf(f);
         HfConfig.Extras extras = HfConfig.extrasOf(f.metadata());
+        String moeBlock = "blk." + shape.leadingDense() + ".";
         HfLayout.Options opt = new HfLayout.Options(f.tensor("blk.0.attn_q.bias") != null, f.tensor("blk.0.attn_output.bias") != null,
-                f.tensor("blk.0.ffn_gate_inp_shexp.weight") != null);
+                f.tensor(moeBlock + "ffn_gate_inp_shexp.weight") != null, f.tensor(moeBlock + "exp_probs_b.bias") != null);
         List<HfLayout.Link> links = HfLayout.links(shape, opt);
         Map<String, GgufTensor> byName = f.tensors();
         Set<String> used = new HashSet<>();
@@ -139,6 +140,13 @@ public final class HfExporter {
                     GgufTensor up = byName.get(l.gguf().replace("ffn_gate_exps", "ffn_up_exps"));
                     long ff = l.dims()[0], n = l.dims()[1];
                     tensors.add(new SafetensorsWriter.Tensor(l.hf(), out, new long[]{n, 2 * ff}, transposed(new GgufTensor[]{t, up}, 1, ff, out)));
+                }
+                case KV_B -> {
+                    if (l.part() == 1) continue;
+                    GgufTensor v = byName.get(l.gguf().replace("attn_k_b", "attn_v_b"));
+                    // one dtype for the joined tensor: the parts' own when they share it, else F32
+                    out = s.dtype() != null ? s.dtype() : t.type() == v.type() && DType.of(t.type()) != null ? DType.of(t.type()) : DType.F32;
+                    tensors.add(new SafetensorsWriter.Tensor(l.hf(), out, HfLayout.kvBShape(shape), kvB(t, v, l.heads(), out)));
                 }
                 case OSS_DOWN -> {
                     long ff = l.dims()[0], outRows = l.dims()[1], n = l.dims()[2];
@@ -332,6 +340,26 @@ public final class HfExporter {
                         for (int c = 0; c < cols; c++) buf[(int) (c * width + j * np + p)] = row[c];
                     }
                 }
+                Codec.encode(out.ggml(), buf, buf.length, MemorySegment.ofArray(b), 0);
+                sink.write(MemorySegment.ofArray(b));
+            }
+        };
+    }
+
+    /**
+     * DeepSeek's kv_b_proj from attn_k_b (per head [qk_nope, kv_lora] ggml, the key rows transposed) and attn_v_b (per
+     * head the value rows): head by head, qk_nope key rows then v_head value rows of kv_lora values each.
+     */
+    private static SafetensorsWriter.Producer kvB(GgufTensor k, GgufTensor v, int heads, DType out) {
+        int nope = (int) k.dims()[0], lora = (int) k.dims()[1], vHead = (int) v.dims()[1];
+        return sink -> {
+            long kRow = k.type().bytesFor(nope), vRow = v.type().bytesFor(lora);
+            float[] kh = new float[lora * nope], buf = new float[(nope + vHead) * lora];
+            byte[] b = new byte[buf.length * out.bytes];
+            for (int h = 0; h < heads; h++) {
+                for (int j = 0; j < lora; j++) Codec.decode(k.type(), k.data(), ((long) h * lora + j) * kRow, kh, j * nope, nope);
+                for (int c = 0; c < nope; c++) for (int j = 0; j < lora; j++) buf[c * lora + j] = kh[j * nope + c];
+                for (int j = 0; j < vHead; j++) Codec.decode(v.type(), v.data(), ((long) h * vHead + j) * vRow, buf, (nope + j) * lora, lora);
                 Codec.encode(out.ggml(), buf, buf.length, MemorySegment.ofArray(b), 0);
                 sink.write(MemorySegment.ofArray(b));
             }

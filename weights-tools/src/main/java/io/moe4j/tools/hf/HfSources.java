@@ -53,6 +53,24 @@ final class HfSources {
                 // ggml row (e, r), element c = HF [e][c][r]
                 yield strided(t, n * out, (int) ff, r -> (r / out) * ff * out + r % out, out);
             }
+            case KV_B -> {
+                int heads = link.heads();
+                SafetensorsFile.Entry t = ckpt.require(link.hf());
+                long lora = link.part() == 0 ? d[1] : d[0], own = link.part() == 0 ? d[0] : d[1];
+                long perHead = t.shape().length == 2 && t.shape()[0] % heads == 0 ? t.shape()[0] / heads : -1;
+                if (perHead <= own) {
+                    throw new ModelFormatException(ckpt.dir() + ": tensor '" + link.hf() + "' has shape " + Arrays.toString(t.shape())
+                            + ", expected [" + heads + " heads x (qk_nope_head_dim + v_head_dim), " + lora + "] from config.json");
+                }
+                long nope = link.part() == 0 ? own : perHead - own;
+                shaped(ckpt, link.hf(), new long[]{heads * perHead, lora});
+                if (link.part() == 0) {
+                    // ggml row (h, j), element c = HF [h * perHead + c][j]: the head's key rows transposed
+                    yield strided(t, heads * lora, (int) nope, r -> (r / lora) * perHead * lora + r % lora, lora);
+                }
+                // ggml row (h, j) = HF row h * perHead + qk_nope + j
+                yield strided(t, heads * own, (int) lora, r -> ((r / own) * perHead + nope + r % own) * lora, 1);
+            }
         };
     }
 

@@ -34,8 +34,12 @@ public final class TokenizerFiles {
 
     // ---------------------------------------------------------------- HF -> GGUF
 
-    /** Puts the tokenizer keys of the HF folder into {@code md}; {@code vocabSize} is the embedding's row count. */
-    public static void toGguf(Path dir, String arch, JsonNode config, int vocabSize, Map<String, GgufValue> md) {
+    /**
+     * Puts the tokenizer keys of the HF folder into {@code md}; {@code vocabSize} is the embedding's row count,
+     * {@code defaultPre} the pre-tokenizer of a byte-level BPE vocabulary whose files do not name one (the model
+     * class's, from the architecture table).
+     */
+    public static void toGguf(Path dir, String defaultPre, JsonNode config, int vocabSize, Map<String, GgufValue> md) {
         Path spm = dir.resolve("tokenizer.model"), tj = dir.resolve("tokenizer.json");
         JsonNode tc = Files.isRegularFile(dir.resolve("tokenizer_config.json")) ? HfConfig.readJson(dir.resolve("tokenizer_config.json")) : null;
         String[] tokens;
@@ -82,7 +86,7 @@ public final class TokenizerFiles {
                 merges[i] = x.isArray() ? x.get(0).asText() + " " + x.get(1).asText() : x.asText();
             }
             model = "gpt2";
-            pre = tc != null && tc.hasNonNull(PRE_KEY) ? tc.get(PRE_KEY).asText() : defaultPre(arch);
+            pre = tc != null && tc.hasNonNull(PRE_KEY) ? tc.get(PRE_KEY).asText() : defaultPre;
         } else if (Files.isRegularFile(spm)) {
             SentencePieceModel sp;
             try {
@@ -149,16 +153,6 @@ public final class TokenizerFiles {
         if (tc != null && tc.has("add_eos_token")) md.put("tokenizer.ggml.add_eos_token", GgufValue.ofBool(tc.get("add_eos_token").asBoolean()));
         String template = chatTemplate(dir, tc);
         if (template != null) md.put("tokenizer.chat_template", GgufValue.of(template));
-    }
-
-    static String defaultPre(String arch) {
-        return switch (arch) {
-            case "qwen2", "qwen3", "qwen3moe", "qwen2moe" -> "qwen2";
-            case "olmoe" -> "olmo";
-            case "gpt-oss" -> "gpt-4o";
-            case "llama" -> "llama-bpe";
-            default -> "default";
-        };
     }
 
     private static String chatTemplate(Path dir, JsonNode tc) {

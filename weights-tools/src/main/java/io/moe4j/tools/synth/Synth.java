@@ -3,6 +3,8 @@ package io.moe4j.tools.synth;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufValueType;
 import io.moe4j.kernels.GgmlType;
+import io.moe4j.model.Architecture;
+import io.moe4j.model.FileLayout;
 import io.moe4j.tools.ModelWriter;
 import io.moe4j.tools.Progress;
 import io.moe4j.tools.TensorPlan;
@@ -60,41 +62,47 @@ public final class Synth {
     static List<Draft> drafts(ModelShape s) {
         List<Draft> t = new ArrayList<>();
         int e = s.embd(), q = s.qDim(), kv = s.kvDim(), hd = s.headDim();
+        Architecture arch = s.architecture();
+        FileLayout files = arch.files();
         double residual = 1.0 / Math.sqrt(2.0 * s.layers());
         t.add(new Draft("token_embd.weight", dims(e, s.vocab()), 0, s.tied() ? 1.0 / Math.sqrt(e) : 1.0));
         t.add(norm("output_norm.weight", e));
         if (!s.tied()) t.add(linear("output.weight", e, s.vocab(), 1));
-        boolean gptOss = s.arch().equals("gpt-oss");
+        boolean ossBiases = files.has(FileLayout.Trait.GPT_OSS_BIASES);
         for (int l = 0; l < s.layers(); l++) {
             String b = "blk." + l + ".";
             t.add(norm(b + "attn_norm.weight", e));
-            t.add(linear(b + "attn_q.weight", e, q, 1));
-            t.add(linear(b + "attn_k.weight", e, kv, 1));
-            t.add(linear(b + "attn_v.weight", e, kv, 1));
-            t.add(linear(b + "attn_output.weight", q, e, residual));
-            if (s.arch().equals("qwen2moe") || s.arch().equals("qwen2") || gptOss) {
+            if (s.mla() != null) {
+                latent(t, s, b, residual);
+            } else {
+                t.add(linear(b + "attn_q.weight", e, q, 1));
+                t.add(linear(b + "attn_k.weight", e, kv, 1));
+                t.add(linear(b + "attn_v.weight", e, kv, 1));
+                t.add(linear(b + "attn_output.weight", q, e, residual));
+            }
+            if (files.qkvBias() == FileLayout.Bias.ALWAYS) {
                 t.add(bias(b + "attn_q.bias", q));
                 t.add(bias(b + "attn_k.bias", kv));
                 t.add(bias(b + "attn_v.bias", kv));
             }
-            if (gptOss) {
+            if (ossBiases) {
                 t.add(bias(b + "attn_output.bias", e));
                 t.add(new Draft(b + "attn_sinks.weight", dims(s.heads()), 0, 1));
             }
-            switch (s.arch()) {
-                case "qwen3", "qwen3moe" -> {
+            switch (arch.qkNorm()) {
+                case PER_HEAD -> {
                     t.add(norm(b + "attn_q_norm.weight", hd));
                     t.add(norm(b + "attn_k_norm.weight", hd));
                 }
-                case "olmoe" -> {
+                case WHOLE -> {
                     t.add(norm(b + "attn_q_norm.weight", q));
                     t.add(norm(b + "attn_k_norm.weight", kv));
                 }
-                default -> {
+                case NONE -> {
                 }
             }
-            t.add(norm(b + (gptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), e));
-            if (!s.isMoe()) {
+            t.add(norm(b + arch.ffnNormTensor() + ".weight", e));
+            if (!s.isMoeLayer(l)) {
                 t.add(linear(b + "ffn_gate.weight", e, s.ff(), 1));
                 t.add(linear(b + "ffn_up.weight", e, s.ff(), 1));
                 t.add(linear(b + "ffn_down.weight", s.ff(), e, residual));
@@ -102,23 +110,46 @@ public final class Synth {
             }
             int n = s.experts(), h = s.expertHidden();
             t.add(linear(b + "ffn_gate_inp.weight", e, n, 1));
-            if (gptOss) t.add(bias(b + "ffn_gate_inp.bias", n));
+            if (ossBiases) t.add(bias(b + "ffn_gate_inp.bias", n));
+            // the selection bias only orders the experts: of the order of the sigmoid scores' spread
+            if (s.routing() != null && s.routing().sigmoid()) t.add(new Draft(b + "exp_probs_b.bias", dims(n), 0, 0.1));
             t.add(new Draft(b + "ffn_gate_exps.weight", dims(e, h, n), 0, 1 / Math.sqrt(e)));
             t.add(new Draft(b + "ffn_up_exps.weight", dims(e, h, n), 0, 1 / Math.sqrt(e)));
             t.add(new Draft(b + "ffn_down_exps.weight", dims(h, e, n), 0, residual / Math.sqrt(h)));
-            if (gptOss) {
+            if (ossBiases) {
                 t.add(new Draft(b + "ffn_gate_exps.bias", dims(h, n), 0, 0.1));
                 t.add(new Draft(b + "ffn_up_exps.bias", dims(h, n), 0, 0.1));
                 t.add(new Draft(b + "ffn_down_exps.bias", dims(e, n), 0, 0.1));
             }
             if (s.sharedFf() > 0) {
-                t.add(new Draft(b + "ffn_gate_inp_shexp.weight", dims(e), 0, 1 / Math.sqrt(e)));
+                if (files.sharedExpert() == FileLayout.SharedExpert.GATED) {
+                    t.add(new Draft(b + "ffn_gate_inp_shexp.weight", dims(e), 0, 1 / Math.sqrt(e)));
+                }
                 t.add(linear(b + "ffn_gate_shexp.weight", e, s.sharedFf(), 1));
                 t.add(linear(b + "ffn_up_shexp.weight", e, s.sharedFf(), 1));
                 t.add(linear(b + "ffn_down_shexp.weight", s.sharedFf(), e, residual));
             }
         }
         return t;
+    }
+
+    /** The latent attention's tensors, in llama.cpp's order (attn_k_b and attn_v_b: kv_b_proj split per head). */
+    private static void latent(List<Draft> t, ModelShape s, String b, double residual) {
+        ModelShape.Mla m = s.mla();
+        int e = s.embd(), heads = s.heads();
+        if (m.qLoraRank() > 0) {
+            t.add(linear(b + "attn_q_a.weight", e, m.qLoraRank(), 1));
+            t.add(norm(b + "attn_q_a_norm.weight", m.qLoraRank()));
+            t.add(linear(b + "attn_q_b.weight", m.qLoraRank(), s.qDim(), 1));
+        } else {
+            t.add(linear(b + "attn_q.weight", e, s.qDim(), 1));
+        }
+        t.add(linear(b + "attn_kv_a_mqa.weight", e, m.kvLoraRank() + m.qkRope(), 1));
+        t.add(norm(b + "attn_kv_a_norm.weight", m.kvLoraRank()));
+        // per head: k_b maps the latent to qk_nope (stored transposed, rows of qk_nope), v_b the latent to the value
+        t.add(new Draft(b + "attn_k_b.weight", dims(m.qkNope(), m.kvLoraRank(), heads), 0, 1 / Math.sqrt(m.kvLoraRank())));
+        t.add(new Draft(b + "attn_v_b.weight", dims(m.kvLoraRank(), m.vHeadDim(), heads), 0, 1 / Math.sqrt(m.kvLoraRank())));
+        t.add(linear(b + "attn_output.weight", s.attnOutDim(), e, residual));
     }
 
     private static long[] dims(long... d) {
@@ -151,40 +182,79 @@ public final class Synth {
         return md;
     }
 
-    /** The {@code <arch>.*} hyper-parameter keys of a shape, with llama.cpp's names. */
+    /** The {@code <arch>.*} hyper-parameter keys of a shape, with llama.cpp's names, in convert_hf_to_gguf.py's order. */
     public static void putHparams(Map<String, GgufValue> md, ModelShape s) {
+        FileLayout files = s.files();
+        ModelShape.Mla mla = s.mla();
+        ModelShape.Routing routing = s.routing();
         String a = s.arch() + ".";
         md.put(a + "block_count", u32(s.layers()));
         md.put(a + "context_length", u32(s.ctx()));
         md.put(a + "embedding_length", u32(s.embd()));
         md.put(a + "feed_forward_length", u32(s.ff()));
         md.put(a + "attention.head_count", u32(s.heads()));
-        md.put(a + "attention.head_count_kv", u32(s.kvHeads()));
+        // latent attention caches one row for all heads, as one key/value head
+        md.put(a + "attention.head_count_kv", u32(mla != null ? 1 : s.kvHeads()));
+        if (mla != null) putYarn(md, s);
         md.put(a + "rope.freq_base", GgufValue.ofF32((float) s.ropeBase()));
         md.put(a + "attention.layer_norm_rms_epsilon", GgufValue.ofF32(s.eps()));
         if (s.isMoe()) {
             md.put(a + "expert_count", u32(s.experts()));
             md.put(a + "expert_used_count", u32(s.topK()));
         }
-        if (s.headDim() * s.heads() != s.embd() || s.arch().startsWith("qwen3") || s.arch().equals("gpt-oss")) {
+        if (routing != null) {
+            if (routing.groups() > 0) {
+                md.put(a + "expert_group_count", u32(routing.groups()));
+                md.put(a + "expert_group_used_count", u32(routing.groupsUsed()));
+            }
+            // llama.cpp's llama_expert_gating_func_type: 1 softmax, 2 sigmoid
+            md.put(a + "expert_gating_func", u32(routing.sigmoid() ? 2 : 1));
+            md.put(a + "leading_dense_block_count", u32(routing.leadingDense()));
+        }
+        if (mla != null) {
+            md.put(a + "vocab_size", u32(s.vocab()));
+            if (mla.qLoraRank() > 0) md.put(a + "attention.q_lora_rank", u32(mla.qLoraRank()));
+            md.put(a + "attention.kv_lora_rank", u32(mla.kvLoraRank()));
+            md.put(a + "attention.key_length", u32(mla.kvLoraRank() + mla.qkRope()));
+            md.put(a + "attention.value_length", u32(mla.kvLoraRank()));
+            md.put(a + "attention.key_length_mla", u32(mla.qkNope() + mla.qkRope()));
+            md.put(a + "attention.value_length_mla", u32(mla.vHeadDim()));
+        } else if (s.headDim() * s.heads() != s.embd() || files.has(FileLayout.Trait.HEAD_SIZE_KEYS)) {
             md.put(a + "attention.key_length", u32(s.headDim()));
             md.put(a + "attention.value_length", u32(s.headDim()));
         }
         if (s.isMoe() && s.expertFf() > 0) md.put(a + "expert_feed_forward_length", u32(s.expertFf()));
-        if (s.sharedFf() > 0) md.put(a + "expert_shared_feed_forward_length", u32(s.sharedFf()));
-        if (s.slidingWindow() > 0) md.put(a + "attention.sliding_window", u32(s.slidingWindow()));
-        if (s.yarnFactor() > 0) {
-            md.put(a + "rope.scaling.type", GgufValue.of("yarn"));
-            md.put(a + "rope.scaling.factor", GgufValue.ofF32((float) s.yarnFactor()));
-            md.put(a + "rope.scaling.original_context_length", u32(s.yarnOrigCtx()));
-            if (s.arch().equals("gpt-oss")) { // llama.cpp's converter copies gpt-oss's rope_scaling beta_fast/beta_slow
-                md.put(a + "rope.scaling.yarn_beta_fast", GgufValue.ofF32(32f));
-                md.put(a + "rope.scaling.yarn_beta_slow", GgufValue.ofF32(1f));
+        if (s.sharedFf() > 0) {
+            switch (files.sharedExpert()) {
+                case GATED -> md.put(a + "expert_shared_feed_forward_length", u32(s.sharedFf()));
+                case COUNTED -> md.put(a + "expert_shared_count", u32(s.sharedFf() / s.expertHidden()));
+                case NONE -> throw new IllegalStateException(s.arch() + " has no shared expert");
             }
         }
-        if (s.arch().equals("llama")) {
+        if (routing != null) {
+            md.put(a + "expert_weights_scale", GgufValue.ofF32((float) routing.scale()));
+            if (routing.normalize()) md.put(a + "expert_weights_norm", GgufValue.ofBool(true));
+        }
+        if (s.slidingWindow() > 0) md.put(a + "attention.sliding_window", u32(s.slidingWindow()));
+        if (mla == null) putYarn(md, s);
+        if (mla != null) {
+            md.put(a + "rope.dimension_count", u32(mla.qkRope()));
+            if (s.yarnFactor() > 0) md.put(a + "rope.scaling.yarn_log_multiplier", GgufValue.ofF32((float) mla.yarnLogMultiplier()));
+        } else if (files.has(FileLayout.Trait.VOCAB_SIZE_KEYS)) {
             md.put(a + "vocab_size", u32(s.vocab()));
             md.put(a + "rope.dimension_count", u32(s.headDim()));
+        }
+    }
+
+    private static void putYarn(Map<String, GgufValue> md, ModelShape s) {
+        if (s.yarnFactor() <= 0) return;
+        String a = s.arch() + ".";
+        md.put(a + "rope.scaling.type", GgufValue.of("yarn"));
+        md.put(a + "rope.scaling.factor", GgufValue.ofF32((float) s.yarnFactor()));
+        md.put(a + "rope.scaling.original_context_length", u32(s.yarnOrigCtx()));
+        if (s.files().has(FileLayout.Trait.YARN_BETAS)) { // llama.cpp's converter copies rope_scaling's beta_fast / beta_slow
+            md.put(a + "rope.scaling.yarn_beta_fast", GgufValue.ofF32(32f));
+            md.put(a + "rope.scaling.yarn_beta_slow", GgufValue.ofF32(1f));
         }
     }
 

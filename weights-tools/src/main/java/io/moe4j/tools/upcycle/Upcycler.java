@@ -6,6 +6,9 @@ import io.moe4j.gguf.GgufTensor;
 import io.moe4j.gguf.GgufValue;
 import io.moe4j.gguf.GgufValueType;
 import io.moe4j.gguf.ModelFormatException;
+import io.moe4j.model.Architecture;
+import io.moe4j.model.FileLayout;
+import io.moe4j.model.arch.Architectures;
 import io.moe4j.kernels.GgmlType;
 import io.moe4j.tools.Codec;
 import io.moe4j.tools.ModelWriter;
@@ -29,7 +32,8 @@ import java.util.Map;
  * exactly the dense model's function. With {@code noise} x, every expert copy gets independent noise of x times
  * the RMS of each row added, so that the experts can diverge when trained.
  *
- * <p>llama stays llama (llama.cpp reads Mixtral-style experts from the same architecture); qwen3 becomes qwen3moe.
+ * <p>The architecture becomes {@link Architectures#withExperts}'s: llama stays llama (llama.cpp reads Mixtral-style
+ * experts from the same architecture); qwen3 becomes qwen3moe.
  */
 public final class Upcycler {
 
@@ -50,11 +54,13 @@ public final class Upcycler {
     public static ModelWriter.Result upcycle(GgufFile src, Path out, Spec spec, int threads, boolean quiet) {
         var md = src.metadata();
         String arch = md.getString("general.architecture");
-        String newArch = switch (arch) {
-            case "llama" -> "llama";
-            case "qwen3" -> "qwen3moe";
-            default -> throw new ModelFormatException(src.path() + ": upcycle supports dense llama and qwen3 models, not " + arch);
-        };
+        Architecture moeArch = Architectures.withExperts(Architectures.byName(arch, src.path().toString()));
+        if (moeArch == null) {
+            List<String> dense = new ArrayList<>();
+            for (Architecture a : Architectures.all()) if (Architectures.withExperts(a) != null) dense.add(a.name());
+            throw new ModelFormatException(src.path() + ": upcycle supports dense " + String.join(" and ", dense) + " models, not " + arch);
+        }
+        String newArch = moeArch.name();
         if (md.has(arch + ".expert_count") && md.getInt(arch + ".expert_count") > 0) {
             throw new ModelFormatException(src.path() + ": the model already has experts (" + arch + ".expert_count = "
                     + md.getInt(arch + ".expert_count") + ")");
@@ -115,7 +121,7 @@ public final class Upcycler {
         meta.put("general.name", GgufValue.of(oldName + " upcycled " + e + "x top-" + k));
         meta.put(newArch + ".expert_count", u32(e));
         meta.put(newArch + ".expert_used_count", u32(k));
-        if (newArch.equals("qwen3moe")) meta.put(newArch + ".expert_feed_forward_length", u32(ff));
+        if (moeArch.files().has(FileLayout.Trait.EXPERT_FF_KEY)) meta.put(newArch + ".expert_feed_forward_length", u32(ff));
         Progress p = Progress.start("upcycle", 0, quiet);
         return ModelWriter.write(out, meta, plans, p, threads, "wrote");
     }

@@ -48,6 +48,33 @@ class ToolsCliTest {
         assertTrue(r.out().contains("decode reads"), r.out());
     }
 
+    /** A DeepSeek preset made small by the usual overrides, with fewer dense leading blocks; too few layers are refused. */
+    @Test
+    void deepSeekPresetWithOverrides() throws Exception {
+        Path out = tmp.resolve("keep-ds.gguf");
+        String[] small = {"--vocab", "512", "--embd", "256", "--heads", "8", "--kv-heads", "8", "--ff", "512", "--experts", "16", "--expert-ff", "64", "--shared-ff", "64",
+                "--type", "Q4_K_M", "-q", "-o", out.toString()};
+        Main.Captured r = run(concat(new String[]{"synth", "--preset", "deepseek-v3", "--layers", "3", "--dense-layers", "1"}, small));
+        assertEquals(0, r.exit(), r.err());
+        try (GgufFile f = GgufFile.open(out)) {
+            assertEquals(1, f.metadata().getInt("deepseek2.leading_dense_block_count"));
+            assertEquals(1536, f.metadata().getInt("deepseek2.attention.q_lora_rank"));
+            assertTrue(f.tensor("blk.1.exp_probs_b.bias") != null && f.tensor("blk.0.ffn_gate.weight") != null);
+        }
+        r = run("inspect", out.toString(), "--no-tensors");
+        assertEquals(0, r.exit(), r.err());
+        assertTrue(r.out().contains("576 values per token and layer"), r.out());
+        Files.delete(out);
+        r = run(concat(new String[]{"synth", "--preset", "deepseek-v3", "--layers", "3"}, small));
+        assertEquals(1, r.exit());
+        assertTrue(r.err().contains("dense-layers 3") && r.err().contains("fewer than layers 3"), r.err());
+        assertNothingWritten();
+    }
+
+    private static String[] concat(String[] a, String[] b) {
+        return Stream.concat(Stream.of(a), Stream.of(b)).toArray(String[]::new);
+    }
+
     @Test
     void exportThenConvert() throws Exception {
         Path src = tmp.resolve("keep-src.gguf"), hf = tmp.resolve("keep-hf"), back = tmp.resolve("keep-back.gguf");

@@ -51,7 +51,7 @@ class ConvertExportTest {
 
     @ParameterizedTest(name = "{0} {1} {2}")
     @CsvSource({"tiny, BF16, ", "tiny-dense, F16, ", "tiny-qwen2, BF16, ", "tiny-qwen3, F32, ", "tiny-qwen3moe, Q8_0, ", "tiny-qwen2moe, F32, ",
-            "tiny-olmoe, F32, ", "tiny-gpt-oss, F32, ", "tiny-gpt-oss, Q8_0, MXFP4"})
+            "tiny-olmoe, F32, ", "tiny-gpt-oss, F32, ", "tiny-gpt-oss, Q8_0, MXFP4", "tiny-deepseek2, F32, ", "tiny-deepseek2, Q8_0, "})
     void everyArchitectureSurvivesExportAndConvert(String preset, String type, String experts) {
         GgmlType et = experts == null ? null : GgmlType.valueOf(experts);
         Path src = synth(preset, FileType.parse(type), et);

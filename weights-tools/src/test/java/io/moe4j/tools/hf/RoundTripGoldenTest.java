@@ -34,7 +34,7 @@ class RoundTripGoldenTest {
             "llama_moe-f32, , false", "llama_moe-f16, , false", "llama_moe-bf16, , false", "llama_moe_yarn_long-f16, , false",
             "llama_moe-q8_0, Q8_0, false", "llama_moe-q4_0, Q4_0, true", "llama_moe-q4_k_m, Q4_K, false", "llama_moe-q6_k, Q6_K, false",
             "llama_moe-mxfp4_moe, MXFP4, false", "qwen3moe-q8_0, Q8_0, false", "qwen2moe-q8_0, Q8_0, false", "olmoe-q8_0, Q8_0, false",
-            "gpt_oss-mxfp4_moe, MXFP4, false", "stories260K, , false"})
+            "gpt_oss-mxfp4_moe, MXFP4, false", "deepseek2-f32, , false", "deepseek2-q8_0, Q8_0, false", "stories260K, , false"})
     void exportThenConvertGivesIdenticalTensorsAndLogits(String id, String type, boolean pure) {
         Path src = id.equals("stories260K") ? SharedData.models().resolve("stories260K.gguf") : SharedData.goldenModel(id);
         Path hf = tmp.resolve("hf"), back = tmp.resolve("back.gguf");

@@ -44,7 +44,7 @@ class LlamaCppLayoutTest {
 
     @ParameterizedTest(name = "{0} vs {1}")
     @CsvSource({"tiny, llama_moe-f32", "tiny-qwen3moe, qwen3moe-q8_0", "tiny-qwen2moe, qwen2moe-q8_0", "tiny-olmoe, olmoe-q8_0",
-            "tiny-gpt-oss, gpt_oss-mxfp4_moe"})
+            "tiny-gpt-oss, gpt_oss-mxfp4_moe", "tiny-deepseek2, deepseek2-f32"})
     void synthMatchesTheLayoutOfAFileLlamaCppMade(String preset, String golden) {
         Path reference = SharedData.golden().resolve("models").resolve(golden + ".gguf");
         Path out = tmp.resolve(preset + ".gguf");

@@ -24,7 +24,7 @@ class SynthTest {
     static final int[] PROMPT = {1, 40, 300, 7, 99, 256, 3, 500, 42, 17, 260, 261};
 
     @ParameterizedTest
-    @ValueSource(strings = {"tiny", "tiny-dense", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3moe", "tiny-qwen2moe", "tiny-olmoe", "tiny-gpt-oss"})
+    @ValueSource(strings = {"tiny", "tiny-dense", "tiny-qwen2", "tiny-qwen3", "tiny-qwen3moe", "tiny-qwen2moe", "tiny-olmoe", "tiny-gpt-oss", "tiny-deepseek2"})
     void everyTinyPresetLoadsAndGivesFiniteLogits(String preset) {
         Path out = tmp.resolve(preset + ".gguf");
         Synth.write(new Synth.Spec(Presets.get(preset), FileType.F32, null, 7), out, 2, true);
