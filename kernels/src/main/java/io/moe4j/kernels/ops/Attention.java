@@ -237,6 +237,8 @@ public final class Attention {
         float[] k = new float[0], v = new float[0];
         /** Q8_0 caches: the block scales of the block's key and value rows ({@link KvBuffer.Q8_0#toCodes}). */
         float[] kScales = new float[0], vScales = new float[0];
+        /** Q8_0 caches: one block's value weights, softmax weight × scale per (position, 32 values). */
+        float[] valueWeights = new float[0];
         /** The running (merged) state of each row: maximum, sum, outputs. */
         float[] runM = new float[0], runL = new float[0], runO = new float[0];
 
@@ -256,7 +258,10 @@ public final class Attention {
             if (k.length < BLOCK * headDim) k = new float[BLOCK * headDim];
             if (v.length < BLOCK * valueDim) v = new float[BLOCK * valueDim];
             if (kScales.length < BLOCK * (headDim / KvBuffer.Q8_0.QK)) kScales = new float[BLOCK * (headDim / KvBuffer.Q8_0.QK)];
-            if (vScales.length < BLOCK * (valueDim / KvBuffer.Q8_0.QK)) vScales = new float[BLOCK * (valueDim / KvBuffer.Q8_0.QK)];
+            if (vScales.length < BLOCK * (valueDim / KvBuffer.Q8_0.QK)) {
+                vScales = new float[BLOCK * (valueDim / KvBuffer.Q8_0.QK)];
+                valueWeights = new float[BLOCK * (valueDim / KvBuffer.Q8_0.QK)];
+            }
         }
     }
 
@@ -360,7 +365,7 @@ public final class Attention {
                 if (len <= 0) continue;
                 for (int g = 0; g < gn; g++) {
                     int r = (t - t0) * gn + g;
-                    if (q8) blockQ8(r, len, hd, vd, qs, acc, sc, m, l, kb, kd, vb, vds, vStride, vScaleStride);
+                    if (q8) blockQ8(r, len, hd, vd, qs, acc, sc, m, l, kb, kd, vb, vds, vStride, vScaleStride, s.valueWeights);
                     else block(r, len, hd, vd, simdK, simdV, qs, acc, sc, m, l, kb, vb, vStride);
                 }
             }
@@ -413,15 +418,15 @@ public final class Attention {
                               float[] sc, float[] m, float[] l, float[] kb, float[] vb, int vStride) {
         int so = r * BLOCK, qo = r * hd, ao = r * vd;
         int j = 0;
-        if (simdK) for (; j + 8 <= len; j += 8) scores8(kb, j * hd, hd, hd, qs, qo, sc, so + j);
-        for (; j < len; j += 4) {
-            int count = Math.min(4, len - j);
-            if (simdK) scores(kb, j * hd, hd, count, hd, qs, qo, sc, so + j);
-            else for (int c = 0; c < count; c++) sc[so + j + c] = dotScalar(kb, (j + c) * hd, qs, qo, hd);
+        if (simdK) {
+            for (; j + 8 <= len; j += 8) scores8(kb, j * hd, hd, hd, qs, qo, sc, so + j);
+            for (; j < len; j++) sc[so + j] = score(kb, j * hd, hd, qs, qo);
+        } else {
+            for (; j < len; j++) sc[so + j] = dotScalar(kb, j * hd, qs, qo, hd);
         }
         softmax(r, len, vd, acc, sc, m, l);
         if (simdV) {
-            accumulate(vb, 0, vStride, len, vd, sc, so, acc, ao);
+            accumulate(vb, 0, vStride, len, vd, sc, so, 1, 0, acc, ao);
         } else {
             for (int p = 0; p < len; p++) for (int i = 0; i < vd; i++) acc[ao + i] += sc[so + p] * vb[p * vStride + i];
         }
@@ -454,58 +459,22 @@ public final class Attention {
      * the 32-value blocks of a key row of d × (q · the block's codes); a value row ({@code vd} values: all of a value
      * store's row, or the first blocks of a key row) adds (weight × d) × its codes to the accumulator, block by block.
      * Position j's key codes are at {@code kc[j * hd]}, its scales at {@code kd[j * hd / 32]}; its value codes at
-     * {@code vc[j * vStride]}, scales at {@code vs[j * vScaleStride]}.
+     * {@code vc[j * vStride]}, scales at {@code vs[j * vScaleStride]}; {@code qw} is scratch for the value weights.
      */
     private static void blockQ8(int r, int len, int hd, int vd, float[] qs, float[] acc, float[] sc, float[] m, float[] l,
-                                float[] kc, float[] kd, float[] vc, float[] vs, int vStride, int vScaleStride) {
+                                float[] kc, float[] kd, float[] vc, float[] vs, int vStride, int vScaleStride, float[] qw) {
         int so = r * BLOCK, qo = r * hd, ao = r * vd, nb = hd / KvBuffer.Q8_0.QK;
         int j = 0;
         for (; j + 4 <= len; j += 4) scoresQ8x4(kc, kd, j, hd, nb, qs, qo, sc, so + j);
         for (; j < len; j++) sc[so + j] = dotQ8(kc, j * hd, kd, j * nb, hd, qs, qo);
         softmax(r, len, vd, acc, sc, m, l);
-        int i = 0, blk = 0;
-        // Two blocks of 32 values at a time: eight independent FMA chains over the positions.
-        for (; i + 64 <= vd; i += 64, blk += 2) {
-            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
-            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
-            FloatVector a4 = FloatVector.fromArray(F, acc, ao + i + 32), a5 = FloatVector.fromArray(F, acc, ao + i + 40);
-            FloatVector a6 = FloatVector.fromArray(F, acc, ao + i + 48), a7 = FloatVector.fromArray(F, acc, ao + i + 56);
-            for (int p = 0, c = i, d = blk; p < len; p++, c += vStride, d += vScaleStride) {
-                float w = sc[so + p];
-                FloatVector wd = FloatVector.broadcast(F, w * vs[d]), we = FloatVector.broadcast(F, w * vs[d + 1]);
-                a0 = FloatVector.fromArray(F, vc, c).fma(wd, a0);
-                a1 = FloatVector.fromArray(F, vc, c + 8).fma(wd, a1);
-                a2 = FloatVector.fromArray(F, vc, c + 16).fma(wd, a2);
-                a3 = FloatVector.fromArray(F, vc, c + 24).fma(wd, a3);
-                a4 = FloatVector.fromArray(F, vc, c + 32).fma(we, a4);
-                a5 = FloatVector.fromArray(F, vc, c + 40).fma(we, a5);
-                a6 = FloatVector.fromArray(F, vc, c + 48).fma(we, a6);
-                a7 = FloatVector.fromArray(F, vc, c + 56).fma(we, a7);
-            }
-            a0.intoArray(acc, ao + i);
-            a1.intoArray(acc, ao + i + 8);
-            a2.intoArray(acc, ao + i + 16);
-            a3.intoArray(acc, ao + i + 24);
-            a4.intoArray(acc, ao + i + 32);
-            a5.intoArray(acc, ao + i + 40);
-            a6.intoArray(acc, ao + i + 48);
-            a7.intoArray(acc, ao + i + 56);
+        // A value block's weight is (softmax weight × its scale): one product per (position, block), then the float
+        // accumulation over the codes with that weight per 32 values.
+        int nbV = vd / KvBuffer.Q8_0.QK;
+        for (int p = 0; p < len; p++) {
+            for (int b = 0; b < nbV; b++) qw[p * nbV + b] = sc[so + p] * vs[p * vScaleStride + b];
         }
-        for (; i < vd; i += 32, blk++) {
-            FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
-            FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
-            for (int p = 0, c = i, d = blk; p < len; p++, c += vStride, d += vScaleStride) {
-                FloatVector wd = FloatVector.broadcast(F, sc[so + p] * vs[d]);
-                a0 = FloatVector.fromArray(F, vc, c).fma(wd, a0);
-                a1 = FloatVector.fromArray(F, vc, c + 8).fma(wd, a1);
-                a2 = FloatVector.fromArray(F, vc, c + 16).fma(wd, a2);
-                a3 = FloatVector.fromArray(F, vc, c + 24).fma(wd, a3);
-            }
-            a0.intoArray(acc, ao + i);
-            a1.intoArray(acc, ao + i + 8);
-            a2.intoArray(acc, ao + i + 16);
-            a3.intoArray(acc, ao + i + 24);
-        }
+        accumulate(vc, 0, vStride, len, vd, qw, 0, nbV, 1, acc, ao);
     }
 
     /** Dot of q[qo .. qo+n) with the codes at {@code c[co ..]} and block scales at {@code d[dOff ..]}: per block, d × (q · codes). */
@@ -565,7 +534,7 @@ public final class Attention {
         return ((v.lane(0) + v.lane(1)) + (v.lane(2) + v.lane(3))) + ((v.lane(4) + v.lane(5)) + (v.lane(6) + v.lane(7)));
     }
 
-    /** {@link #scores} of 8 positions as 8 independent FMA chains (the same arithmetic per position). */
+    /** {@link #score} of 8 positions, {@code stride} floats apart, as 8 independent FMA chains (the same arithmetic per position). */
     private static void scores8(float[] k, int b0, int stride, int n, float[] q, int qo, float[] sc, int so) {
         int b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride, b4 = b3 + stride, b5 = b4 + stride, b6 = b5 + stride, b7 = b6 + stride;
         FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
@@ -591,55 +560,39 @@ public final class Attention {
     }
 
     /**
-     * scores[so + c] = dot(q[qo ..], k[b0 + c * stride ..]) for c in [0, count): per position, 8 lanes accumulated in order and
-     * summed ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); 4 positions at a time as 4 independent FMA chains.
+     * dot(q[qo .. qo+n), k[ko ..]): 8 lanes accumulated in order and summed ((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7)); the
+     * arithmetic of every score, whether one position or {@link #scores8}'s eight at a time.
      */
-    private static void scores(float[] k, int b0, int stride, int count, int n, float[] q, int qo, float[] sc, int so) {
-        if (count == 4) {
-            int b1 = b0 + stride, b2 = b1 + stride, b3 = b2 + stride;
-            FloatVector a0 = FloatVector.zero(F), a1 = a0, a2 = a0, a3 = a0;
-            for (int i = 0; i < n; i += 8) {
-                FloatVector qv = FloatVector.fromArray(F, q, qo + i);
-                a0 = FloatVector.fromArray(F, k, b0 + i).fma(qv, a0);
-                a1 = FloatVector.fromArray(F, k, b1 + i).fma(qv, a1);
-                a2 = FloatVector.fromArray(F, k, b2 + i).fma(qv, a2);
-                a3 = FloatVector.fromArray(F, k, b3 + i).fma(qv, a3);
-            }
-            sc[so] = sum8(a0);
-            sc[so + 1] = sum8(a1);
-            sc[so + 2] = sum8(a2);
-            sc[so + 3] = sum8(a3);
-        } else {
-            for (int c = 0; c < count; c++, b0 += stride) {
-                FloatVector a = FloatVector.zero(F);
-                for (int i = 0; i < n; i += 8) a = FloatVector.fromArray(F, k, b0 + i).fma(FloatVector.fromArray(F, q, qo + i), a);
-                sc[so + c] = sum8(a);
-            }
-        }
+    private static float score(float[] k, int ko, int n, float[] q, int qo) {
+        FloatVector a = FloatVector.zero(F);
+        for (int i = 0; i < n; i += 8) a = FloatVector.fromArray(F, k, ko + i).fma(FloatVector.fromArray(F, q, qo + i), a);
+        return sum8(a);
     }
 
     /**
-     * acc[ao + i] += w[wo + j] * v[b0 + j * stride + i] for positions j = 0 .. count-1 in order, i in [0, n): each
-     * element's sum runs over the positions in order; 64 elements at a time (8 independent FMA chains, enough to
-     * hide the FMA latency) are held in registers for the whole block.
+     * acc[ao + i] += w[wo + j * wStride + (i / 32) * wBlockStep] * v[b0 + j * stride + i] for positions j = 0 .. count-1
+     * in order, i in [0, n): one weight per position ({@code wBlockStep} 0), or one per position and 32 values (Q8_0's
+     * blocks, {@code wBlockStep} 1). Each element's sum runs over the positions in order; 64 elements at a time (8
+     * independent FMA chains, enough to hide the FMA latency) are held in registers for the whole block.
      */
-    private static void accumulate(float[] v, int b0, int stride, int count, int n, float[] w, int wo, float[] acc, int ao) {
+    private static void accumulate(float[] v, int b0, int stride, int count, int n, float[] w, int wo, int wStride,
+                                   int wBlockStep, float[] acc, int ao) {
         int i = 0;
         for (; i + 64 <= n; i += 64) {
             FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
             FloatVector a4 = FloatVector.fromArray(F, acc, ao + i + 32), a5 = FloatVector.fromArray(F, acc, ao + i + 40);
             FloatVector a6 = FloatVector.fromArray(F, acc, ao + i + 48), a7 = FloatVector.fromArray(F, acc, ao + i + 56);
-            for (int j = 0, b = b0 + i; j < count; j++, b += stride) {
-                FloatVector wj = FloatVector.broadcast(F, w[wo + j]);
+            for (int j = 0, b = b0 + i, k = wo + (i >> 5) * wBlockStep; j < count; j++, b += stride, k += wStride) {
+                FloatVector wj = FloatVector.broadcast(F, w[k]), wk = FloatVector.broadcast(F, w[k + wBlockStep]);
                 a0 = FloatVector.fromArray(F, v, b).fma(wj, a0);
                 a1 = FloatVector.fromArray(F, v, b + 8).fma(wj, a1);
                 a2 = FloatVector.fromArray(F, v, b + 16).fma(wj, a2);
                 a3 = FloatVector.fromArray(F, v, b + 24).fma(wj, a3);
-                a4 = FloatVector.fromArray(F, v, b + 32).fma(wj, a4);
-                a5 = FloatVector.fromArray(F, v, b + 40).fma(wj, a5);
-                a6 = FloatVector.fromArray(F, v, b + 48).fma(wj, a6);
-                a7 = FloatVector.fromArray(F, v, b + 56).fma(wj, a7);
+                a4 = FloatVector.fromArray(F, v, b + 32).fma(wk, a4);
+                a5 = FloatVector.fromArray(F, v, b + 40).fma(wk, a5);
+                a6 = FloatVector.fromArray(F, v, b + 48).fma(wk, a6);
+                a7 = FloatVector.fromArray(F, v, b + 56).fma(wk, a7);
             }
             a0.intoArray(acc, ao + i);
             a1.intoArray(acc, ao + i + 8);
@@ -653,8 +606,8 @@ public final class Attention {
         for (; i + 32 <= n; i += 32) {
             FloatVector a0 = FloatVector.fromArray(F, acc, ao + i), a1 = FloatVector.fromArray(F, acc, ao + i + 8);
             FloatVector a2 = FloatVector.fromArray(F, acc, ao + i + 16), a3 = FloatVector.fromArray(F, acc, ao + i + 24);
-            for (int j = 0, b = b0 + i; j < count; j++, b += stride) {
-                FloatVector wj = FloatVector.broadcast(F, w[wo + j]);
+            for (int j = 0, b = b0 + i, k = wo + (i >> 5) * wBlockStep; j < count; j++, b += stride, k += wStride) {
+                FloatVector wj = FloatVector.broadcast(F, w[k]);
                 a0 = FloatVector.fromArray(F, v, b).fma(wj, a0);
                 a1 = FloatVector.fromArray(F, v, b + 8).fma(wj, a1);
                 a2 = FloatVector.fromArray(F, v, b + 16).fma(wj, a2);
@@ -667,7 +620,9 @@ public final class Attention {
         }
         for (; i < n; i += 8) {
             FloatVector a = FloatVector.fromArray(F, acc, ao + i);
-            for (int j = 0, b = b0 + i; j < count; j++, b += stride) a = FloatVector.fromArray(F, v, b).fma(FloatVector.broadcast(F, w[wo + j]), a);
+            for (int j = 0, b = b0 + i, k = wo + (i >> 5) * wBlockStep; j < count; j++, b += stride, k += wStride) {
+                a = FloatVector.fromArray(F, v, b).fma(FloatVector.broadcast(F, w[k]), a);
+            }
             a.intoArray(acc, ao + i);
         }
     }
